@@ -1,0 +1,308 @@
+//! The per-PMD megaflow cache: tuple-space search, one open-addressing hash table per distinct
+//! mask. A hit costs one masked hash and compare per mask tried; translation runs only on a miss.
+//!
+//! Invalidation is by generation today: any change to configuration or to state a translation
+//! read (the MAC table) bumps a global generation and each PMD clears its cache at the start of
+//! its next poll round, before it forwards another packet. Selective revalidation comes with the
+//! OpenFlow caching work.
+
+use crate::packet::key::{FlowKey, KEY_WORDS};
+use crate::pipeline::{DpAction, LearnRef};
+
+const EMPTY: u32 = u32::MAX;
+
+/// One cached datapath flow.
+#[derive(Clone, Debug)]
+pub struct Megaflow {
+    /// The masked key.
+    pub key: FlowKey,
+    pub mask: u16,
+    pub actions: Vec<DpAction>,
+    pub learn: Option<LearnRef>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub created: u32,
+    pub used: u32,
+}
+
+struct Subtable {
+    mask: FlowKey,
+    /// Indices of the words the mask does not wildcard entirely.
+    words: [u8; KEY_WORDS],
+    nwords: usize,
+    slots: Vec<u32>,
+    hashes: Vec<u32>,
+    count: usize,
+    hits: u64,
+}
+
+#[inline(always)]
+fn hash_words(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u32 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for &i in words {
+        let i = i as usize;
+        h = (h ^ (key.w[i] & mask.w[i])).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 29;
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+impl Subtable {
+    fn new(mask: FlowKey) -> Self {
+        let mut words = [0u8; KEY_WORDS];
+        let mut n = 0;
+        for (i, m) in mask.w.iter().enumerate() {
+            if *m != 0 {
+                words[n] = i as u8;
+                n += 1;
+            }
+        }
+        Subtable {
+            mask,
+            words,
+            nwords: n,
+            slots: vec![EMPTY; 256],
+            hashes: vec![0; 256],
+            count: 0,
+            hits: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn matches(&self, key: &FlowKey, stored: &FlowKey) -> bool {
+        self.words[..self.nwords]
+            .iter()
+            .all(|&i| key.w[i as usize] & self.mask.w[i as usize] == stored.w[i as usize])
+    }
+
+    #[inline]
+    fn find(&self, key: &FlowKey, flows: &[Megaflow]) -> Option<u32> {
+        let h = hash_words(key, &self.mask, &self.words[..self.nwords]);
+        let m = self.slots.len() - 1;
+        let mut i = h as usize & m;
+        loop {
+            let f = self.slots[i];
+            if f == EMPTY {
+                return None;
+            }
+            if self.hashes[i] == h && self.matches(key, &flows[f as usize].key) {
+                return Some(f);
+            }
+            i = (i + 1) & m;
+        }
+    }
+
+    fn insert(&mut self, h: u32, idx: u32, flows: &[Megaflow]) {
+        if (self.count + 1) * 2 > self.slots.len() {
+            let n = self.slots.len() * 2;
+            let old: Vec<(u32, u32)> = self
+                .slots
+                .iter()
+                .zip(&self.hashes)
+                .filter(|(s, _)| **s != EMPTY)
+                .map(|(s, h)| (*s, *h))
+                .collect();
+            self.slots = vec![EMPTY; n];
+            self.hashes = vec![0; n];
+            self.count = 0;
+            for (s, h) in old {
+                self.place(h, s);
+            }
+        }
+        let _ = flows;
+        self.place(h, idx);
+    }
+
+    fn place(&mut self, h: u32, idx: u32) {
+        let m = self.slots.len() - 1;
+        let mut i = h as usize & m;
+        while self.slots[i] != EMPTY {
+            i = (i + 1) & m;
+        }
+        self.slots[i] = idx;
+        self.hashes[i] = h;
+        self.count += 1;
+    }
+}
+
+/// Per-PMD cache statistics.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub flushes: u64,
+}
+
+pub struct FlowCache {
+    subtables: Vec<Subtable>,
+    flows: Vec<Megaflow>,
+    capacity: usize,
+    lookups_since_sort: u32,
+    pub stats: CacheStats,
+}
+
+impl FlowCache {
+    pub fn new(capacity: usize) -> Self {
+        FlowCache {
+            subtables: Vec::new(),
+            flows: Vec::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(16),
+            lookups_since_sort: 0,
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+    pub fn masks(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// Finds the flow `key` belongs to. Masks are tried most-hit first.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
+        for st in self.subtables.iter_mut() {
+            if let Some(f) = st.find(key, &self.flows) {
+                st.hits += 1;
+                self.stats.hits += 1;
+                return Some(f);
+            }
+        }
+        self.stats.misses += 1;
+        self.lookups_since_sort += 1;
+        if self.lookups_since_sort >= 1024 && self.subtables.len() > 1 {
+            self.lookups_since_sort = 0;
+            self.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits));
+        }
+        None
+    }
+
+    #[inline]
+    pub fn flow_mut(&mut self, idx: u32) -> &mut Megaflow {
+        &mut self.flows[idx as usize]
+    }
+
+    pub fn flow(&self, idx: u32) -> &Megaflow {
+        &self.flows[idx as usize]
+    }
+
+    /// Inserts a flow for `key` under `mask`. When full, the cache is emptied first (bounded
+    /// memory; the working set refills on the next misses).
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowKey,
+        actions: Vec<DpAction>,
+        learn: Option<LearnRef>,
+        now: u32,
+    ) -> u32 {
+        if self.flows.len() >= self.capacity {
+            self.clear();
+        }
+        let si = match self.subtables.iter().position(|s| s.mask == *mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable::new(*mask));
+                self.subtables.len() - 1
+            }
+        };
+        let st = &mut self.subtables[si];
+        let masked = crate::pipeline::masked(key, mask);
+        let h = hash_words(key, mask, &st.words[..st.nwords]);
+        let idx = self.flows.len() as u32;
+        self.flows.push(Megaflow {
+            key: masked,
+            mask: si as u16,
+            actions,
+            learn,
+            packets: 0,
+            bytes: 0,
+            created: now,
+            used: now,
+        });
+        st.insert(h, idx, &self.flows);
+        self.stats.inserts += 1;
+        idx
+    }
+
+    /// Forgets every cached flow.
+    pub fn clear(&mut self) {
+        if self.flows.is_empty() {
+            return;
+        }
+        self.flows.clear();
+        self.subtables.clear();
+        self.stats.flushes += 1;
+    }
+
+    pub fn flows(&self) -> &[Megaflow] {
+        &self.flows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::key::w;
+
+    fn key(in_port: u32, src: u64, dst: u64, tp: u64) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.w[w::META] = in_port as u64;
+        k.w[w::ETH_SRC] = src | (0x0800 << 48);
+        k.w[w::ETH_DST] = dst;
+        k.w[w::L4] = tp;
+        k
+    }
+
+    fn l2mask() -> FlowKey {
+        let mut m = FlowKey::default();
+        m.w[w::META] = 0xffff_ffff;
+        m.w[w::ETH_SRC] = (1 << 48) - 1;
+        m.w[w::ETH_DST] = u64::MAX;
+        m
+    }
+
+    #[test]
+    fn wildcarded_fields_share_a_flow() {
+        let mut c = FlowCache::new(1000);
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), None);
+        let f = c.insert(
+            &key(1, 0xa, 0xb, 5),
+            &l2mask(),
+            vec![DpAction::Output(2)],
+            None,
+            0,
+        );
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(f));
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 99)), Some(f), "L4 is wildcarded");
+        assert_eq!(c.lookup(&key(2, 0xa, 0xb, 5)), None, "in_port is not");
+        assert_eq!(c.flow(f).actions, vec![DpAction::Output(2)]);
+    }
+
+    #[test]
+    fn many_flows_and_masks_and_overflow() {
+        let mut c = FlowCache::new(5000);
+        let mut exact = l2mask();
+        exact.w[w::L4] = u64::MAX;
+        for i in 0..3000u64 {
+            let m = if i % 2 == 0 { l2mask() } else { exact };
+            let k = key(1, i, i + 1, i);
+            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, 0);
+        }
+        assert_eq!(c.masks(), 2);
+        for i in 0..3000u64 {
+            let f = c.lookup(&key(1, i, i + 1, i)).expect("hit");
+            assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
+        }
+        for i in 3000..6000u64 {
+            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, 0);
+        }
+        assert!(c.len() <= 5000);
+        assert_eq!(c.stats.flushes, 1);
+    }
+}

@@ -1,0 +1,544 @@
+//! Configuration: the embedded standalone default, built from command-line flags or a TOML file.
+//!
+//! ```text
+//! xvswitchd --rundir DIR --bridge br0 --port IF1 --port IF2[,xdp-mode=generic] \
+//!           [--pmd-cpus 1,2] [--pmd-idle busy|sleep] [--batch 32] [--config FILE]
+//! ```
+//! Ports get OpenFlow port numbers 1, 2, ... in the order given (per bridge). The TOML form:
+//! ```toml
+//! rundir = "/var/run/xvswitch"
+//! [pmd]
+//! cpus = [1]
+//! idle = "sleep"
+//! [[bridge]]
+//! name = "br0"
+//! ports = ["veth0", { name = "tap0", xdp_mode = "generic" }]
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How a PMD waits when its queues are empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdlePolicy {
+    /// Spin: lowest latency, one core at 100 % (production).
+    #[default]
+    Busy,
+    /// Spin briefly, then nap for microseconds with back-off, then block in poll() on the
+    /// sockets: for tests and small machines.
+    Sleep,
+}
+
+impl std::str::FromStr for IdlePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "busy" => Ok(IdlePolicy::Busy),
+            "sleep" => Ok(IdlePolicy::Sleep),
+            _ => Err(format!("--pmd-idle must be busy or sleep, not {s:?}")),
+        }
+    }
+}
+
+/// OVS's `options:xdp-mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpMode {
+    /// Native with zero-copy if possible, else native copy, else generic.
+    #[default]
+    BestEffort,
+    NativeWithZerocopy,
+    Native,
+    Generic,
+}
+
+impl std::str::FromStr for XdpMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "best-effort" => Ok(XdpMode::BestEffort),
+            "native-with-zerocopy" => Ok(XdpMode::NativeWithZerocopy),
+            "native" | "drv" => Ok(XdpMode::Native),
+            "generic" | "skb" => Ok(XdpMode::Generic),
+            _ => Err(format!(
+                "xdp-mode must be best-effort, native-with-zerocopy, native or generic, not {s:?}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            XdpMode::BestEffort => "best-effort",
+            XdpMode::NativeWithZerocopy => "native-with-zerocopy",
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortConfig {
+    pub name: String,
+    pub xdp_mode: XdpMode,
+    /// Complete partial TCP/UDP checksums on receive; default: on for virtual devices.
+    pub csum_complete: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BridgeConfig {
+    pub name: String,
+    pub ports: Vec<PortConfig>,
+    /// Seconds before an idle MAC entry is forgotten (OVS default 300).
+    pub mac_aging: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub rundir: PathBuf,
+    pub bridges: Vec<BridgeConfig>,
+    pub pmd_cpus: Vec<usize>,
+    pub pmd_idle: IdlePolicy,
+    pub batch: u32,
+    pub ring_size: u32,
+    pub frame_size: u32,
+    pub log_file: Option<PathBuf>,
+    pub log_level: String,
+    pub pidfile: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rundir: PathBuf::from("/var/run/xvswitch"),
+            bridges: Vec::new(),
+            pmd_cpus: Vec::new(),
+            pmd_idle: IdlePolicy::Busy,
+            batch: 32,
+            ring_size: 2048,
+            frame_size: 4096,
+            log_file: None,
+            log_level: "info".to_string(),
+            pidfile: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{file}:{line}: {msg}")]
+    File {
+        file: String,
+        line: usize,
+        msg: String,
+    },
+    #[error("cannot read {file}: {msg}")]
+    Read { file: String, msg: String },
+}
+
+pub const USAGE: &str = "\
+usage: xvswitchd --rundir DIR --bridge BR --port IF[,OPT=VAL...] [--port ...] [OPTIONS]
+       xvswitchd --config FILE [OPTIONS]
+
+Standalone switch with an embedded default configuration: a MAC-learning bridge (OVS's NORMAL)
+over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
+
+  --rundir DIR          control socket DIR/xvswitchd.ctl (default /var/run/xvswitch)
+  --bridge NAME         start a bridge; following --port options belong to it
+  --port IF[,OPTS]      add interface IF; OPTS: xdp-mode=best-effort|native-with-zerocopy|
+                        native|generic, csum-complete=true|false
+  --pmd-cpus LIST       one poll-mode thread pinned per listed core, e.g. 1 or 0,1 or 2-3
+                        (default: one unpinned thread)
+  --pmd-idle busy|sleep busy-poll (default) or sleep when idle (tests, small machines)
+  --batch N             packets per RX/TX burst (default 32, max 256)
+  --ring-size N         AF_XDP ring size per queue (default 2048)
+  --mac-aging SECS      MAC aging time of the following bridges (default 300)
+  --config FILE         read a TOML configuration (flags given after it override it)
+  --log-file FILE       log there instead of stderr
+  -v, --verbose         debug logging (-vv for trace)
+  --pidfile FILE        write the pid there
+  -h, --help            this text
+  -V, --version         version
+";
+
+/// Parses a CPU list such as `1`, `0,1`, `2-5,7`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut v = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: usize = a.parse().map_err(|_| format!("bad CPU list {s:?}"))?;
+            let b: usize = b.parse().map_err(|_| format!("bad CPU list {s:?}"))?;
+            if a > b || b - a > 4096 {
+                return Err(format!("bad CPU range {part:?}"));
+            }
+            v.extend(a..=b);
+        } else {
+            v.push(part.parse().map_err(|_| format!("bad CPU list {s:?}"))?);
+        }
+    }
+    if v.is_empty() {
+        return Err(format!("empty CPU list {s:?}"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &v {
+        if !seen.insert(*c) {
+            return Err(format!("CPU {c} listed twice in {s:?}"));
+        }
+    }
+    Ok(v)
+}
+
+fn parse_port(spec: &str) -> Result<PortConfig, String> {
+    let mut parts = spec.split(',');
+    let name = parts.next().unwrap_or("").trim().to_string();
+    validate_ifname(&name)?;
+    let mut p = PortConfig {
+        name,
+        xdp_mode: XdpMode::default(),
+        csum_complete: None,
+    };
+    for opt in parts {
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| format!("port option {opt:?} is not KEY=VALUE"))?;
+        match k.trim() {
+            "xdp-mode" => p.xdp_mode = v.trim().parse()?,
+            "csum-complete" => p.csum_complete = Some(parse_bool(v.trim())?),
+            other => return Err(format!("unknown port option {other:?} in {spec:?}")),
+        }
+    }
+    Ok(p)
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "on" | "yes" => Ok(true),
+        "false" | "off" | "no" => Ok(false),
+        _ => Err(format!("expected true or false, not {s:?}")),
+    }
+}
+
+fn validate_ifname(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
+        return Err(format!("{n:?} is not a valid interface name"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parses the command line (without argv[0]).
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        let mut it = args.iter();
+        let mut aging = 300u32;
+        let usage = |m: String| ConfigError::Usage(m);
+        while let Some(a) = it.next() {
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+                _ => (a.as_str(), None),
+            };
+            let mut val = |name: &str| -> Result<String, ConfigError> {
+                match &inline {
+                    Some(v) => Ok(v.clone()),
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| ConfigError::Usage(format!("{name} needs a value"))),
+                }
+            };
+            match flag {
+                "--rundir" => cfg.rundir = PathBuf::from(val(flag)?),
+                "--bridge" => {
+                    let name = val(flag)?;
+                    if name.is_empty() || name.len() > 15 {
+                        return Err(usage(format!("bad bridge name {name:?}")));
+                    }
+                    if cfg.bridges.iter().any(|b| b.name == name) {
+                        return Err(usage(format!("bridge {name} given twice")));
+                    }
+                    cfg.bridges.push(BridgeConfig {
+                        name,
+                        ports: Vec::new(),
+                        mac_aging: aging,
+                    });
+                }
+                "--port" => {
+                    let spec = val(flag)?;
+                    let p = parse_port(&spec).map_err(usage)?;
+                    let Some(b) = cfg.bridges.last_mut() else {
+                        return Err(usage(format!("--port {spec} comes before any --bridge")));
+                    };
+                    b.ports.push(p);
+                }
+                "--pmd-cpus" => cfg.pmd_cpus = parse_cpu_list(&val(flag)?).map_err(usage)?,
+                "--pmd-idle" => cfg.pmd_idle = val(flag)?.parse().map_err(usage)?,
+                "--batch" => cfg.batch = parse_num(flag, &val(flag)?, 1, 256)?,
+                "--ring-size" => cfg.ring_size = parse_num(flag, &val(flag)?, 64, 16384)?,
+                "--mac-aging" => {
+                    aging = parse_num(flag, &val(flag)?, 1, 1_000_000)?;
+                    if let Some(b) = cfg.bridges.last_mut() {
+                        if b.ports.is_empty() {
+                            b.mac_aging = aging;
+                        }
+                    }
+                }
+                "--config" => {
+                    let path = val(flag)?;
+                    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+                        file: path.clone(),
+                        msg: e.to_string(),
+                    })?;
+                    let file_cfg = Config::from_toml(&text, &path)?;
+                    // flags before --config are kept unless the file sets them
+                    let keep_bridges = std::mem::take(&mut cfg.bridges);
+                    cfg = Config {
+                        bridges: if file_cfg.bridges.is_empty() {
+                            keep_bridges
+                        } else {
+                            file_cfg.bridges.clone()
+                        },
+                        ..file_cfg
+                    };
+                }
+                "--log-file" => cfg.log_file = Some(PathBuf::from(val(flag)?)),
+                "--pidfile" => cfg.pidfile = Some(PathBuf::from(val(flag)?)),
+                "-v" | "--verbose" => cfg.log_level = "debug".into(),
+                "-vv" => cfg.log_level = "trace".into(),
+                "-h" | "--help" => return Err(ConfigError::Usage(String::new())),
+                other => return Err(usage(format!("unknown option {other:?} (see --help)"))),
+            }
+        }
+        cfg.validate().map_err(usage)?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML configuration; errors name the file and line.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileCfg {
+            rundir: Option<PathBuf>,
+            #[serde(default)]
+            pmd: PmdCfg,
+            #[serde(default)]
+            bridge: Vec<BrCfg>,
+            log_file: Option<PathBuf>,
+            log_level: Option<String>,
+            pidfile: Option<PathBuf>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct PmdCfg {
+            #[serde(default)]
+            cpus: Vec<usize>,
+            idle: Option<IdlePolicy>,
+            batch: Option<u32>,
+            ring_size: Option<u32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct BrCfg {
+            name: String,
+            #[serde(default)]
+            ports: Vec<PortEntry>,
+            mac_aging: Option<u32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum PortEntry {
+            Name(String),
+            Full(PortFull),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PortFull {
+            name: String,
+            #[serde(default)]
+            xdp_mode: XdpMode,
+            csum_complete: Option<bool>,
+        }
+        let line_of = |span: Option<std::ops::Range<usize>>| -> usize {
+            span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0)
+        };
+        let f: FileCfg = toml::from_str(text).map_err(|e| ConfigError::File {
+            file: file.to_string(),
+            line: line_of(e.span()),
+            msg: e.message().to_string(),
+        })?;
+        let d = Config::default();
+        let mut bridges = Vec::new();
+        for b in f.bridge {
+            let mut ports = Vec::new();
+            for p in b.ports {
+                let pc = match p {
+                    PortEntry::Name(n) => PortConfig {
+                        name: n,
+                        xdp_mode: XdpMode::default(),
+                        csum_complete: None,
+                    },
+                    PortEntry::Full(p) => PortConfig {
+                        name: p.name,
+                        xdp_mode: p.xdp_mode,
+                        csum_complete: p.csum_complete,
+                    },
+                };
+                ports.push(pc);
+            }
+            bridges.push(BridgeConfig {
+                name: b.name,
+                ports,
+                mac_aging: b.mac_aging.unwrap_or(300),
+            });
+        }
+        let cfg = Config {
+            rundir: f.rundir.unwrap_or(d.rundir),
+            bridges,
+            pmd_cpus: f.pmd.cpus,
+            pmd_idle: f.pmd.idle.unwrap_or_default(),
+            batch: f.pmd.batch.unwrap_or(d.batch),
+            ring_size: f.pmd.ring_size.unwrap_or(d.ring_size),
+            frame_size: d.frame_size,
+            log_file: f.log_file,
+            log_level: f.log_level.unwrap_or(d.log_level),
+            pidfile: f.pidfile,
+        };
+        // semantic errors: point at the line that names the offending value
+        cfg.validate().map_err(|msg| {
+            let needle = msg.split('"').nth(1).unwrap_or("");
+            let quoted = format!("\"{needle}\"");
+            let line = if needle.is_empty() {
+                0
+            } else {
+                text.lines()
+                    .position(|l| l.contains(&quoted))
+                    .map(|i| i + 1)
+                    .unwrap_or(0)
+            };
+            ConfigError::File {
+                file: file.to_string(),
+                line,
+                msg,
+            }
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for b in &self.bridges {
+            for p in &b.ports {
+                validate_ifname(&p.name)?;
+                if !names.insert(p.name.clone()) {
+                    return Err(format!("port \"{}\" is given twice", p.name));
+                }
+            }
+        }
+        if !(1..=256).contains(&self.batch) {
+            return Err(format!("batch {} is not within 1..=256", self.batch));
+        }
+        if !self.ring_size.is_power_of_two() || !(64..=16384).contains(&self.ring_size) {
+            return Err(format!(
+                "ring size {} must be a power of two in 64..=16384",
+                self.ring_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_num(flag: &str, s: &str, lo: u32, hi: u32) -> Result<u32, ConfigError> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| ConfigError::Usage(format!("{flag} needs a number, not {s:?}")))?;
+    if n < lo || n > hi {
+        return Err(ConfigError::Usage(format!(
+            "{flag} {n} is not within {lo}..={hi}"
+        )));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn standalone_flags() {
+        let c = Config::from_args(&args(
+            "--rundir /tmp/x --bridge br0 --port a --port b,xdp-mode=generic --pmd-cpus 0,1 --pmd-idle sleep",
+        ))
+        .unwrap();
+        assert_eq!(c.rundir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.bridges.len(), 1);
+        assert_eq!(c.bridges[0].ports[0].name, "a");
+        assert_eq!(c.bridges[0].ports[1].xdp_mode, XdpMode::Generic);
+        assert_eq!(c.pmd_cpus, vec![0, 1]);
+        assert_eq!(c.pmd_idle, IdlePolicy::Sleep);
+    }
+
+    #[test]
+    fn bad_flags_are_clear_errors() {
+        let e = |s: &str| Config::from_args(&args(s)).unwrap_err().to_string();
+        assert!(e("--port a").contains("before any --bridge"));
+        assert!(e("--bridge b --port a --port a").contains("given twice"));
+        assert!(e("--pmd-idle lazy").contains("busy or sleep"));
+        assert!(e("--pmd-cpus 1,x").contains("bad CPU list"));
+        assert!(e("--bridge b --port a,zz=1").contains("unknown port option"));
+        assert!(e("--batch 0").contains("not within"));
+        assert!(e("--frobnicate").contains("unknown option"));
+        assert!(e("--rundir").contains("needs a value"));
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("2-4,7").unwrap(), vec![2, 3, 4, 7]);
+        assert!(parse_cpu_list("1,1").is_err());
+        assert!(parse_cpu_list("").is_err());
+        assert!(parse_cpu_list("5-2").is_err());
+    }
+
+    #[test]
+    fn toml_form() {
+        let t = r#"
+rundir = "/tmp/r"
+[pmd]
+cpus = [1]
+idle = "sleep"
+[[bridge]]
+name = "br0"
+ports = ["veth0", { name = "tap0", xdp_mode = "generic" }]
+"#;
+        let c = Config::from_toml(t, "x.toml").unwrap();
+        assert_eq!(c.pmd_cpus, vec![1]);
+        assert_eq!(c.bridges[0].ports[1].xdp_mode, XdpMode::Generic);
+        assert_eq!(c.bridges[0].mac_aging, 300);
+    }
+
+    #[test]
+    fn toml_errors_name_the_line() {
+        let t = "rundir = \"/tmp/r\"\n[pmd]\nidle = \"lazy\"\n";
+        match Config::from_toml(t, "x.toml").unwrap_err() {
+            ConfigError::File { line, file, .. } => {
+                assert_eq!(line, 3);
+                assert_eq!(file, "x.toml");
+            }
+            e => panic!("{e}"),
+        }
+        let t = "rundir = \"/tmp/r\"\n\n[[bridge]]\nname = \"b\"\nportz = []\n";
+        let e = Config::from_toml(t, "y.toml").unwrap_err();
+        assert!(matches!(e, ConfigError::File { line: 5, .. }), "{e}");
+        let t = "[[bridge]]\nname = \"b\"\nports = [\"a\",\n \"a\"]\n";
+        let e = Config::from_toml(t, "z.toml").unwrap_err();
+        assert!(e.to_string().contains("z.toml:3"), "{e}");
+    }
+}

@@ -1,0 +1,330 @@
+//! Control-socket commands. Names follow OVS where OVS has the command (`dpif/show`, `fdb/show`,
+//! `coverage/show`, `dpif-netdev/pmd-stats-show`), so operators' habits and scripts carry over.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use control::{Registry, Request};
+
+use crate::daemon::State;
+use crate::packet::Mac;
+use crate::stats::{Cov, PmdStat, PortStat};
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("list-commands", "", 0, 0);
+    r.register("version", "", 0, 0);
+    r.register("exit", "[--cleanup]", 0, 1);
+    r.register("dpif/show", "", 0, 0);
+    r.register("pmd/stats", "", 0, 0);
+    r.register("pmd/stats-clear", "", 0, 0);
+    r.register("dpif-netdev/pmd-stats-show", "", 0, 0);
+    r.register("dpif-netdev/pmd-stats-clear", "", 0, 0);
+    r.register("dpif-netdev/pmd-rxq-show", "", 0, 0);
+    r.register("fdb/show", "bridge", 1, 1);
+    r.register("fdb/flush", "[bridge]", 0, 1);
+    r.register("coverage/show", "", 0, 0);
+    r.register("vlog/set", "[spec]", 0, 1);
+    r.register("vlog/list", "", 0, 0);
+    r
+}
+
+/// Runs one (already validated) request.
+pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String, String> {
+    let _span = tracing::debug_span!("control", cmd = %req.method).entered();
+    match req.method.as_str() {
+        "list-commands" => Ok(reg.list_commands()),
+        "version" => Ok(format!("xvswitchd (xvswitch) {}\n", env!("CARGO_PKG_VERSION"))),
+        "exit" => {
+            st.exit_requested = true;
+            Ok(String::new())
+        }
+        "dpif/show" => Ok(dpif_show(st)),
+        "pmd/stats" | "dpif-netdev/pmd-stats-show" => Ok(pmd_stats(st)),
+        "pmd/stats-clear" | "dpif-netdev/pmd-stats-clear" => {
+            for p in &st.pmds {
+                p.clear_request.store(true, Ordering::Release);
+                p.waker.wake();
+            }
+            Ok(String::new())
+        }
+        "dpif-netdev/pmd-rxq-show" => Ok(rxq_show(st)),
+        "fdb/show" => fdb_show(st, &req.params[0]),
+        "fdb/flush" => fdb_flush(st, req.params.first().map(String::as_str)),
+        "coverage/show" => Ok(coverage_show(st)),
+        "vlog/set" => Ok(String::new()),
+        "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
+        other => Err(format!("\"{other}\" is not implemented")),
+    }
+}
+
+fn port_counter(st: &State, dp: u16, s: PortStat) -> u64 {
+    st.pmds
+        .iter()
+        .map(|p| p.ports[dp as usize].get(s as usize))
+        .sum()
+}
+
+fn dpif_show(st: &State) -> String {
+    let hits: u64 = st
+        .pmds
+        .iter()
+        .map(|p| p.stats.get(PmdStat::CacheHits as usize))
+        .sum();
+    let miss: u64 = st
+        .pmds
+        .iter()
+        .map(|p| p.stats.get(PmdStat::CacheMisses as usize))
+        .sum();
+    let mut s = format!("netdev@xvs-netdev: hit:{hits} missed:{miss}\n");
+    for b in &st.bridges {
+        let _ = writeln!(s, "  {}:", b.name);
+        for &pi in &b.ports {
+            let p = &st.ports[pi];
+            let x = &p.xdp;
+            let zc = x.sockets.iter().filter(|q| q.2).count();
+            let bind = if zc == x.sockets.len() && zc > 0 {
+                "zc"
+            } else if zc == 0 {
+                "copy"
+            } else {
+                "mixed"
+            };
+            let _ = writeln!(
+                s,
+                "    {} {}/{}: (afxdp: queues={}, xdp={}, bind={}, need_wakeup=true, driver={}, link={}, csum-complete={})",
+                x.name,
+                p.ofport,
+                p.dp,
+                x.queues,
+                x.attach_mode.map(|m| m.as_str()).unwrap_or("none"),
+                bind,
+                x.driver,
+                if p.admin_up && p.carrier { "up" } else { "down" },
+                x.csum_complete,
+            );
+            let mut kdrops = 0u64;
+            let mut ring_full = 0u64;
+            let mut fill_empty = 0u64;
+            for &(_, fd, _) in &x.sockets {
+                if let Some(k) = x.socket_stats(fd) {
+                    kdrops += k.rx_dropped;
+                    ring_full += k.rx_ring_full;
+                    fill_empty += k.rx_fill_ring_empty_descs;
+                }
+            }
+            let _ = writeln!(
+                s,
+                "      RX packets:{} bytes:{} dropped:{} (kernel: dropped:{} ring_full:{} fill_empty:{})",
+                port_counter(st, p.dp, PortStat::RxPackets),
+                port_counter(st, p.dp, PortStat::RxBytes),
+                port_counter(st, p.dp, PortStat::RxDropped),
+                kdrops,
+                ring_full,
+                fill_empty,
+            );
+            let _ = writeln!(
+                s,
+                "      TX packets:{} bytes:{} dropped:{}",
+                port_counter(st, p.dp, PortStat::TxPackets),
+                port_counter(st, p.dp, PortStat::TxBytes),
+                port_counter(st, p.dp, PortStat::TxDropped),
+            );
+        }
+    }
+    s
+}
+
+fn rxq_show(st: &State) -> String {
+    let mut s = String::new();
+    for p in &st.pmds {
+        let _ = writeln!(
+            s,
+            "pmd thread numa_id 0 core_id {}:",
+            p.core
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "any".into())
+        );
+        if let Ok(v) = p.rxqs.lock() {
+            for (name, q, zc) in v.iter() {
+                let _ = writeln!(
+                    s,
+                    "  port: {name:<16} queue-id: {q:>2} ({})",
+                    if *zc { "zero-copy" } else { "copy" }
+                );
+            }
+        }
+    }
+    s
+}
+
+fn pmd_stats(st: &State) -> String {
+    let mut s = String::new();
+    let ghz = st.hz / 1e9;
+    for p in &st.pmds {
+        let g = |x: PmdStat| p.stats.get(x as usize);
+        let rx = g(PmdStat::RxPackets);
+        let batches = g(PmdStat::RxBatches);
+        let busy = g(PmdStat::BusyCycles);
+        let idle = g(PmdStat::IdleCycles);
+        let upc = g(PmdStat::CacheMisses);
+        let _ = writeln!(
+            s,
+            "pmd thread numa_id 0 core_id {} (idle policy {:?}):",
+            p.core
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "any".into()),
+            p.idle
+        );
+        if let Ok(v) = p.rxqs.lock() {
+            let q: Vec<String> = v
+                .iter()
+                .map(|(n, q, zc)| format!("{n}:{q}({})", if *zc { "zc" } else { "copy" }))
+                .collect();
+            let _ = writeln!(s, "  rx queues: {}", q.join(" "));
+        }
+        let _ = writeln!(s, "  packets received: {rx}");
+        let _ = writeln!(s, "  packets sent: {}", g(PmdStat::TxPackets));
+        let _ = writeln!(
+            s,
+            "  rx batches: {batches} (avg {:.2} packets/batch)",
+            if batches > 0 {
+                rx as f64 / batches as f64
+            } else {
+                0.0
+            }
+        );
+        let _ = writeln!(s, "  megaflow hits: {}", g(PmdStat::CacheHits));
+        let _ = writeln!(
+            s,
+            "  upcalls: {upc} (avg {:.2} us each)",
+            if upc > 0 {
+                g(PmdStat::UpcallCycles) as f64 / upc as f64 / st.hz * 1e6
+            } else {
+                0.0
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  megaflows: {} (masks: {})",
+            g(PmdStat::Flows),
+            g(PmdStat::Masks)
+        );
+        let tot = (busy + idle).max(1);
+        let _ = writeln!(
+            s,
+            "  busy cycles: {busy} ({:.2}%)",
+            busy as f64 * 100.0 / tot as f64
+        );
+        let _ = writeln!(
+            s,
+            "  idle cycles: {idle} ({:.2}%)",
+            idle as f64 * 100.0 / tot as f64
+        );
+        let _ = writeln!(
+            s,
+            "  avg processing cycles per packet: {:.1} ({:.1} ns)",
+            if rx > 0 { busy as f64 / rx as f64 } else { 0.0 },
+            if rx > 0 {
+                busy as f64 / rx as f64 / ghz
+            } else {
+                0.0
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  busy rounds: {}, idle rounds: {}, naps: {}, blocking polls: {}",
+            g(PmdStat::BusyRounds),
+            g(PmdStat::IdleRounds),
+            g(PmdStat::Naps),
+            g(PmdStat::Blocks)
+        );
+        let _ = writeln!(
+            s,
+            "  umem frames: total {} free {} fill {} tx {} unaccounted {}",
+            g(PmdStat::FramesTotal),
+            g(PmdStat::FramesFree),
+            g(PmdStat::FramesFill),
+            g(PmdStat::FramesTx),
+            g(PmdStat::FramesLeaked) as i64
+        );
+    }
+    s
+}
+
+fn bridge_index(st: &State, name: &str) -> Result<usize, String> {
+    st.bridges
+        .iter()
+        .position(|b| b.name == name)
+        .ok_or_else(|| "no such bridge".to_string())
+}
+
+fn fdb_show(st: &State, bridge: &str) -> Result<String, String> {
+    let bi = bridge_index(st, bridge)?;
+    let now = st.shared.now_sec.load(Ordering::Relaxed);
+    let mut entries: Vec<_> = st
+        .shared
+        .macs
+        .entries()
+        .into_iter()
+        .filter(|e| e.bridge as usize == bi)
+        .collect();
+    entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
+    let mut s = String::from(" port  VLAN  MAC                Age\n");
+    for e in entries {
+        let ofport = st
+            .ports
+            .iter()
+            .find(|p| p.dp == e.port)
+            .map(|p| p.ofport.to_string())
+            .unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            s,
+            "{:>5}  {:>4}  {}  {:>3}",
+            ofport,
+            e.vlan,
+            Mac::from_u64(e.mac),
+            now.saturating_sub(e.last_seen)
+        );
+    }
+    Ok(s)
+}
+
+fn fdb_flush(st: &State, bridge: Option<&str>) -> Result<String, String> {
+    let bi = match bridge {
+        Some(b) => Some(bridge_index(st, b)?),
+        None => None,
+    };
+    st.shared
+        .macs
+        .flush(|e| bi.is_none_or(|b| e.bridge as usize == b));
+    st.shared.invalidate();
+    Ok("table successfully flushed\n".into())
+}
+
+fn coverage_show(st: &State) -> String {
+    let mut s = String::from("Event coverage (totals since start):\n");
+    let mut never = 0;
+    for c in Cov::ALL {
+        let total: u64 = st.pmds.iter().map(|p| p.cov.get(*c as usize)).sum();
+        if total == 0 {
+            never += 1;
+            continue;
+        }
+        let _ = writeln!(s, "{:<32} total: {}", c.name(), total);
+    }
+    let m = &st.shared.macs;
+    for (name, v) in [
+        ("mac_table_evictions", m.evictions.load(Ordering::Relaxed)),
+        ("mac_table_aged", m.aged.load(Ordering::Relaxed) as u64),
+        ("mac_table_moves", m.moved.load(Ordering::Relaxed)),
+    ] {
+        if v > 0 {
+            let _ = writeln!(s, "{name:<32} total: {v}");
+        } else {
+            never += 1;
+        }
+    }
+    let _ = writeln!(s, "{never} events never hit");
+    s
+}

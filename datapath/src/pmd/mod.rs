@@ -1,0 +1,930 @@
+//! Poll-mode threads.
+//!
+//! Each PMD owns a set of AF_XDP sockets (one per (port, queue) it serves) and the UMEM pools they
+//! share. Sockets in one pool exchange frames without copying: a frame received on one port is
+//! put straight on another port's TX ring. A round is: RX bursts from every owned queue → flow-key
+//! extraction → megaflow cache lookup (translation only on a miss) → actions, with TX staged per
+//! output socket → one flush (and one wake-up syscall) per socket → completions back to the free
+//! list → fill rings topped up. Nothing on that path allocates, locks or logs.
+//!
+//! When a PMD must transmit on a port whose socket another PMD owns (fewer queues than PMDs), the
+//! packet crosses over a bounded handoff ring ([`handoff`]) and the owner transmits it.
+
+pub mod handoff;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use afxdp::{socket::BindMode, Umem, XdpDesc, XskSocket};
+use arc_swap::ArcSwap;
+
+use crate::cache::FlowCache;
+use crate::config::IdlePolicy;
+use crate::packet::key::{self, FlowKey, Layout};
+use crate::packet::Malformed;
+use crate::pipeline::{self, mac::MacTable, DpAction, DpConfig, DpPort, MAX_PORTS};
+use crate::port::{PortError, XdpPort};
+use crate::stats::{clock, Cov, CovCounters, PmdCounters, PmdStat, PortCounters, PortStat};
+
+/// State shared by the control thread and every PMD.
+pub struct Shared {
+    /// Bumped whenever something a cached decision may depend on changes.
+    pub generation: AtomicU64,
+    pub config: ArcSwap<DpConfig>,
+    pub macs: MacTable,
+    pub quit: AtomicBool,
+    /// Seconds since start, maintained by the control thread (MAC aging, flow ages).
+    pub now_sec: AtomicU32,
+}
+
+impl Shared {
+    pub fn new(config: DpConfig) -> Self {
+        Shared {
+            generation: AtomicU64::new(1),
+            config: ArcSwap::from_pointee(config),
+            macs: MacTable::new(32768),
+            quit: AtomicBool::new(false),
+            now_sec: AtomicU32::new(0),
+        }
+    }
+
+    /// Invalidates every cached flow in every PMD (they clear before their next packet).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// What the control thread sees of one PMD: counters and identity.
+pub struct PmdHandle {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub idle: IdlePolicy,
+    pub stats: PmdCounters,
+    pub cov: CovCounters,
+    pub ports: Box<[PortCounters]>,
+    pub waker: Arc<handoff::Waker>,
+    pub clear_request: AtomicBool,
+    /// (port name, queue, zero-copy) served by this PMD, for display.
+    pub rxqs: std::sync::Mutex<Vec<(String, u32, bool)>>,
+}
+
+impl PmdHandle {
+    pub fn new(id: usize, core: Option<usize>, idle: IdlePolicy) -> std::io::Result<Self> {
+        Ok(PmdHandle {
+            id,
+            core,
+            idle,
+            stats: PmdCounters::default(),
+            cov: CovCounters::default(),
+            ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
+            waker: Arc::new(handoff::Waker::new()?),
+            clear_request: AtomicBool::new(false),
+            rxqs: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// Frames kept back from fill rings for TX copies (floods, cross-pool outputs, handoffs).
+const RESERVE: usize = 512;
+/// Staged TX descriptors per socket before a forced flush.
+const STAGE: usize = 256;
+pub const MAX_BATCH: usize = 256;
+
+struct Pool {
+    umem: Umem,
+    free: Vec<u64>,
+    total: u32,
+    owner: usize,
+    zerocopy: bool,
+}
+
+impl Pool {
+    #[inline(always)]
+    fn put(&mut self, addr: u64) {
+        if self.free.len() < self.free.capacity() {
+            let b = self.umem.frame_base(addr);
+            self.free.push(b);
+        }
+    }
+    #[inline(always)]
+    fn take(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+}
+
+struct Sock {
+    xsk: XskSocket,
+    pool: usize,
+    port: DpPort,
+    queue: u32,
+    rx: bool,
+    csum: bool,
+    fill_out: u32,
+    tx_out: u32,
+    stage: Vec<XdpDesc>,
+}
+
+#[derive(Clone, Copy)]
+enum TxRoute {
+    None,
+    Local(usize),
+    Remote(usize),
+}
+
+/// Builds one PMD's pools and sockets in the control thread before the PMD thread starts.
+pub struct PmdBuilder {
+    pub handle: Arc<PmdHandle>,
+    shared: Arc<Shared>,
+    pools: Vec<Pool>,
+    socks: Vec<Sock>,
+    spare: Option<Umem>,
+    frames: u32,
+    frame_size: u32,
+    ring: u32,
+    batch: u32,
+    out: Vec<(usize, handoff::Producer)>,
+    inbox: Vec<handoff::Consumer>,
+}
+
+/// Headroom left in front of received packets, room for tunnel headers later.
+pub const HEADROOM: u32 = 256;
+
+impl PmdBuilder {
+    pub fn new(
+        handle: Arc<PmdHandle>,
+        shared: Arc<Shared>,
+        frames: u32,
+        frame_size: u32,
+        ring: u32,
+        batch: u32,
+    ) -> Self {
+        PmdBuilder {
+            handle,
+            shared,
+            pools: Vec::new(),
+            socks: Vec::new(),
+            spare: None,
+            frames,
+            frame_size,
+            ring,
+            batch,
+            out: Vec::new(),
+            inbox: Vec::new(),
+        }
+    }
+
+    fn new_umem(&mut self, port: &str) -> Result<Umem, PortError> {
+        if let Some(u) = self.spare.take() {
+            return Ok(u);
+        }
+        Umem::new(self.frames, self.frame_size, HEADROOM, false).map_err(|source| PortError::Xdp {
+            port: port.to_string(),
+            source,
+        })
+    }
+
+    /// Makes a pool of `umem` whose owner is the socket the caller pushes next.
+    fn add_pool(&mut self, umem: Umem, zerocopy: bool) -> usize {
+        let total = umem.frames();
+        let mut free = Vec::with_capacity(total as usize);
+        for i in (0..total).rev() {
+            free.push(i as u64 * umem.frame_size() as u64);
+        }
+        self.pools.push(Pool {
+            umem,
+            free,
+            total,
+            owner: self.socks.len(),
+            zerocopy,
+        });
+        self.pools.len() - 1
+    }
+
+    /// Opens the socket for `port`'s queue `queue` in this PMD, zero-copy when the port wants and
+    /// the driver allows it, else copy mode; registers it in the port's XSKMAP.
+    pub fn add_queue(
+        &mut self,
+        port: &mut XdpPort,
+        dp: DpPort,
+        queue: u32,
+        rx: bool,
+    ) -> Result<(), PortError> {
+        let mut errors = Vec::new();
+        let mut placed: Option<(XskSocket, usize)> = None;
+        let cfg_zc =
+            crate::port::afxdp::xsk_config(port.ifindex, queue, self.ring, BindMode::ZeroCopy);
+        let cfg_copy =
+            crate::port::afxdp::xsk_config(port.ifindex, queue, self.ring, BindMode::Copy);
+        if port.wants_zerocopy() {
+            if let Some(pi) = self.pools.iter().position(|p| p.zerocopy) {
+                let owner = &self.socks[self.pools[pi].owner].xsk;
+                match XskSocket::new_shared(owner, &cfg_zc) {
+                    Ok(s) => placed = Some((s, pi)),
+                    Err(e) => errors.push(format!("zero-copy (shared UMEM): {e}")),
+                }
+            } else {
+                let umem = self.new_umem(&port.name)?;
+                match XskSocket::new_owner(&umem, &cfg_zc) {
+                    Ok(s) if s.is_zerocopy() => {
+                        let pi = self.add_pool(umem, true);
+                        placed = Some((s, pi));
+                    }
+                    Ok(_) => {
+                        errors.push("zero-copy bind fell back to copy".into());
+                        self.spare = Some(umem);
+                    }
+                    Err(e) => {
+                        errors.push(format!("zero-copy: {e}"));
+                        self.spare = Some(umem);
+                    }
+                }
+            }
+            if placed.is_none() && port.requires_zerocopy() {
+                return Err(PortError::Other {
+                    port: port.name.clone(),
+                    msg: format!("xdp-mode=native-with-zerocopy but {}", errors.join("; ")),
+                });
+            }
+        }
+        if placed.is_none() {
+            if let Some(pi) = self.pools.iter().position(|p| !p.zerocopy) {
+                let owner = &self.socks[self.pools[pi].owner].xsk;
+                let s =
+                    XskSocket::new_shared(owner, &cfg_copy).map_err(|source| PortError::Xdp {
+                        port: port.name.clone(),
+                        source,
+                    })?;
+                placed = Some((s, pi));
+            } else {
+                let umem = self.new_umem(&port.name)?;
+                let s =
+                    XskSocket::new_owner(&umem, &cfg_copy).map_err(|source| PortError::Xdp {
+                        port: port.name.clone(),
+                        source,
+                    })?;
+                let pi = self.add_pool(umem, false);
+                placed = Some((s, pi));
+            }
+        }
+        let (xsk, pool) = placed.expect("a socket was placed or an error returned");
+        let zc = xsk.is_zerocopy();
+        port.register(queue, xsk.fd(), zc)?;
+        if let Ok(mut v) = self.handle.rxqs.lock() {
+            v.push((port.name.clone(), queue, zc));
+        }
+        self.socks.push(Sock {
+            xsk,
+            pool,
+            port: dp,
+            queue,
+            rx,
+            csum: port.csum_complete,
+            fill_out: 0,
+            tx_out: 0,
+            stage: Vec::with_capacity(STAGE),
+        });
+        Ok(())
+    }
+
+    /// Ports this PMD has a socket on, with the lowest queue for each.
+    pub fn local_ports(&self) -> Vec<(DpPort, u32)> {
+        let mut v: Vec<(DpPort, u32)> = Vec::new();
+        for s in &self.socks {
+            match v.iter_mut().find(|(p, _)| *p == s.port) {
+                Some(e) => e.1 = e.1.min(s.queue),
+                None => v.push((s.port, s.queue)),
+            }
+        }
+        v
+    }
+
+    pub fn waker(&self) -> Arc<handoff::Waker> {
+        self.handle.waker.clone()
+    }
+
+    /// Adds a handoff ring towards PMD `to` (whose consumer end goes to that PMD's builder).
+    pub fn add_output(&mut self, to: usize, p: handoff::Producer) {
+        self.out.push((to, p));
+    }
+
+    pub fn add_inbox(&mut self, c: handoff::Consumer) {
+        self.inbox.push(c);
+    }
+
+    /// Finishes the PMD. `remote_owner(port)` names the PMD that transmits on ports this PMD has
+    /// no socket on.
+    pub fn build(self, remote_owner: impl Fn(DpPort) -> Option<usize>) -> Pmd {
+        let mut routes = vec![TxRoute::None; MAX_PORTS];
+        for port in 0..MAX_PORTS as DpPort {
+            let local = self
+                .socks
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.port == port)
+                .min_by_key(|(_, s)| s.queue)
+                .map(|(i, _)| i);
+            routes[port as usize] = match local {
+                Some(i) => TxRoute::Local(i),
+                None => match remote_owner(port)
+                    .and_then(|pmd| self.out.iter().position(|(to, _)| *to == pmd))
+                {
+                    Some(o) => TxRoute::Remote(o),
+                    None => TxRoute::None,
+                },
+            };
+        }
+        let rx_socks = (0..self.socks.len())
+            .filter(|&i| self.socks[i].rx)
+            .collect();
+        Pmd {
+            h: self.handle,
+            shared: self.shared,
+            pools: self.pools,
+            socks: self.socks,
+            rx_socks,
+            routes,
+            out: self.out.into_iter().map(|(_, p)| p).collect(),
+            out_pending: Vec::new(),
+            inbox: self.inbox,
+            cache: FlowCache::new(65536),
+            gen: 0,
+            batch: self.batch.min(MAX_BATCH as u32),
+        }
+    }
+}
+
+/// A poll-mode thread's state. Created by [`PmdBuilder::build`], consumed by [`Pmd::run`].
+pub struct Pmd {
+    h: Arc<PmdHandle>,
+    shared: Arc<Shared>,
+    pools: Vec<Pool>,
+    socks: Vec<Sock>,
+    rx_socks: Vec<usize>,
+    routes: Vec<TxRoute>,
+    out: Vec<handoff::Producer>,
+    out_pending: Vec<bool>,
+    inbox: Vec<handoff::Consumer>,
+    cache: FlowCache,
+    gen: u64,
+    batch: u32,
+}
+
+#[inline(always)]
+fn cov(h: &PmdHandle, c: Cov) {
+    h.cov.bump(c as usize, 1);
+}
+
+#[inline(always)]
+fn port_stat(h: &PmdHandle, port: DpPort, s: PortStat, n: u64) {
+    h.ports[port as usize].bump(s as usize, n);
+}
+
+/// Moves staged descriptors of socket `si` onto its TX ring and kicks the kernel.
+fn flush_sock(pools: &mut [Pool], sock: &mut Sock, h: &PmdHandle) {
+    let n = sock.stage.len() as u32;
+    if n == 0 {
+        return;
+    }
+    let free = sock.xsk.tx.free(n);
+    let k = n.min(free);
+    let mut bytes = 0u64;
+    for i in 0..k {
+        let d = sock.stage[i as usize];
+        bytes += d.len as u64;
+        sock.xsk.tx.write(i, d);
+    }
+    sock.xsk.tx.submit(k);
+    sock.tx_out += k;
+    if k < n {
+        let pool = &mut pools[sock.pool];
+        for d in &sock.stage[k as usize..] {
+            pool.put(d.addr);
+        }
+        h.cov.bump(Cov::DropTxRingFull as usize, (n - k) as u64);
+        port_stat(h, sock.port, PortStat::TxDropped, (n - k) as u64);
+    }
+    sock.stage.clear();
+    port_stat(h, sock.port, PortStat::TxPackets, k as u64);
+    port_stat(h, sock.port, PortStat::TxBytes, bytes);
+    h.stats.bump(PmdStat::TxPackets as usize, k as u64);
+    kick_tx(sock, h);
+}
+
+#[inline]
+fn kick_tx(sock: &mut Sock, h: &PmdHandle) {
+    if sock.xsk.uses_need_wakeup() && !sock.xsk.tx.needs_wakeup() {
+        return;
+    }
+    // copy mode sends at most 32 descriptors per call and says EAGAIN when more remain
+    for _ in 0..16 {
+        match sock.xsk.kick_tx() {
+            Ok(()) => return,
+            Err(libc::EAGAIN) | Err(libc::EBUSY) => {
+                if sock.xsk.tx.outstanding() == 0 {
+                    return;
+                }
+            }
+            Err(libc::ENOBUFS) => return,
+            Err(_) => {
+                cov(h, Cov::TxKickError);
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one packet held in `src_pool` at `addr` out of `port`. `last` says this is the packet's
+/// final output: its frame can be moved instead of copied, and must be released if not used.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn output(
+    pools: &mut [Pool],
+    socks: &mut [Sock],
+    routes: &[TxRoute],
+    out: &mut [handoff::Producer],
+    out_pending: &mut [bool],
+    h: &PmdHandle,
+    src_pool: usize,
+    addr: u64,
+    len: usize,
+    port: DpPort,
+    last: bool,
+) {
+    match routes.get(port as usize).copied().unwrap_or(TxRoute::None) {
+        TxRoute::Local(ti) => {
+            if socks[ti].stage.len() >= STAGE {
+                flush_sock(pools, &mut socks[ti], h);
+            }
+            let tpool = socks[ti].pool;
+            if tpool == src_pool && last {
+                socks[ti].stage.push(XdpDesc {
+                    addr,
+                    len: len as u32,
+                    options: 0,
+                });
+                return;
+            }
+            let Some(base) = pools[tpool].take() else {
+                cov(h, Cov::DropNoFrames);
+                port_stat(h, port, PortStat::TxDropped, 1);
+                if last {
+                    pools[src_pool].put(addr);
+                }
+                return;
+            };
+            let dst = base + HEADROOM as u64;
+            let copied = if tpool == src_pool {
+                pools[tpool].umem.copy_frame(addr, dst, len)
+            } else {
+                let (a, b) = if src_pool < tpool {
+                    let (x, y) = pools.split_at_mut(tpool);
+                    (&x[src_pool], &mut y[0])
+                } else {
+                    let (x, y) = pools.split_at_mut(src_pool);
+                    (&y[0], &mut x[tpool])
+                };
+                match (a.umem.data(addr, len), b.umem.data_mut(dst, len)) {
+                    (Some(s), Some(d)) => {
+                        d.copy_from_slice(s);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if copied {
+                socks[ti].stage.push(XdpDesc {
+                    addr: dst,
+                    len: len as u32,
+                    options: 0,
+                });
+            } else {
+                pools[tpool].put(base);
+                cov(h, Cov::DropInvalidDesc);
+            }
+            if last {
+                pools[src_pool].put(addr);
+            }
+        }
+        TxRoute::Remote(o) => {
+            let ok = match pools[src_pool].umem.data(addr, len) {
+                Some(d) => out[o].push(port, d),
+                None => false,
+            };
+            if ok {
+                out_pending[o] = true;
+                cov(h, Cov::HandoffSent);
+            } else {
+                cov(h, Cov::DropHandoffFull);
+                port_stat(h, port, PortStat::TxDropped, 1);
+            }
+            if last {
+                pools[src_pool].put(addr);
+            }
+        }
+        TxRoute::None => {
+            cov(h, Cov::DropNoRoute);
+            if last {
+                pools[src_pool].put(addr);
+            }
+        }
+    }
+}
+
+impl Pmd {
+    /// The thread body. Returns when `shared.quit` is set.
+    pub fn run(mut self) {
+        if let Some(c) = self.h.core {
+            if let Err(e) = crate::sys::pin_current_thread(&[c]) {
+                tracing::error!(pmd = self.h.id, core = c, error = %e, "cannot pin PMD thread");
+            }
+        }
+        crate::sys::set_timer_slack_ns(1000);
+        self.out_pending = vec![false; self.out.len()];
+        for si in 0..self.socks.len() {
+            self.refill(si);
+        }
+        let mut pollfds: Vec<libc::pollfd> = self
+            .rx_socks
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: self.socks[i].xsk.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .chain(std::iter::once(libc::pollfd {
+                fd: self.h.waker.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }))
+            .collect();
+        let idle = self.h.idle;
+        let mut idle_rounds: u32 = 0;
+        let mut round: u64 = 0;
+        tracing::info!(pmd = self.h.id, core = ?self.h.core, sockets = self.socks.len(), ?idle, "PMD started");
+        while !self.shared.quit.load(Ordering::Relaxed) {
+            let t0 = clock::cycles();
+            round += 1;
+            let gen = self.shared.generation.load(Ordering::Acquire);
+            if gen != self.gen {
+                if !self.cache.is_empty() {
+                    cov(&self.h, Cov::CacheFlush);
+                }
+                self.cache.clear();
+                self.gen = gen;
+            }
+            let now = self.shared.now_sec.load(Ordering::Relaxed);
+            let mut work = 0u32;
+            for k in 0..self.rx_socks.len() {
+                work += self.rx_burst(self.rx_socks[k], now);
+            }
+            work += self.drain_inbox();
+            if work > 0 {
+                for si in 0..self.socks.len() {
+                    if !self.socks[si].stage.is_empty() {
+                        flush_sock(&mut self.pools, &mut self.socks[si], &self.h);
+                    }
+                }
+                for (o, pending) in self.out_pending.iter_mut().enumerate() {
+                    if *pending {
+                        self.out[o].notify();
+                        *pending = false;
+                    }
+                }
+            }
+            for si in 0..self.socks.len() {
+                self.reap(si);
+                self.refill(si);
+            }
+            let t1 = clock::cycles();
+            let st = self.h.clone();
+            let st = &st.stats;
+            if work > 0 {
+                st.bump(PmdStat::BusyCycles as usize, t1.wrapping_sub(t0));
+                st.bump(PmdStat::BusyRounds as usize, 1);
+                idle_rounds = 0;
+            } else {
+                st.bump(PmdStat::IdleRounds as usize, 1);
+                idle_rounds = idle_rounds.saturating_add(1);
+                if idle_rounds == 1 || round.is_multiple_of(1024) {
+                    self.publish();
+                }
+                if idle == IdlePolicy::Sleep {
+                    self.idle_wait(idle_rounds, &mut pollfds);
+                }
+                st.bump(
+                    PmdStat::IdleCycles as usize,
+                    clock::cycles().wrapping_sub(t0),
+                );
+            }
+            if round.is_multiple_of(4096) {
+                self.publish();
+            }
+            if self.h.clear_request.swap(false, Ordering::AcqRel) {
+                self.h.stats.clear();
+                self.h.cov.clear();
+                for p in self.h.ports.iter() {
+                    p.clear();
+                }
+            }
+        }
+        self.publish();
+        tracing::info!(pmd = self.h.id, "PMD stopped");
+    }
+
+    /// Sleep policy: spin a little, nap with back-off, then block in poll() on the RX sockets
+    /// and the waker (handoffs, control) with a timeout for housekeeping.
+    fn idle_wait(&mut self, idle_rounds: u32, pollfds: &mut [libc::pollfd]) {
+        const SPIN: u32 = 64;
+        const NAPS: u32 = 40;
+        if idle_rounds < SPIN {
+            std::hint::spin_loop();
+        } else if idle_rounds < SPIN + NAPS {
+            let k = (idle_rounds - SPIN).min(6);
+            self.h.stats.bump(PmdStat::Naps as usize, 1);
+            crate::sys::nap_us(1 << k);
+        } else {
+            let w = &self.h.waker;
+            w.sleeping.store(true, Ordering::SeqCst);
+            let pending = self.inbox.iter_mut().any(|c| !c.is_empty())
+                || self.shared.quit.load(Ordering::SeqCst);
+            if !pending {
+                self.h.stats.bump(PmdStat::Blocks as usize, 1);
+                crate::sys::poll_readable(pollfds, 100);
+            }
+            w.sleeping.store(false, Ordering::SeqCst);
+            w.drain();
+        }
+    }
+
+    /// Publishes gauges: cache size and the UMEM frame accounting. Every frame is in exactly one
+    /// place: the free list, a fill ring (or the kernel's RX path), a TX ring (until its
+    /// completion), or staged for TX; anything else is a leak and shows up as unaccounted.
+    fn publish(&self) {
+        let st = &self.h.stats;
+        st.set(PmdStat::Flows as usize, self.cache.len() as u64);
+        st.set(PmdStat::Masks as usize, self.cache.masks() as u64);
+        st.set(PmdStat::CacheHits as usize, self.cache.stats.hits);
+        st.set(PmdStat::CacheMisses as usize, self.cache.stats.misses);
+        let total: u64 = self.pools.iter().map(|p| p.total as u64).sum();
+        let free: u64 = self.pools.iter().map(|p| p.free.len() as u64).sum();
+        let fill: u64 = self.socks.iter().map(|s| s.fill_out as u64).sum();
+        let tx: u64 = self
+            .socks
+            .iter()
+            .map(|s| s.tx_out as u64 + s.stage.len() as u64)
+            .sum();
+        st.set(PmdStat::FramesTotal as usize, total);
+        st.set(PmdStat::FramesFree as usize, free);
+        st.set(PmdStat::FramesFill as usize, fill);
+        st.set(PmdStat::FramesTx as usize, tx);
+        st.set(
+            PmdStat::FramesLeaked as usize,
+            total.wrapping_sub(free + fill + tx),
+        );
+    }
+
+    /// Returns completed TX frames to their pool.
+    #[inline]
+    fn reap(&mut self, si: usize) {
+        let s = &mut self.socks[si];
+        if s.tx_out == 0 {
+            return;
+        }
+        let n = s.xsk.comp.peek(s.tx_out.min(1024));
+        if n == 0 {
+            return;
+        }
+        let pool = &mut self.pools[s.pool];
+        for i in 0..n {
+            pool.put(s.xsk.comp.read(i));
+        }
+        s.xsk.comp.release(n);
+        s.tx_out -= n;
+    }
+
+    /// Tops up a socket's fill ring, keeping a reserve of frames for TX copies.
+    #[inline]
+    fn refill(&mut self, si: usize) {
+        let s = &mut self.socks[si];
+        let pool = &mut self.pools[s.pool];
+        let room = s.xsk.fill.free(self.batch);
+        if room < self.batch && s.fill_out > 0 {
+            return; // refill in batches
+        }
+        let n = room.min(pool.free.len().saturating_sub(RESERVE) as u32);
+        if n == 0 {
+            return;
+        }
+        for i in 0..n {
+            let a = pool.free.pop().unwrap_or(0);
+            s.xsk.fill.write(i, a);
+        }
+        s.xsk.fill.submit(n);
+        s.fill_out += n;
+        if s.xsk.uses_need_wakeup() && s.xsk.fill.needs_wakeup() {
+            self.h.cov.bump(Cov::FillWakeup as usize, 1);
+            s.xsk.kick_rx();
+        }
+    }
+
+    /// Receives and processes one burst from socket `si`.
+    #[inline]
+    fn rx_burst(&mut self, si: usize, now: u32) -> u32 {
+        let n = self.socks[si].xsk.rx.peek(self.batch);
+        if n == 0 {
+            return 0;
+        }
+        let mut descs = [XdpDesc::default(); MAX_BATCH];
+        {
+            let s = &mut self.socks[si];
+            for i in 0..n {
+                descs[i as usize] = s.xsk.rx.read(i);
+            }
+            s.xsk.rx.release(n);
+            s.fill_out = s.fill_out.saturating_sub(n);
+        }
+        self.h.stats.bump(PmdStat::RxPackets as usize, n as u64);
+        self.h.stats.bump(PmdStat::RxBatches as usize, 1);
+        let (pool, port, csum) = {
+            let s = &self.socks[si];
+            (s.pool, s.port, s.csum)
+        };
+        let mut key = FlowKey::default();
+        let mut lay = Layout::default();
+        let mut bytes = 0u64;
+        for d in &descs[..n as usize] {
+            bytes += d.len as u64;
+            self.process(
+                pool,
+                port,
+                csum,
+                d.addr,
+                d.len as usize,
+                now,
+                &mut key,
+                &mut lay,
+            );
+        }
+        port_stat(&self.h, port, PortStat::RxPackets, n as u64);
+        port_stat(&self.h, port, PortStat::RxBytes, bytes);
+        n
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn process(
+        &mut self,
+        pool: usize,
+        port: DpPort,
+        csum: bool,
+        addr: u64,
+        len: usize,
+        now: u32,
+        key: &mut FlowKey,
+        lay: &mut Layout,
+    ) {
+        let h = &*self.h;
+        let Some(frame) = self.pools[pool].umem.data_mut(addr, len) else {
+            cov(h, Cov::DropInvalidDesc);
+            self.pools[pool].put(addr);
+            return;
+        };
+        if let Err(m) = key::extract(frame, port as u32, key, lay) {
+            cov(
+                h,
+                match m {
+                    Malformed::Truncated => Cov::DropMalformedTruncated,
+                    Malformed::BadLength => Cov::DropMalformedLength,
+                    Malformed::BadHeader => Cov::DropMalformedHeader,
+                },
+            );
+            port_stat(h, port, PortStat::RxDropped, 1);
+            self.pools[pool].put(addr);
+            return;
+        }
+        if csum && key::complete_partial_checksum(frame, key, lay) {
+            cov(h, Cov::CsumCompleted);
+        }
+        let fi = match self.cache.lookup(key) {
+            Some(f) => f,
+            None => self.upcall(key, now),
+        };
+        let Pmd {
+            cache,
+            pools,
+            socks,
+            routes,
+            out,
+            out_pending,
+            h,
+            shared,
+            ..
+        } = self;
+        let flow = cache.flow_mut(fi);
+        flow.packets += 1;
+        flow.bytes += len as u64;
+        if flow.used != now {
+            flow.used = now;
+            if let Some(l) = flow.learn {
+                shared
+                    .macs
+                    .refresh(l.slot, l.bridge, l.vlan, l.mac, l.port, now);
+            }
+        }
+        let n = flow.actions.len();
+        if n == 0 {
+            cov(h, Cov::DropAction);
+            pools[pool].put(addr);
+            return;
+        }
+        for (i, a) in flow.actions.iter().enumerate() {
+            match *a {
+                DpAction::Output(p) => output(
+                    pools,
+                    socks,
+                    routes,
+                    out,
+                    out_pending,
+                    h,
+                    pool,
+                    addr,
+                    len,
+                    p,
+                    i + 1 == n,
+                ),
+            }
+        }
+    }
+
+    /// A cache miss: translate through the pipeline and cache the result.
+    #[cold]
+    fn upcall(&mut self, key: &FlowKey, now: u32) -> u32 {
+        let t0 = clock::cycles();
+        let cfg = self.shared.config.load();
+        let t = pipeline::xlate_normal(&cfg, &self.shared.macs, key, now);
+        cov(&self.h, Cov::Upcall);
+        if t.flooded {
+            cov(&self.h, Cov::Flood);
+        }
+        if t.invalidates {
+            cov(&self.h, Cov::MacLearned);
+            self.shared.invalidate();
+        }
+        let idx = self.cache.insert(key, &t.mask, t.actions, t.learn, now);
+        self.h.stats.bump(
+            PmdStat::UpcallCycles as usize,
+            clock::cycles().wrapping_sub(t0),
+        );
+        idx
+    }
+
+    /// Transmits packets other PMDs handed over for ports this PMD owns.
+    fn drain_inbox(&mut self) -> u32 {
+        let Pmd {
+            inbox,
+            pools,
+            socks,
+            routes,
+            h,
+            batch,
+            ..
+        } = self;
+        let mut total = 0u32;
+        for c in inbox.iter_mut() {
+            total += c.drain(*batch as usize * 2, |port, data| {
+                cov(h, Cov::HandoffRecv);
+                let ti = match routes.get(port as usize) {
+                    Some(TxRoute::Local(ti)) => *ti,
+                    _ => {
+                        cov(h, Cov::DropNoRoute);
+                        return;
+                    }
+                };
+                if socks[ti].stage.len() >= STAGE {
+                    flush_sock(pools, &mut socks[ti], h);
+                }
+                let pool = &mut pools[socks[ti].pool];
+                let Some(base) = pool.take() else {
+                    cov(h, Cov::DropNoFrames);
+                    return;
+                };
+                let dst = base + HEADROOM as u64;
+                match pool.umem.data_mut(dst, data.len()) {
+                    Some(d) => {
+                        d.copy_from_slice(data);
+                        socks[ti].stage.push(XdpDesc {
+                            addr: dst,
+                            len: data.len() as u32,
+                            options: 0,
+                        });
+                    }
+                    None => {
+                        pool.put(base);
+                        cov(h, Cov::DropInvalidDesc);
+                    }
+                }
+            }) as u32;
+        }
+        total
+    }
+}

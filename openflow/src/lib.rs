@@ -1,0 +1,1 @@
+//! OpenFlow wire codec. Filled by the OpenFlow issue; the foundation only needs the crate to exist.
