@@ -284,7 +284,9 @@ impl XskConfig {
             rx_size: ring,
             tx_size: ring,
             fill_size: ring,
-            comp_size: ring,
+            // completions lag TX by the time the receiver takes to free the skbs: room for two
+            // rings' worth keeps copy-mode TX from stalling on completion-slot reservation
+            comp_size: ring * 2,
             mode,
             need_wakeup: true,
             sndbuf: 32 << 20,

@@ -134,6 +134,23 @@ impl Umem {
         Some(unsafe { std::slice::from_raw_parts_mut(self.area.as_ptr().add(addr as usize), len) })
     }
 
+    /// Hints the CPU to start loading the cache line at `addr` (a received packet's first bytes,
+    /// written by the kernel on another core). Out-of-range addresses are ignored.
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u64) {
+        if (addr as usize) < self.len {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch never faults and has no architectural effect; the pointer is
+            // inside our mapping.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch(
+                    self.area.as_ptr().add(addr as usize) as *const i8,
+                    core::arch::x86_64::_MM_HINT_T0,
+                );
+            }
+        }
+    }
+
     /// Copies `len` bytes from `src` to `dst` (both UMEM addresses of different frames).
     #[inline]
     pub fn copy_frame(&mut self, src: u64, dst: u64, len: usize) -> bool {

@@ -133,7 +133,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&cfg.rundir)
         .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", cfg.rundir.display())))?;
     let ctl_path = cfg.rundir.join("xvswitchd.ctl");
-    let mut listener = control::bind(&ctl_path)?;
+    control::check_free(&ctl_path)?;
     if let Some(p) = &cfg.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| DaemonError::Setup(format!("pidfile {}: {e}", p.display())))?;
@@ -208,7 +208,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut builders: Vec<PmdBuilder> = Vec::new();
     for (i, h) in handles.iter().enumerate() {
         let socks = assign[i].len() as u32;
-        let frames = (socks * cfg.ring_size * 2)
+        let frames = (socks * cfg.ring_size * 3)
             .clamp(4096, 262_144)
             .next_power_of_two();
         let mut b = PmdBuilder::new(
@@ -289,6 +289,19 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if !pmd_cores.is_empty() && !rest.is_empty() {
         let _ = crate::sys::pin_current_thread(&rest);
     }
+    let mut listener = match control::bind(&ctl_path) {
+        Ok(l) => l,
+        Err(e) => {
+            shared.quit.store(true, Ordering::SeqCst);
+            for h in &st.pmds {
+                h.waker.wake();
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e.into());
+        }
+    };
     info!(
         ports = st.ports.len(),
         pmds = n,

@@ -157,6 +157,7 @@ over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
   --pmd-idle busy|sleep busy-poll (default) or sleep when idle (tests, small machines)
   --batch N             packets per RX/TX burst (default 32, max 256)
   --ring-size N         AF_XDP ring size per queue (default 2048)
+  --frame-size N        UMEM frame size, 2048 or 4096 (default 4096; frames up to N-256 bytes)
   --mac-aging SECS      MAC aging time of the following bridges (default 300)
   --config FILE         read a TOML configuration (flags given after it override it)
   --log-file FILE       log there instead of stderr
@@ -279,6 +280,7 @@ impl Config {
                 "--pmd-idle" => cfg.pmd_idle = val(flag)?.parse().map_err(usage)?,
                 "--batch" => cfg.batch = parse_num(flag, &val(flag)?, 1, 256)?,
                 "--ring-size" => cfg.ring_size = parse_num(flag, &val(flag)?, 64, 16384)?,
+                "--frame-size" => cfg.frame_size = parse_num(flag, &val(flag)?, 2048, 4096)?,
                 "--mac-aging" => {
                     aging = parse_num(flag, &val(flag)?, 1, 1_000_000)?;
                     if let Some(b) = cfg.bridges.last_mut() {
@@ -339,6 +341,7 @@ impl Config {
             idle: Option<IdlePolicy>,
             batch: Option<u32>,
             ring_size: Option<u32>,
+            frame_size: Option<u32>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -403,7 +406,7 @@ impl Config {
             pmd_idle: f.pmd.idle.unwrap_or_default(),
             batch: f.pmd.batch.unwrap_or(d.batch),
             ring_size: f.pmd.ring_size.unwrap_or(d.ring_size),
-            frame_size: d.frame_size,
+            frame_size: f.pmd.frame_size.unwrap_or(d.frame_size),
             log_file: f.log_file,
             log_level: f.log_level.unwrap_or(d.log_level),
             pidfile: f.pidfile,
@@ -441,6 +444,12 @@ impl Config {
         }
         if !(1..=256).contains(&self.batch) {
             return Err(format!("batch {} is not within 1..=256", self.batch));
+        }
+        if self.frame_size != 2048 && self.frame_size != 4096 {
+            return Err(format!(
+                "frame size {} must be 2048 or 4096",
+                self.frame_size
+            ));
         }
         if !self.ring_size.is_power_of_two() || !(64..=16384).contains(&self.ring_size) {
             return Err(format!(

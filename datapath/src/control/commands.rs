@@ -184,7 +184,12 @@ fn pmd_stats(st: &State) -> String {
             let _ = writeln!(s, "  rx queues: {}", q.join(" "));
         }
         let _ = writeln!(s, "  packets received: {rx}");
-        let _ = writeln!(s, "  packets sent: {}", g(PmdStat::TxPackets));
+        let _ = writeln!(
+            s,
+            "  packets sent: {} ({} tx wake-up syscalls)",
+            g(PmdStat::TxPackets),
+            g(PmdStat::TxKicks)
+        );
         let _ = writeln!(
             s,
             "  rx batches: {batches} (avg {:.2} packets/batch)",
@@ -211,6 +216,7 @@ fn pmd_stats(st: &State) -> String {
             g(PmdStat::Masks)
         );
         let tot = (busy + idle).max(1);
+        let bp = g(PmdStat::BusyPackets);
         let _ = writeln!(
             s,
             "  busy cycles: {busy} ({:.2}%)",
@@ -221,15 +227,19 @@ fn pmd_stats(st: &State) -> String {
             "  idle cycles: {idle} ({:.2}%)",
             idle as f64 * 100.0 / tot as f64
         );
+        let per = |c: u64| if bp > 0 { c as f64 / bp as f64 } else { 0.0 };
         let _ = writeln!(
             s,
-            "  avg processing cycles per packet: {:.1} ({:.1} ns)",
-            if rx > 0 { busy as f64 / rx as f64 } else { 0.0 },
-            if rx > 0 {
-                busy as f64 / rx as f64 / ghz
-            } else {
-                0.0
-            }
+            "  avg processing cycles per packet: {:.1} ({:.1} ns; rx+processing {:.1} ns, tx {:.1} ns)",
+            per(busy),
+            per(busy) / ghz,
+            per(g(PmdStat::RxCycles)) / ghz,
+            per(g(PmdStat::TxCycles)) / ghz,
+        );
+        let _ = writeln!(
+            s,
+            "  preempted rounds: {} (busy rounds over 500 us, left out of the per-packet cost)",
+            g(PmdStat::PreemptedRounds)
         );
         let _ = writeln!(
             s,

@@ -110,14 +110,21 @@ pub enum ControlError {
     },
 }
 
+/// Fails if a live daemon answers on `path` (checked at start, before touching any port).
+pub fn check_free(path: &Path) -> Result<(), ControlError> {
+    if path.exists() && StdUnixStream::connect(path).is_ok() {
+        return Err(ControlError::InUse {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Binds the control socket, replacing a stale file a dead daemon left (but never a live one).
+/// The daemon binds it last, when it forwards, so that its existence means "ready".
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    check_free(path)?;
     if path.exists() {
-        if StdUnixStream::connect(path).is_ok() {
-            return Err(ControlError::InUse {
-                path: path.to_path_buf(),
-            });
-        }
         let _ = std::fs::remove_file(path);
     }
     UnixListener::bind(path).map_err(|source| ControlError::Io {

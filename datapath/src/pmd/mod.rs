@@ -349,6 +349,7 @@ impl PmdBuilder {
             cache: FlowCache::new(65536),
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
+            rx_descs: Box::new([XdpDesc::default(); MAX_BATCH]),
         }
     }
 }
@@ -367,6 +368,7 @@ pub struct Pmd {
     cache: FlowCache,
     gen: u64,
     batch: u32,
+    rx_descs: Box<[XdpDesc; MAX_BATCH]>,
 }
 
 #[inline(always)]
@@ -415,14 +417,20 @@ fn kick_tx(sock: &mut Sock, h: &PmdHandle) {
     if sock.xsk.uses_need_wakeup() && !sock.xsk.tx.needs_wakeup() {
         return;
     }
-    // copy mode sends at most 32 descriptors per call and says EAGAIN when more remain
+    // copy mode sends at most 32 descriptors per call and says EAGAIN when more remain; it also
+    // says EAGAIN when it can't make progress (completion ring or socket buffer full): stop then,
+    // the next round retries
+    let mut before = u32::MAX;
     for _ in 0..16 {
+        h.stats.bump(PmdStat::TxKicks as usize, 1);
         match sock.xsk.kick_tx() {
             Ok(()) => return,
             Err(libc::EAGAIN) | Err(libc::EBUSY) => {
-                if sock.xsk.tx.outstanding() == 0 {
+                let left = sock.xsk.tx.outstanding();
+                if left == 0 || left >= before {
                     return;
                 }
+                before = left;
             }
             Err(libc::ENOBUFS) => return,
             Err(_) => {
@@ -558,6 +566,9 @@ impl Pmd {
             }))
             .collect();
         let idle = self.h.idle;
+        // a busy round longer than this was preempted (a 32-packet round takes tens of µs):
+        // it is counted apart so that the per-packet cost measures our work, not the scheduler
+        let preempted = (clock::hz() * 500e-6) as u64;
         let mut idle_rounds: u32 = 0;
         let mut round: u64 = 0;
         tracing::info!(pmd = self.h.id, core = ?self.h.core, sockets = self.socks.len(), ?idle, "PMD started");
@@ -578,6 +589,7 @@ impl Pmd {
                 work += self.rx_burst(self.rx_socks[k], now);
             }
             work += self.drain_inbox();
+            let ta = clock::cycles();
             if work > 0 {
                 for si in 0..self.socks.len() {
                     if !self.socks[si].stage.is_empty() {
@@ -591,19 +603,32 @@ impl Pmd {
                     }
                 }
             }
+            let tb = clock::cycles();
             for si in 0..self.socks.len() {
                 self.reap(si);
                 self.refill(si);
+                // descriptors a failed or partial wake-up left on the TX ring: kick again
+                let s = &mut self.socks[si];
+                if work == 0 && s.tx_out > 0 && s.xsk.tx.outstanding() > 0 {
+                    kick_tx(s, &self.h);
+                }
             }
             let t1 = clock::cycles();
-            let st = self.h.clone();
-            let st = &st.stats;
             if work > 0 {
-                st.bump(PmdStat::BusyCycles as usize, t1.wrapping_sub(t0));
+                let st = &self.h.stats;
+                let d = t1.wrapping_sub(t0);
+                if d < preempted {
+                    st.bump(PmdStat::BusyCycles as usize, d);
+                    st.bump(PmdStat::BusyPackets as usize, work as u64);
+                    st.bump(PmdStat::RxCycles as usize, ta.wrapping_sub(t0));
+                    st.bump(PmdStat::TxCycles as usize, tb.wrapping_sub(ta));
+                } else {
+                    st.bump(PmdStat::PreemptedRounds as usize, 1);
+                }
                 st.bump(PmdStat::BusyRounds as usize, 1);
                 idle_rounds = 0;
             } else {
-                st.bump(PmdStat::IdleRounds as usize, 1);
+                self.h.stats.bump(PmdStat::IdleRounds as usize, 1);
                 idle_rounds = idle_rounds.saturating_add(1);
                 if idle_rounds == 1 || round.is_multiple_of(1024) {
                     self.publish();
@@ -611,7 +636,7 @@ impl Pmd {
                 if idle == IdlePolicy::Sleep {
                     self.idle_wait(idle_rounds, &mut pollfds);
                 }
-                st.bump(
+                self.h.stats.bump(
                     PmdStat::IdleCycles as usize,
                     clock::cycles().wrapping_sub(t0),
                 );
@@ -619,7 +644,9 @@ impl Pmd {
             if round.is_multiple_of(4096) {
                 self.publish();
             }
-            if self.h.clear_request.swap(false, Ordering::AcqRel) {
+            if self.h.clear_request.load(Ordering::Relaxed)
+                && self.h.clear_request.swap(false, Ordering::AcqRel)
+            {
                 self.h.stats.clear();
                 self.h.cov.clear();
                 for p in self.h.ports.iter() {
@@ -734,11 +761,13 @@ impl Pmd {
         if n == 0 {
             return 0;
         }
-        let mut descs = [XdpDesc::default(); MAX_BATCH];
         {
             let s = &mut self.socks[si];
+            let umem = &self.pools[s.pool].umem;
             for i in 0..n {
-                descs[i as usize] = s.xsk.rx.read(i);
+                let d = s.xsk.rx.read(i);
+                umem.prefetch(d.addr);
+                self.rx_descs[i as usize] = d;
             }
             s.xsk.rx.release(n);
             s.fill_out = s.fill_out.saturating_sub(n);
@@ -752,7 +781,8 @@ impl Pmd {
         let mut key = FlowKey::default();
         let mut lay = Layout::default();
         let mut bytes = 0u64;
-        for d in &descs[..n as usize] {
+        for i in 0..n as usize {
+            let d = self.rx_descs[i];
             bytes += d.len as u64;
             self.process(
                 pool,
