@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::control::{self, commands, Conn};
 use crate::packet::Mac;
+use crate::pipeline::tables::{BridgeTables, OfPort, Pipeline};
 use crate::pipeline::{BridgeInfo, DpConfig, DpPort, PortInfo, MAX_PORTS};
 use crate::pmd::{handoff, PmdBuilder, PmdHandle, Shared};
 use crate::port::{PortError, XdpPort};
@@ -57,6 +58,8 @@ pub struct State {
     pub started: Instant,
     pub exit_requested: bool,
     pub hz: f64,
+    /// The master copy of the OpenFlow tables (snapshots go to `shared.pipeline`).
+    pub pipeline: Pipeline,
 }
 
 impl State {
@@ -85,9 +88,40 @@ impl State {
     }
 
     /// Publishes a new configuration snapshot and invalidates cached flows.
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.shared.config.store(Arc::new(self.dp_config()));
+        self.sync_pipeline_ports();
+        self.shared.pipeline.store(Arc::new(self.pipeline.clone()));
         self.shared.invalidate();
+    }
+
+    /// Brings the pipeline's port maps in line with the ports.
+    fn sync_pipeline_ports(&mut self) {
+        let mut bridge_of_dp = HashMap::new();
+        for (bi, b) in self.bridges.iter().enumerate() {
+            let Some(bt) = self.pipeline.bridges.get_mut(bi) else {
+                continue;
+            };
+            let bt = Arc::make_mut(bt);
+            bt.ports.clear();
+            bt.of_of_dp.clear();
+            for &pi in &b.ports {
+                let p = &self.ports[pi];
+                bt.ports.insert(
+                    p.ofport,
+                    OfPort {
+                        ofport: p.ofport,
+                        dp: p.dp,
+                        name: p.xdp.name.clone(),
+                        config: 0,
+                        up: p.admin_up && p.carrier,
+                    },
+                );
+                bt.of_of_dp.insert(p.dp, p.ofport);
+                bridge_of_dp.insert(p.dp, bi as u8);
+            }
+        }
+        self.pipeline.bridge_of_dp = bridge_of_dp;
     }
 
     /// Re-reads link state; a change republishes (floods skip down ports).
@@ -253,6 +287,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         builders[i].add_output(j, prod);
         builders[j].add_inbox(cons);
     }
+    let mut pipeline = Pipeline::default();
+    for (bi, b) in bridges.iter().enumerate() {
+        let mut bt = BridgeTables::new(&b.name, bi as u8, datapath_id(&b.name));
+        bt.add_normal_flow(0);
+        pipeline.bridges.push(Arc::new(bt));
+    }
     let mut st = State {
         cfg: cfg.clone(),
         shared: shared.clone(),
@@ -262,6 +302,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         started: Instant::now(),
         exit_requested: false,
         hz,
+        pipeline,
     };
     st.publish();
     let mut threads = Vec::new();
@@ -418,6 +459,15 @@ fn control_loop(
             return Ok(());
         }
     }
+}
+
+/// A stable datapath id from the bridge name (OVS derives it from the bridge's MAC).
+fn datapath_id(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h & 0x0000_ffff_ffff_ffff
 }
 
 /// Where the control socket of a daemon with this run directory lives.

@@ -48,6 +48,13 @@ counters! {
         HandoffSent = "pmd_handoff_sent",
         HandoffRecv = "pmd_handoff_received",
         FillWakeup = "fill_ring_wakeup",
+        DropResubmitLimit = "drop_resubmit_limit",
+        DropCtUnsupported = "drop_ct_not_implemented",
+        DropTtlExpired = "drop_ttl_expired",
+        DropNoHeadroom = "drop_no_headroom",
+        UncacheableFlow = "uncacheable_translation",
+        PacketIn = "packet_in",
+        DropPacketInQueueFull = "drop_packet_in_queue_full",
     }
 }
 

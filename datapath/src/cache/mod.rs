@@ -7,6 +7,9 @@
 //! OpenFlow caching work.
 
 use crate::packet::key::{FlowKey, KEY_WORDS};
+use std::sync::Arc;
+
+use crate::pipeline::tables::RuleStats;
 use crate::pipeline::{DpAction, LearnRef};
 
 const EMPTY: u32 = u32::MAX;
@@ -18,11 +21,45 @@ pub struct Megaflow {
     pub key: FlowKey,
     pub mask: u16,
     pub actions: Vec<DpAction>,
+    /// Index of the last `Output` in `actions` (the packet's frame is moved there instead of
+    /// copied); `usize::MAX` when there is none.
+    pub last_output: usize,
     pub learn: Option<LearnRef>,
+    /// OpenFlow rules (and group buckets) this flow went through, credited with its hits.
+    pub rules: Vec<Arc<RuleStats>>,
     pub packets: u64,
     pub bytes: u64,
+    /// Hits already credited to `rules`.
+    pub folded_packets: u64,
+    pub folded_bytes: u64,
     pub created: u32,
     pub used: u32,
+}
+
+impl Megaflow {
+    /// Credits the hits since the last fold to the OpenFlow rules.
+    pub fn fold(&mut self, now_ms: u64) {
+        let (p, b) = (
+            self.packets - self.folded_packets,
+            self.bytes - self.folded_bytes,
+        );
+        if p == 0 {
+            return;
+        }
+        for r in &self.rules {
+            r.add(p, b, now_ms);
+        }
+        self.folded_packets = self.packets;
+        self.folded_bytes = self.bytes;
+    }
+}
+
+/// Index of the last output in an action list.
+pub fn last_output(actions: &[DpAction]) -> usize {
+    actions
+        .iter()
+        .rposition(|a| matches!(a, DpAction::Output(_)))
+        .unwrap_or(usize::MAX)
 }
 
 struct Subtable {
@@ -199,9 +236,11 @@ impl FlowCache {
         mask: &FlowKey,
         actions: Vec<DpAction>,
         learn: Option<LearnRef>,
+        rules: Vec<Arc<RuleStats>>,
         now: u32,
     ) -> u32 {
         if self.flows.len() >= self.capacity {
+            self.fold_all(now as u64 * 1000);
             self.clear();
         }
         let si = match self.subtables.iter().position(|s| s.mask == *mask) {
@@ -215,13 +254,18 @@ impl FlowCache {
         let masked = crate::pipeline::masked(key, mask);
         let h = hash_words(key, mask, &st.words[..st.nwords]);
         let idx = self.flows.len() as u32;
+        let last_output = last_output(&actions);
         self.flows.push(Megaflow {
             key: masked,
             mask: si as u16,
             actions,
+            last_output,
             learn,
+            rules,
             packets: 0,
             bytes: 0,
+            folded_packets: 0,
+            folded_bytes: 0,
             created: now,
             used: now,
         });
@@ -230,7 +274,14 @@ impl FlowCache {
         idx
     }
 
-    /// Forgets every cached flow.
+    /// Credits every flow's new hits to its OpenFlow rules.
+    pub fn fold_all(&mut self, now_ms: u64) {
+        for f in &mut self.flows {
+            f.fold(now_ms);
+        }
+    }
+
+    /// Forgets every cached flow (fold first if their counters matter).
     pub fn clear(&mut self) {
         if self.flows.is_empty() {
             return;
@@ -276,6 +327,7 @@ mod tests {
             &l2mask(),
             vec![DpAction::Output(2)],
             None,
+            vec![],
             0,
         );
         assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(f));
@@ -292,7 +344,7 @@ mod tests {
         for i in 0..3000u64 {
             let m = if i % 2 == 0 { l2mask() } else { exact };
             let k = key(1, i, i + 1, i);
-            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, 0);
+            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, vec![], 0);
         }
         assert_eq!(c.masks(), 2);
         for i in 0..3000u64 {
@@ -300,7 +352,7 @@ mod tests {
             assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
         }
         for i in 3000..6000u64 {
-            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, 0);
+            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, vec![], 0);
         }
         assert!(c.len() <= 5000);
         assert_eq!(c.stats.flushes, 1);

@@ -74,6 +74,30 @@ pub fn complete(l4: &mut [u8], csum_off: usize, udp: bool) {
     l4[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Incrementally updates checksum `c` for a 16-bit word changing from `old` to `new`
+/// (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
+#[inline]
+pub fn update16(c: u16, old: u16, new: u16) -> u16 {
+    !fold(!c as u64 + !old as u64 + new as u64)
+}
+
+/// Incrementally updates checksum `c` for a run of bytes changing from `old` to `new` (equal
+/// lengths, even offset in the checksummed data).
+pub fn update_bytes(c: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = !c as u64;
+    let mut i = 0;
+    while i + 1 < old.len() {
+        acc += !u16::from_be_bytes([old[i], old[i + 1]]) as u64;
+        acc += u16::from_be_bytes([new[i], new[i + 1]]) as u64;
+        i += 2;
+    }
+    if i < old.len() {
+        acc += !u16::from_be_bytes([old[i], 0]) as u64;
+        acc += u16::from_be_bytes([new[i], 0]) as u64;
+    }
+    !fold(acc)
+}
+
 /// Whether the checksum of segment `l4` with pseudo-header sum `pseudo` verifies.
 pub fn verify(l4: &[u8], pseudo: u64) -> bool {
     fold(sum(pseudo, l4)) == 0xffff
@@ -116,6 +140,25 @@ mod tests {
             assert_eq!(fold(sum(0, &data[..len])), fold(n2), "len {len}");
         }
         assert_eq!(fold(sum(0, &data)), fold(narrow));
+    }
+
+    #[test]
+    fn incremental_updates_match_recomputation() {
+        let mut hdr: Vec<u8> = vec![
+            0x45, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let c = checksum(&hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        // change TTL (a 16-bit word with the protocol) and the source address
+        let old_w = u16::from_be_bytes([hdr[8], hdr[9]]);
+        hdr[8] = 63;
+        let new_w = u16::from_be_bytes([hdr[8], hdr[9]]);
+        let c1 = update16(c, old_w, new_w);
+        let old_src = hdr[12..16].to_vec();
+        hdr[12..16].copy_from_slice(&[192, 168, 1, 77]);
+        let c2 = update_bytes(c1, &old_src, &hdr[12..16]);
+        hdr[10..12].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(c2, checksum(&hdr));
     }
 
     #[test]

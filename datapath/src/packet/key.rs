@@ -9,32 +9,55 @@
 
 use super::{be16, ethertype, ipproto, Mac, Malformed, Result};
 
-pub const KEY_WORDS: usize = 16;
+pub const KEY_WORDS: usize = 24;
 
-/// Word indices and bit positions of every field.
+/// Word indices and bit positions of every field. Metadata words (in_port, tunnel,
+/// conntrack) come first, then L2, L3 and L4, so that each classifier stage is a contiguous range
+/// of words.
 pub mod w {
     /// in_port [0..32) | recirc_id [32..64)
     pub const META: usize = 0;
+    /// tun_id
+    pub const TUN_ID: usize = 1;
+    /// tun_dst [0..32) | tun_src [32..64)
+    pub const TUN_ADDR: usize = 2;
+    /// tun_metadata0 (OVN maps its 4-byte Geneve option here)
+    pub const TUN_META0: usize = 3;
+    /// tun_flags [0..16) | ct_zone [16..32) | ct_state [32..64)
+    pub const TUN_CT: usize = 4;
+    /// pkt_mark [0..32) | ct_mark [32..64)
+    pub const MARKS: usize = 5;
+    pub const CT_LABEL_HI: usize = 6;
+    pub const CT_LABEL_LO: usize = 7;
+    /// dp_hash [0..32) | ct_nw_proto [32..40)
+    pub const HASH: usize = 8;
+    /// ct_nw_src [0..32) | ct_nw_dst [32..64)
+    pub const CT_NW: usize = 9;
+    /// ct_tp_src [0..16) | ct_tp_dst [16..32)
+    pub const CT_TP: usize = 10;
+    /// 11: reserved. Words `0..L2_START` are the metadata stage.
+    pub const L2_START: usize = 12;
     /// dl_dst [0..48) | vlan_tci [48..64)
-    pub const ETH_DST: usize = 1;
+    pub const ETH_DST: usize = 12;
     /// dl_src [0..48) | dl_type [48..64)
-    pub const ETH_SRC: usize = 2;
+    pub const ETH_SRC: usize = 13;
+    pub const L3_START: usize = 14;
     /// nw_proto [0..8) | nw_tos [8..16) | nw_ttl [16..24) | nw_frag [24..32) | ipv6_label [32..52)
-    pub const L3: usize = 3;
-    /// tp_src [0..16) | tp_dst [16..32) | tcp_flags [32..48)
-    pub const L4: usize = 4;
-    pub const NW_SRC_HI: usize = 5;
+    pub const L3: usize = 14;
+    pub const NW_SRC_HI: usize = 15;
     /// IPv4 source (and ARP spa) in the low 32 bits
-    pub const NW_SRC_LO: usize = 6;
-    pub const NW_DST_HI: usize = 7;
-    pub const NW_DST_LO: usize = 8;
+    pub const NW_SRC_LO: usize = 16;
+    pub const NW_DST_HI: usize = 17;
+    pub const NW_DST_LO: usize = 18;
     /// arp_sha / nd_sll [0..48)
-    pub const ARP_SHA: usize = 9;
+    pub const ARP_SHA: usize = 19;
     /// arp_tha / nd_tll [0..48)
-    pub const ARP_THA: usize = 10;
-    pub const ND_TARGET_HI: usize = 11;
-    pub const ND_TARGET_LO: usize = 12;
-    // 13..16 reserved for pipeline metadata the later layers add (ct, mark, tunnel).
+    pub const ARP_THA: usize = 20;
+    pub const ND_TARGET_HI: usize = 21;
+    pub const ND_TARGET_LO: usize = 22;
+    pub const L4_START: usize = 23;
+    /// tp_src [0..16) | tp_dst [16..32) | tcp_flags [32..48)
+    pub const L4: usize = 23;
 }
 
 pub const FRAG_ANY: u8 = 1;

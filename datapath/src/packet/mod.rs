@@ -8,6 +8,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod edit;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;

@@ -1,13 +1,20 @@
 //! Translation: from a packet's flow key to a datapath flow (mask + compiled actions).
 //!
-//! Today the only pipeline is NORMAL (a MAC-learning L2 switch, as OVS's NORMAL action with no
-//! controller). The OpenFlow tables slot in here: translation walks them, un-wildcards every field
-//! a lookup examined, and emits the same [`DpAction`] list the fast path executes.
+//! [`tables`] holds each bridge's OpenFlow tables, groups and ports as an immutable snapshot;
+//! [`xlate`] walks them for a packet, un-wildcarding every field a lookup or action examined,
+//! and emits the [`DpAction`] list the fast path executes for every packet of the datapath flow.
+//! NORMAL (a MAC-learning L2 switch, OVS's NORMAL action, over [`mac`]) is one of the outputs;
+//! a standalone bridge has the single flow `priority=0 actions=NORMAL`.
 
+pub mod flow;
 pub mod mac;
+pub mod ofpact;
+pub mod tables;
+pub mod xlate;
 
-use crate::packet::key::{w, FlowKey, KEY_WORDS};
-use crate::packet::Mac;
+use std::sync::Arc;
+
+use crate::packet::key::{FlowKey, KEY_WORDS};
 
 /// Dense datapath port index (not the OpenFlow port number).
 pub type DpPort = u16;
@@ -50,10 +57,84 @@ impl DpConfig {
     }
 }
 
-/// A compiled datapath action. An empty list drops.
+/// A packet field the datapath can write (after the pipeline changed it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpField {
+    EthSrc,
+    EthDst,
+    /// The TCI of the outermost tag (PCP, CFI, VID).
+    VlanTci,
+    Ipv4Src,
+    Ipv4Dst,
+    /// IPv4 TOS / IPv6 traffic class byte (DSCP and ECN).
+    IpTos,
+    /// IPv4 TTL / IPv6 hop limit.
+    IpTtl,
+    Ipv6Src,
+    Ipv6Dst,
+    Ipv6Label,
+    /// TCP/UDP/SCTP source and destination ports.
+    TpSrc,
+    TpDst,
+    IcmpType,
+    IcmpCode,
+    ArpOp,
+    ArpSpa,
+    ArpTpa,
+    ArpSha,
+    ArpTha,
+    NdTarget,
+    NdSll,
+    NdTll,
+}
+
+/// What a packet-in needs: where it came from in the pipeline, the controller action's
+/// parameters and the pipeline fields at that point. Shared by every packet of a cached flow.
+#[derive(Debug)]
+pub struct PacketInSpec {
+    pub bridge: u8,
+    pub table_id: u8,
+    pub cookie: u64,
+    pub spec: Arc<ofpact::ControllerSpec>,
+    /// Pipeline fields (metadata, registers, in_port, tunnel, ct) at the controller action.
+    pub metadata: Vec<(openflow::Field, u128)>,
+    /// For `controller(pause)`: the translation state to resume with NXT_RESUME.
+    pub frozen: Option<Arc<Frozen>>,
+}
+
+/// A paused translation, resumed by NXT_RESUME.
+#[derive(Debug)]
+pub struct Frozen {
+    pub bridge: u8,
+    pub table_id: u8,
+    pub cookie: u64,
+    pub ofpacts: Vec<ofpact::Ofpact>,
+    pub stack: Vec<u128>,
+}
+
+/// A compiled datapath action. An empty list drops.
+#[derive(Clone, Debug, PartialEq)]
 pub enum DpAction {
     Output(DpPort),
+    /// Writes the bits of `value` under `mask` into `field` (checksums updated).
+    Set {
+        field: DpField,
+        value: u128,
+        mask: u128,
+    },
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
+    PopVlan,
+    /// A copy of the packet, as it is at this point, to the controller.
+    Userspace(Arc<PacketInSpec>),
+}
+
+impl PartialEq for PacketInSpec {
+    fn eq(&self, o: &Self) -> bool {
+        std::ptr::eq(self, o)
+    }
 }
 
 /// A MAC-table entry a cached flow keeps alive.
@@ -66,108 +147,6 @@ pub struct LearnRef {
     pub port: DpPort,
 }
 
-/// Why NORMAL dropped, for the flow's description and coverage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    UnknownPort,
-    MulticastSource,
-    ReservedMulticast,
-    Hairpin,
-    PortDown,
-}
-
-/// The result of translating one packet.
-#[derive(Clone, Debug)]
-pub struct Translation {
-    /// Which key bits the decision depended on.
-    pub mask: FlowKey,
-    pub actions: Vec<DpAction>,
-    pub learn: Option<LearnRef>,
-    /// The translation changed state (MAC table) that earlier cached decisions depended on.
-    pub invalidates: bool,
-    pub drop: Option<DropReason>,
-    pub flooded: bool,
-}
-
-const MAC_BITS: u64 = (1 << 48) - 1;
-
-/// NORMAL: learn the source, forward to the known destination, flood otherwise; never back out
-/// of the input port. IEEE 802.1D link-local multicast (01:80:c2:00:00:0x) is not forwarded, as
-/// with OVS's default `forward-bpdu=false`.
-pub fn xlate_normal(cfg: &DpConfig, macs: &mac::MacTable, key: &FlowKey, now: u32) -> Translation {
-    let mut mask = FlowKey::default();
-    mask.w[w::META] = 0xffff_ffff; // in_port
-    let mut t = Translation {
-        mask,
-        actions: Vec::new(),
-        learn: None,
-        invalidates: false,
-        drop: None,
-        flooded: false,
-    };
-    let in_port = key.in_port() as DpPort;
-    let Some(pi) = cfg.port(in_port) else {
-        t.drop = Some(DropReason::UnknownPort);
-        return t;
-    };
-    let bridge = pi.bridge;
-    // dl_src, dl_dst and the VLAN decide everything below
-    t.mask.w[w::ETH_SRC] = MAC_BITS;
-    t.mask.w[w::ETH_DST] = MAC_BITS | (0xffff << 48);
-    let src = key.dl_src();
-    let dst = key.dl_dst();
-    let vlan = key.vlan_vid();
-    if src.is_multicast() {
-        t.drop = Some(DropReason::MulticastSource);
-        return t;
-    }
-    if is_reserved_multicast(dst) {
-        t.drop = Some(DropReason::ReservedMulticast);
-        return t;
-    }
-    let (learned, slot) = macs.learn(bridge, vlan, key.dl_src_u64(), in_port, now);
-    t.invalidates = learned != mac::Learned::Same;
-    if slot != u32::MAX {
-        t.learn = Some(LearnRef {
-            slot,
-            bridge,
-            vlan,
-            mac: key.dl_src_u64(),
-            port: in_port,
-        });
-    }
-    let known = if dst.is_multicast() {
-        None
-    } else {
-        macs.lookup(bridge, vlan, key.dl_dst_u64())
-    };
-    match known {
-        Some(p) if p == in_port => t.drop = Some(DropReason::Hairpin),
-        Some(p) => match cfg.port(p) {
-            Some(o) if o.up && o.bridge == bridge => t.actions.push(DpAction::Output(p)),
-            Some(_) => t.drop = Some(DropReason::PortDown),
-            None => flood(cfg, bridge, in_port, &mut t),
-        },
-        None => flood(cfg, bridge, in_port, &mut t),
-    }
-    t
-}
-
-fn flood(cfg: &DpConfig, bridge: u8, in_port: DpPort, t: &mut Translation) {
-    t.flooded = true;
-    if let Some(b) = cfg.bridges.get(bridge as usize) {
-        for &p in &b.ports {
-            if p != in_port && cfg.port(p).is_some_and(|pi| pi.up) {
-                t.actions.push(DpAction::Output(p));
-            }
-        }
-    }
-}
-
-fn is_reserved_multicast(m: Mac) -> bool {
-    m.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && m.0[5] & 0xf0 == 0
-}
-
 /// Applies `mask` to `key` word by word.
 #[inline]
 pub fn masked(key: &FlowKey, mask: &FlowKey) -> FlowKey {
@@ -176,87 +155,4 @@ pub fn masked(key: &FlowKey, mask: &FlowKey) -> FlowKey {
         out.w[i] = key.w[i] & mask.w[i];
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::packet::key::{extract, testpkt, Layout};
-
-    fn cfg(n: usize) -> DpConfig {
-        let ports = (0..n)
-            .map(|i| {
-                Some(PortInfo {
-                    name: format!("p{i}"),
-                    ofport: i as u32 + 1,
-                    bridge: 0,
-                    up: true,
-                })
-            })
-            .collect();
-        DpConfig {
-            ports,
-            bridges: vec![BridgeInfo {
-                name: "br0".into(),
-                ports: (0..n as u16).collect(),
-                mac_aging: 300,
-            }],
-        }
-    }
-
-    fn key_for(src: [u8; 6], dst: [u8; 6], in_port: u32) -> FlowKey {
-        let mut f = testpkt::eth(dst, src, 0x0800);
-        f.extend_from_slice(&[
-            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
-        ]);
-        let mut k = FlowKey::default();
-        let mut l = Layout::default();
-        extract(&f, in_port, &mut k, &mut l).unwrap();
-        k
-    }
-
-    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
-    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
-
-    #[test]
-    fn floods_then_forwards_once_learnt_and_never_hairpins() {
-        let c = cfg(3);
-        let m = mac::MacTable::new(64);
-        let t = xlate_normal(&c, &m, &key_for(A, B, 0), 1);
-        assert!(t.flooded);
-        assert_eq!(t.actions, vec![DpAction::Output(1), DpAction::Output(2)]);
-        assert!(t.invalidates, "A is new");
-        let t = xlate_normal(&c, &m, &key_for(B, A, 2), 1);
-        assert_eq!(t.actions, vec![DpAction::Output(0)]);
-        let t = xlate_normal(&c, &m, &key_for(A, B, 0), 1);
-        assert_eq!(t.actions, vec![DpAction::Output(2)]);
-        assert!(!t.invalidates);
-        // B now appears behind port 0 as well as A: hairpin is dropped
-        let t = xlate_normal(&c, &m, &key_for(A, A, 0), 1);
-        assert_eq!(t.drop, Some(DropReason::Hairpin));
-        assert!(t.actions.is_empty());
-    }
-
-    #[test]
-    fn broadcast_floods_to_up_ports_only_and_bpdus_are_dropped() {
-        let mut c = cfg(3);
-        c.ports[2].as_mut().unwrap().up = false;
-        let m = mac::MacTable::new(64);
-        let t = xlate_normal(&c, &m, &key_for(A, [0xff; 6], 1), 1);
-        assert_eq!(t.actions, vec![DpAction::Output(0)]);
-        let t = xlate_normal(&c, &m, &key_for(A, [1, 0x80, 0xc2, 0, 0, 0], 1), 1);
-        assert_eq!(t.drop, Some(DropReason::ReservedMulticast));
-        let t = xlate_normal(&c, &m, &key_for([3, 0, 0, 0, 0, 1], B, 1), 1);
-        assert_eq!(t.drop, Some(DropReason::MulticastSource));
-    }
-
-    #[test]
-    fn mask_covers_only_what_normal_reads() {
-        let c = cfg(2);
-        let m = mac::MacTable::new(64);
-        let t = xlate_normal(&c, &m, &key_for(A, B, 0), 1);
-        assert_eq!(t.mask.w[w::L3], 0, "IP fields are wildcarded");
-        assert_eq!(t.mask.w[w::NW_SRC_LO], 0);
-        assert_eq!(t.mask.w[w::META], 0xffff_ffff);
-    }
 }

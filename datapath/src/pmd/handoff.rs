@@ -12,17 +12,18 @@ use std::sync::Arc;
 /// Largest frame a slot carries.
 pub const SLOT_BYTES: usize = 3840;
 
-struct Slot {
+struct Slot<M> {
     port: u16,
     len: u16,
+    meta: M,
     data: [u8; SLOT_BYTES],
 }
 
 #[repr(align(64))]
 struct Padded(AtomicU32);
 
-struct Ring {
-    slots: Box<[UnsafeCell<Slot>]>,
+struct Ring<M> {
+    slots: Box<[UnsafeCell<Slot<M>>]>,
     mask: u32,
     head: Padded, // next slot the producer writes
     tail: Padded, // next slot the consumer reads
@@ -31,8 +32,8 @@ struct Ring {
 // SAFETY: the producer only writes slots in [tail+size-.., head) it has not yet published and
 // the consumer only reads slots in [tail, head) that were published with a Release store of head;
 // `Producer` and `Consumer` are the only handles and neither is Clone.
-unsafe impl Sync for Ring {}
-unsafe impl Send for Ring {}
+unsafe impl<M: Send> Sync for Ring<M> {}
+unsafe impl<M: Send> Send for Ring<M> {}
 
 /// Wakes a PMD blocked in poll() (eventfd), only when it says it is sleeping.
 pub struct Waker {
@@ -77,25 +78,31 @@ impl Waker {
     }
 }
 
-pub struct Producer {
-    ring: Arc<Ring>,
+/// The producing end. `M` is per-packet metadata carried with the bytes (`()` for handoffs,
+/// the packet-in description for packet-ins).
+pub struct Producer<M = ()> {
+    ring: Arc<Ring<M>>,
     cached_tail: u32,
     waker: Arc<Waker>,
 }
 
-pub struct Consumer {
-    ring: Arc<Ring>,
+pub struct Consumer<M = ()> {
+    ring: Arc<Ring<M>>,
     cached_head: u32,
 }
 
 /// A ring of `slots` slots (rounded up to a power of two) and its two ends.
-pub fn channel(slots: usize, consumer_waker: Arc<Waker>) -> (Producer, Consumer) {
+pub fn channel<M: Default + Send>(
+    slots: usize,
+    consumer_waker: Arc<Waker>,
+) -> (Producer<M>, Consumer<M>) {
     let n = slots.max(2).next_power_of_two();
-    let v: Vec<UnsafeCell<Slot>> = (0..n)
+    let v: Vec<UnsafeCell<Slot<M>>> = (0..n)
         .map(|_| {
             UnsafeCell::new(Slot {
                 port: 0,
                 len: 0,
+                meta: M::default(),
                 data: [0; SLOT_BYTES],
             })
         })
@@ -119,7 +126,7 @@ pub fn channel(slots: usize, consumer_waker: Arc<Waker>) -> (Producer, Consumer)
     )
 }
 
-impl Producer {
+impl Producer<()> {
     /// Copies `data` for output on `port`. Returns false (nothing queued) when the ring is full
     /// or the frame is larger than a slot.
     #[inline]
@@ -127,6 +134,14 @@ impl Producer {
         if data.len() > SLOT_BYTES {
             return false;
         }
+        self.push_with(port, data, ())
+    }
+}
+
+impl<M> Producer<M> {
+    /// Copies `data` (truncated to a slot) with `meta`. Returns false when the ring is full.
+    #[inline]
+    pub fn push_with(&mut self, port: u16, data: &[u8], meta: M) -> bool {
         let r = &*self.ring;
         let head = r.head.0.load(Ordering::Relaxed);
         let size = r.mask + 1;
@@ -139,9 +154,11 @@ impl Producer {
         // SAFETY: slot `head` is outside [tail, head), so the consumer does not read it until the
         // Release store below publishes it; we are the only producer.
         let slot = unsafe { &mut *r.slots[(head & r.mask) as usize].get() };
+        let n = data.len().min(SLOT_BYTES);
         slot.port = port;
-        slot.len = data.len() as u16;
-        slot.data[..data.len()].copy_from_slice(data);
+        slot.len = n as u16;
+        slot.meta = meta;
+        slot.data[..n].copy_from_slice(&data[..n]);
         r.head.0.store(head.wrapping_add(1), Ordering::Release);
         true
     }
@@ -153,7 +170,7 @@ impl Producer {
     }
 }
 
-impl Consumer {
+impl<M> Consumer<M> {
     /// Whether packets are waiting.
     pub fn is_empty(&mut self) -> bool {
         let r = &*self.ring;
@@ -164,6 +181,12 @@ impl Consumer {
     /// Hands up to `max` queued packets to `f(port, bytes)`; returns how many.
     #[inline]
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(u16, &[u8])) -> usize {
+        self.drain_with(max, |p, d, _| f(p, d))
+    }
+
+    /// Like [`Self::drain`], handing over each packet's metadata too (taken out of the slot).
+    #[inline]
+    pub fn drain_with(&mut self, max: usize, mut f: impl FnMut(u16, &[u8], &mut M)) -> usize {
         let r = &*self.ring;
         let mut tail = r.tail.0.load(Ordering::Relaxed);
         let mut n = 0;
@@ -176,8 +199,8 @@ impl Consumer {
             }
             // SAFETY: slot `tail` is in [tail, head): published by the producer's Release store
             // (observed by our Acquire load) and not reused until we advance tail.
-            let slot = unsafe { &*r.slots[(tail & r.mask) as usize].get() };
-            f(slot.port, &slot.data[..slot.len as usize]);
+            let slot = unsafe { &mut *r.slots[(tail & r.mask) as usize].get() };
+            f(slot.port, &slot.data[..slot.len as usize], &mut slot.meta);
             tail = tail.wrapping_add(1);
             n += 1;
         }
@@ -193,7 +216,7 @@ mod tests {
     #[test]
     fn fifo_full_and_oversize() {
         let w = Arc::new(Waker::new().unwrap());
-        let (mut p, mut c) = channel(4, w);
+        let (mut p, mut c) = channel::<()>(4, w);
         assert!(c.is_empty());
         for i in 0..4u8 {
             assert!(p.push(i as u16, &[i; 10]));
@@ -214,7 +237,7 @@ mod tests {
     #[test]
     fn two_threads_deliver_everything_in_order() {
         let w = Arc::new(Waker::new().unwrap());
-        let (mut p, mut c) = channel(64, w);
+        let (mut p, mut c) = channel::<()>(64, w);
         const N: u32 = 200_000;
         let t = std::thread::spawn(move || {
             let mut i = 0u32;

@@ -18,11 +18,15 @@ use std::sync::Arc;
 use afxdp::{socket::BindMode, Umem, XdpDesc, XskSocket};
 use arc_swap::ArcSwap;
 
+use crate::cache;
 use crate::cache::FlowCache;
 use crate::config::IdlePolicy;
+use crate::packet::edit;
 use crate::packet::key::{self, FlowKey, Layout};
 use crate::packet::Malformed;
-use crate::pipeline::{self, mac::MacTable, DpAction, DpConfig, DpPort, MAX_PORTS};
+use crate::pipeline::tables::Pipeline;
+use crate::pipeline::xlate::{self, XlateDrop, XlateIn, XlateOut};
+use crate::pipeline::{mac::MacTable, DpAction, DpConfig, DpPort, PacketInSpec, MAX_PORTS};
 use crate::port::{PortError, XdpPort};
 use crate::stats::{clock, Cov, CovCounters, PmdCounters, PmdStat, PortCounters, PortStat};
 
@@ -31,6 +35,8 @@ pub struct Shared {
     /// Bumped whenever something a cached decision may depend on changes.
     pub generation: AtomicU64,
     pub config: ArcSwap<DpConfig>,
+    /// The OpenFlow tables of every bridge.
+    pub pipeline: ArcSwap<Pipeline>,
     pub macs: MacTable,
     pub quit: AtomicBool,
     /// Seconds since start, maintained by the control thread (MAC aging, flow ages).
@@ -42,6 +48,7 @@ impl Shared {
         Shared {
             generation: AtomicU64::new(1),
             config: ArcSwap::from_pointee(config),
+            pipeline: ArcSwap::from_pointee(Pipeline::default()),
             macs: MacTable::new(32768),
             quit: AtomicBool::new(false),
             now_sec: AtomicU32::new(0),
@@ -144,6 +151,7 @@ pub struct PmdBuilder {
     batch: u32,
     out: Vec<(usize, handoff::Producer)>,
     inbox: Vec<handoff::Consumer>,
+    pin: Option<handoff::Producer<PinMeta>>,
 }
 
 /// Headroom left in front of received packets, room for tunnel headers later.
@@ -170,7 +178,13 @@ impl PmdBuilder {
             batch,
             out: Vec::new(),
             inbox: Vec::new(),
+            pin: None,
         }
+    }
+
+    /// Where this PMD's packet-ins go.
+    pub fn set_packet_in(&mut self, p: handoff::Producer<PinMeta>) {
+        self.pin = Some(p);
     }
 
     fn new_umem(&mut self, port: &str) -> Result<Umem, PortError> {
@@ -346,6 +360,7 @@ impl PmdBuilder {
             out: self.out.into_iter().map(|(_, p)| p).collect(),
             out_pending: Vec::new(),
             inbox: self.inbox,
+            pin: self.pin,
             cache: FlowCache::new(65536),
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
@@ -365,6 +380,8 @@ pub struct Pmd {
     out: Vec<handoff::Producer>,
     out_pending: Vec<bool>,
     inbox: Vec<handoff::Consumer>,
+    /// Packet-ins to the control thread.
+    pin: Option<handoff::Producer<PinMeta>>,
     cache: FlowCache,
     gen: u64,
     batch: u32,
@@ -535,6 +552,144 @@ fn output(
                 pools[src_pool].put(addr);
             }
         }
+    }
+}
+
+/// The parts of a PMD that executing actions touches, borrowed apart from the flow cache so a
+/// cached flow's action list can be executed in place.
+struct Exec<'a> {
+    pools: &'a mut [Pool],
+    socks: &'a mut [Sock],
+    routes: &'a [TxRoute],
+    out: &'a mut [handoff::Producer],
+    out_pending: &'a mut [bool],
+    pin: &'a mut Option<handoff::Producer<PinMeta>>,
+    h: &'a PmdHandle,
+}
+
+/// What travels with a packet-in from a PMD to the control thread.
+#[derive(Default)]
+pub struct PinMeta {
+    pub spec: Option<Arc<PacketInSpec>>,
+    pub total_len: u32,
+}
+
+impl Exec<'_> {
+    /// Executes `actions` on the packet at `addr` (`len` bytes) of pool `pool`; the frame is
+    /// released or handed to a TX ring by the end.
+    fn run(
+        &mut self,
+        pool: usize,
+        mut addr: u64,
+        mut len: usize,
+        lay: &mut Layout,
+        actions: &[DpAction],
+        last_output: usize,
+    ) {
+        let h = self.h;
+        if last_output == usize::MAX && !actions.iter().any(|a| matches!(a, DpAction::Userspace(_)))
+        {
+            cov(h, Cov::DropAction);
+            self.pools[pool].put(addr);
+            return;
+        }
+        let mut consumed = false;
+        for (i, a) in actions.iter().enumerate() {
+            match a {
+                DpAction::Output(p) => {
+                    let last = i == last_output;
+                    self.output(pool, addr, len, *p, last);
+                    if last {
+                        consumed = true;
+                        break;
+                    }
+                }
+                DpAction::Set { field, value, mask } => {
+                    if let Some(frame) = self.pools[pool].umem.data_mut(addr, len) {
+                        edit::set_field(frame, lay, *field, *value, *mask);
+                    }
+                }
+                DpAction::PushVlan { tpid, tci } => {
+                    let umem = &mut self.pools[pool].umem;
+                    if addr < 4 || umem.frame_base(addr - 4) != umem.frame_base(addr) {
+                        cov(h, Cov::DropNoHeadroom);
+                        continue;
+                    }
+                    if let Some(f) = umem.data_mut(addr - 4, len + 4) {
+                        f.copy_within(4..16, 0);
+                        f[12..14].copy_from_slice(&tpid.to_be_bytes());
+                        f[14..16].copy_from_slice(&tci.to_be_bytes());
+                        addr -= 4;
+                        len += 4;
+                        lay.l3 += 4;
+                        if lay.l4 != 0 {
+                            lay.l4 += 4;
+                        }
+                    }
+                }
+                DpAction::PopVlan => {
+                    let umem = &mut self.pools[pool].umem;
+                    if let Some(f) = umem.data_mut(addr, len) {
+                        if len >= 18
+                            && matches!(u16::from_be_bytes([f[12], f[13]]), 0x8100 | 0x88a8)
+                        {
+                            f.copy_within(0..12, 4);
+                            addr += 4;
+                            len -= 4;
+                            lay.l3 = lay.l3.saturating_sub(4);
+                            if lay.l4 != 0 {
+                                lay.l4 -= 4;
+                            }
+                        }
+                    }
+                }
+                DpAction::Userspace(spec) => {
+                    let in_dp = 0;
+                    let ok = match (self.pin.as_mut(), self.pools[pool].umem.data(addr, len)) {
+                        (Some(p), Some(d)) => p.push_with(
+                            in_dp,
+                            d,
+                            PinMeta {
+                                spec: Some(spec.clone()),
+                                total_len: len as u32,
+                            },
+                        ),
+                        _ => false,
+                    };
+                    if ok {
+                        cov(h, Cov::PacketIn);
+                        if let Some(p) = self.pin.as_ref() {
+                            p.notify();
+                        }
+                    } else {
+                        cov(h, Cov::DropPacketInQueueFull);
+                    }
+                }
+            }
+        }
+        if !consumed {
+            self.pools[pool].put(addr);
+        }
+    }
+
+    /// Sends one packet held in `src_pool` at `addr` out of `port`. `last` says this is the
+    /// packet's final output: its frame can be moved instead of copied, and must be released if
+    /// not used.
+    #[inline]
+    fn output(&mut self, src_pool: usize, addr: u64, len: usize, port: DpPort, last: bool) {
+        output(
+            self.pools,
+            self.socks,
+            self.routes,
+            self.out,
+            self.out_pending,
+            self.h,
+            src_pool,
+            addr,
+            len,
+            port,
+            last,
+        )
     }
 }
 
@@ -837,7 +992,25 @@ impl Pmd {
         }
         let fi = match self.cache.lookup(key) {
             Some(f) => f,
-            None => self.upcall(key, now),
+            None => match self.upcall(key, now, len as u32) {
+                Ok(f) => f,
+                Err(x) => {
+                    // not cacheable: run this packet's own translation
+                    let mut ex = self.exec_parts();
+                    ex.run(
+                        pool,
+                        addr,
+                        len,
+                        lay,
+                        &x.actions,
+                        cache::last_output(&x.actions),
+                    );
+                    for r in &x.rules {
+                        r.add(1, len as u64, now as u64 * 1000);
+                    }
+                    return;
+                }
+            },
         };
         let Pmd {
             cache,
@@ -846,6 +1019,7 @@ impl Pmd {
             routes,
             out,
             out_pending,
+            pin,
             h,
             shared,
             ..
@@ -861,51 +1035,79 @@ impl Pmd {
                     .refresh(l.slot, l.bridge, l.vlan, l.mac, l.port, now);
             }
         }
-        let n = flow.actions.len();
-        if n == 0 {
-            cov(h, Cov::DropAction);
-            pools[pool].put(addr);
-            return;
-        }
-        for (i, a) in flow.actions.iter().enumerate() {
-            match *a {
-                DpAction::Output(p) => output(
-                    pools,
-                    socks,
-                    routes,
-                    out,
-                    out_pending,
-                    h,
-                    pool,
-                    addr,
-                    len,
-                    p,
-                    i + 1 == n,
-                ),
-            }
+        let mut ex = Exec {
+            pools,
+            socks,
+            routes,
+            out,
+            out_pending,
+            pin,
+            h,
+        };
+        ex.run(pool, addr, len, lay, &flow.actions, flow.last_output);
+    }
+
+    fn exec_parts(&mut self) -> Exec<'_> {
+        Exec {
+            pools: &mut self.pools,
+            socks: &mut self.socks,
+            routes: &self.routes,
+            out: &mut self.out,
+            out_pending: &mut self.out_pending,
+            pin: &mut self.pin,
+            h: &self.h,
         }
     }
 
-    /// A cache miss: translate through the pipeline and cache the result.
+    /// A cache miss: translate through the pipeline and cache the result. An uncacheable
+    /// translation is returned for this packet alone.
     #[cold]
-    fn upcall(&mut self, key: &FlowKey, now: u32) -> u32 {
+    fn upcall(&mut self, key: &FlowKey, now: u32, pkt_len: u32) -> Result<u32, Box<XlateOut>> {
         let t0 = clock::cycles();
         let cfg = self.shared.config.load();
-        let t = pipeline::xlate_normal(&cfg, &self.shared.macs, key, now);
+        let pipe = self.shared.pipeline.load();
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &self.shared.macs,
+            now,
+            now_ms: now as u64 * 1000,
+            pkt_len,
+            trace: false,
+        };
+        let x = xlate::translate(&inp, key, key.in_port() as DpPort);
         cov(&self.h, Cov::Upcall);
-        if t.flooded {
+        if x.flooded {
             cov(&self.h, Cov::Flood);
         }
-        if t.invalidates {
+        if x.invalidates {
             cov(&self.h, Cov::MacLearned);
             self.shared.invalidate();
         }
-        let idx = self.cache.insert(key, &t.mask, t.actions, t.learn, now);
+        if let Some(d) = x.drop {
+            cov(
+                &self.h,
+                match d {
+                    XlateDrop::NoBridge => Cov::DropNoRoute,
+                    XlateDrop::ResubmitLimit => Cov::DropResubmitLimit,
+                    XlateDrop::CtUnsupported => Cov::DropCtUnsupported,
+                    XlateDrop::TtlExpired => Cov::DropTtlExpired,
+                },
+            );
+        }
+        let r = if x.cacheable {
+            Ok(self
+                .cache
+                .insert(key, &x.mask, x.actions, x.learn, x.rules, now))
+        } else {
+            cov(&self.h, Cov::UncacheableFlow);
+            Err(Box::new(x))
+        };
         self.h.stats.bump(
             PmdStat::UpcallCycles as usize,
             clock::cycles().wrapping_sub(t0),
         );
-        idx
+        r
     }
 
     /// Transmits packets other PMDs handed over for ports this PMD owns.

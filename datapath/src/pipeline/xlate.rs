@@ -1,0 +1,968 @@
+//! Translation: runs a packet's key through a bridge's OpenFlow tables and produces a datapath
+//! flow: the mask of every key bit a decision depended on, and the list of datapath actions
+//! ([`DpAction`]) that any packet matching it can execute without walking the tables again.
+//!
+//! How it stays correct while caching:
+//! - every classifier lookup ORs the bits it examined into `wc`;
+//! - every action that reads a packet field (move, output_reg, push, hashing for groups,
+//!   bundle, multipath, dec_ttl's test, NORMAL's MAC lookups) un-wildcards that field;
+//! - actions that depend on things outside the key (packet length: check_pkt_larger) make the
+//!   result uncacheable: the packet is handled and the next one translated again.
+//! - modified packet fields are written to the packet by datapath `Set` actions emitted just
+//!   before each output ("commit"), so outputs see the packet as the pipeline had it then.
+//!
+//! Registers, metadata and the other pipeline-only words start at fixed values and change only
+//! by actions that read key fields, so the datapath mask never needs them.
+
+use std::sync::Arc;
+
+use openflow::action::ports;
+use openflow::Field;
+
+use super::flow::{self, loc, Loc, PKey, DP, PIPE_PORT_CONJ, PKEY_WORDS};
+use super::mac::{Learned, MacTable};
+use super::ofpact::{ControllerSpec, Ofpact, SubField};
+use super::tables::{group_type, BridgeTables, Pipeline, RuleStats};
+use super::{DpAction, DpConfig, DpField, DpPort, LearnRef, PacketInSpec};
+use crate::packet::key::{w, FlowKey};
+use crate::packet::{ethertype, ipproto};
+
+/// Nested resubmits allowed (OVS: MAX_DEPTH 64).
+pub const MAX_DEPTH: u32 = 64;
+/// Resubmits allowed in one translation (OVS: MAX_RESUBMITS = 64 * 64).
+pub const MAX_RESUBMITS: u32 = 4096;
+
+/// Inputs that stay the same during one translation.
+pub struct XlateIn<'a> {
+    pub pipe: &'a Pipeline,
+    pub cfg: &'a DpConfig,
+    pub macs: &'a MacTable,
+    /// Seconds since start (MAC learning).
+    pub now: u32,
+    /// Milliseconds since start (rule `used` times).
+    pub now_ms: u64,
+    /// Length of the packet being translated (check_pkt_larger).
+    pub pkt_len: u32,
+    /// Whether to record a human-readable trace (ofproto/trace).
+    pub trace: bool,
+}
+
+/// Why a translation dropped the packet (beyond "no output"), counted by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateDrop {
+    /// The input port belongs to no bridge.
+    NoBridge,
+    /// Too many nested or total resubmits (a loop in the tables).
+    ResubmitLimit,
+    /// ct() executed: connection tracking is not implemented yet.
+    CtUnsupported,
+    /// dec_ttl on a packet whose TTL ran out.
+    TtlExpired,
+}
+
+/// The result of a translation.
+#[derive(Debug, Default)]
+pub struct XlateOut {
+    pub actions: Vec<DpAction>,
+    /// Datapath key bits the result depends on.
+    pub mask: FlowKey,
+    /// Rules (and group buckets) the packet went through, to credit their counters.
+    pub rules: Vec<Arc<RuleStats>>,
+    /// A MAC entry to keep alive while the flow is used (NORMAL).
+    pub learn: Option<LearnRef>,
+    /// The translation learnt or moved a MAC: cached flooding decisions are stale.
+    pub invalidates: bool,
+    /// False when the result depends on something the key does not capture.
+    pub cacheable: bool,
+    pub drop: Option<XlateDrop>,
+    pub flooded: bool,
+    pub trace: Vec<String>,
+}
+
+struct Xlate<'a> {
+    inp: &'a XlateIn<'a>,
+    br: &'a BridgeTables,
+    flow: PKey,
+    /// The packet as the datapath actions emitted so far leave it.
+    base: PKey,
+    /// Bits changed by actions and not yet written to the packet.
+    dirty: PKey,
+    wc: PKey,
+    out: XlateOut,
+    depth: u32,
+    resubmits: u32,
+    stack: Vec<u128>,
+    action_set: Vec<Ofpact>,
+    exit: bool,
+    table_id: u8,
+    cookie: u64,
+    in_dp: DpPort,
+    /// Set once a packet-in with `pause` froze the translation.
+    paused: bool,
+}
+
+fn lf(f: Field) -> Loc {
+    loc(f).expect("built-in field has a location")
+}
+
+impl<'a> Xlate<'a> {
+    fn new(inp: &'a XlateIn<'a>, br: &'a BridgeTables, flow: PKey, in_dp: DpPort) -> Self {
+        Xlate {
+            inp,
+            br,
+            base: flow,
+            flow,
+            dirty: [0; PKEY_WORDS],
+            wc: [0; PKEY_WORDS],
+            out: XlateOut {
+                cacheable: true,
+                ..Default::default()
+            },
+            depth: 0,
+            resubmits: 0,
+            stack: Vec::new(),
+            action_set: Vec::new(),
+            exit: false,
+            table_id: 0,
+            cookie: 0,
+            in_dp,
+            paused: false,
+        }
+    }
+
+    fn trace(&mut self, s: impl FnOnce() -> String) {
+        if self.inp.trace {
+            let indent = "    ".repeat(self.depth as usize);
+            let line = s();
+            self.out.trace.push(format!("{indent}{line}"));
+        }
+    }
+
+    /// Marks bits of field `f` as examined.
+    fn read(&mut self, f: Field, mask: u128) {
+        lf(f).or_mask(&mut self.wc, mask);
+    }
+
+    fn get(&self, f: Field) -> u128 {
+        lf(f).get(&self.flow)
+    }
+
+    fn in_port(&self) -> u32 {
+        lf(Field::InPortOxm).get(&self.flow) as u32
+    }
+
+    fn dl_type(&mut self) -> u16 {
+        self.read(Field::EthType, 0xffff);
+        self.get(Field::EthType) as u16
+    }
+
+    fn nw_proto(&mut self) -> u8 {
+        self.read(Field::IpProto, 0xff);
+        self.get(Field::IpProto) as u8
+    }
+
+    // ---------------------------------------------------------------- tables
+
+    /// Looks `table` up and runs the matching rule's actions; a miss does nothing (as a
+    /// resubmit to an empty table does in OVS).
+    fn run_table(&mut self, table: u8) {
+        let Some(t) = self.br.table(table) else {
+            return;
+        };
+        t.stats
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(rule) = t.lookup(&self.flow, &mut self.wc).cloned() else {
+            self.trace(|| format!("{table}. No match."));
+            return;
+        };
+        t.stats
+            .matched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.out.rules.push(rule.stats.clone());
+        self.trace(|| {
+            format!(
+                "{table}. priority {}, cookie {:#x}: {:?}",
+                rule.priority,
+                rule.cookie,
+                describe_match(&rule.match_)
+            )
+        });
+        let (saved_table, saved_cookie) = (self.table_id, self.cookie);
+        self.table_id = table;
+        self.cookie = rule.cookie;
+        self.run(&rule.ofpacts);
+        self.table_id = saved_table;
+        self.cookie = saved_cookie;
+    }
+
+    fn resubmit(&mut self, in_port: Option<u32>, table: Option<u8>) {
+        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
+            self.trace(|| "resubmit limit reached: dropping".into());
+            self.out.drop = Some(XlateDrop::ResubmitLimit);
+            self.out.actions.clear();
+            self.exit = true;
+            return;
+        }
+        self.resubmits += 1;
+        let table = table.unwrap_or(self.table_id);
+        let saved_port = self.in_port();
+        if let Some(p) = in_port {
+            lf(Field::InPortOxm).set(&mut self.flow, p as u128);
+        }
+        self.depth += 1;
+        self.run_table(table);
+        self.depth -= 1;
+        if in_port.is_some() {
+            lf(Field::InPortOxm).set(&mut self.flow, saved_port as u128);
+        }
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    fn run(&mut self, acts: &[Ofpact]) {
+        for a in acts {
+            if self.exit || self.paused {
+                return;
+            }
+            self.run_one(a);
+        }
+    }
+
+    fn run_one(&mut self, a: &Ofpact) {
+        match a {
+            Ofpact::Output { port, max_len } => self.output(*port, *max_len),
+            Ofpact::OutputReg { src, max_len } => {
+                self.read_sub(src);
+                let p = src.get(&self.flow) as u32;
+                self.output(p, *max_len);
+            }
+            Ofpact::Controller(spec) => self.controller(spec.clone(), None),
+            Ofpact::SetField {
+                field,
+                loc,
+                value,
+                mask,
+            } => {
+                loc.set_masked(&mut self.flow, *value, *mask);
+                loc.or_mask(&mut self.dirty, *mask);
+                self.trace(|| format!("set_field:{value:#x}/{mask:#x}->{}", field.info().name));
+            }
+            Ofpact::Move { src, dst } => {
+                self.read_sub(src);
+                let v = src.get(&self.flow);
+                dst.set(&mut self.flow, v);
+                dst.loc.or_mask(&mut self.dirty, dst.mask());
+            }
+            Ofpact::StackPush(sf) => {
+                self.read_sub(sf);
+                let v = sf.get(&self.flow);
+                if self.stack.len() < 1024 {
+                    self.stack.push(v);
+                }
+            }
+            Ofpact::StackPop(sf) => {
+                let v = self.stack.pop().unwrap_or(0);
+                sf.set(&mut self.flow, v);
+                sf.loc.or_mask(&mut self.dirty, sf.mask());
+            }
+            Ofpact::PushVlan(_) => {
+                let l = lf(Field::VlanTci);
+                self.read(Field::VlanTci, 0xffff);
+                // OpenFlow: push_vlan copies the existing tag's fields, else VID 0 / PCP 0
+                let cur = l.get(&self.flow) as u16;
+                l.set(&mut self.flow, (cur | 0x1000) as u128);
+                l.or_mask(&mut self.dirty, 0xffff);
+            }
+            Ofpact::PopVlan => {
+                let l = lf(Field::VlanTci);
+                self.read(Field::VlanTci, 0xffff);
+                l.set(&mut self.flow, 0);
+                l.or_mask(&mut self.dirty, 0xffff);
+            }
+            Ofpact::DecTtl(_) => self.dec_ttl(),
+            Ofpact::Resubmit { in_port, table, ct } => {
+                if *ct {
+                    // resubmit(,T,ct) matches on the conntrack tuple: none without conntrack
+                }
+                self.resubmit(*in_port, *table);
+            }
+            Ofpact::GotoTable(t) => {
+                let t = *t;
+                self.depth += 1;
+                if self.depth < MAX_DEPTH {
+                    self.run_table(t);
+                } else {
+                    self.out.drop = Some(XlateDrop::ResubmitLimit);
+                    self.exit = true;
+                }
+                self.depth -= 1;
+            }
+            Ofpact::Group(g) => self.group(*g),
+            Ofpact::Meter(_) => {} // data-plane meters: not enforced (controller meters are)
+            Ofpact::Clone(inner) => self.clone_actions(inner),
+            Ofpact::Conjunction { .. } => {}
+            Ofpact::Ct(_) => {
+                self.trace(|| "ct: connection tracking is not implemented; dropping".into());
+                self.out.drop = Some(XlateDrop::CtUnsupported);
+                self.exit = true;
+            }
+            Ofpact::CtClear => {
+                for f in [Field::CtState, Field::CtZone, Field::CtMark, Field::CtLabel] {
+                    lf(f).set(&mut self.flow, 0);
+                }
+            }
+            Ofpact::Learn(_) => {
+                self.trace(|| "learn: not executed (not implemented yet)".into());
+            }
+            Ofpact::CheckPktLarger { len, dst } => {
+                // depends on the packet's length, which no key captures: not cacheable
+                self.out.cacheable = false;
+                let v = (self.inp.pkt_len > *len as u32) as u128;
+                dst.set(&mut self.flow, v);
+            }
+            Ofpact::Bundle(b) => self.bundle(b),
+            Ofpact::Multipath(m, dst) => {
+                let h = self.hash_l4(m.basis as u32);
+                let n = (m.max_link as u64) + 1;
+                let link = if n > 0 { (h as u64 % n) as u128 } else { 0 };
+                dst.set(&mut self.flow, link);
+            }
+            Ofpact::SetQueue(_) | Ofpact::PopQueue => {}
+            Ofpact::Exit => self.exit = true,
+            Ofpact::Nop(_) => {}
+            Ofpact::ClearActions => self.action_set.clear(),
+            Ofpact::WriteActions(acts) => self.action_set.extend(acts.iter().cloned()),
+        }
+    }
+
+    fn read_sub(&mut self, sf: &SubField) {
+        sf.loc.or_mask(&mut self.wc, sf.mask());
+    }
+
+    fn dec_ttl(&mut self) {
+        let t = self.dl_type();
+        if t != ethertype::IPV4 && t != ethertype::IPV6 {
+            return;
+        }
+        self.read(Field::IpTtl, 0xff);
+        let ttl = self.get(Field::IpTtl) as u8;
+        if ttl <= 1 {
+            // OVS sends invalid-TTL packets to controllers asking for them; we drop and count
+            self.out.drop = Some(XlateDrop::TtlExpired);
+            self.exit = true;
+            return;
+        }
+        lf(Field::IpTtl).set(&mut self.flow, (ttl - 1) as u128);
+        lf(Field::IpTtl).or_mask(&mut self.dirty, 0xff);
+    }
+
+    /// A hash over the L2-L4 addresses, for select groups, bundle and multipath. Reads (and so
+    /// un-wildcards) the fields it hashes.
+    fn hash_l4(&mut self, basis: u32) -> u32 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ basis as u64;
+        let mut mix = |v: u128| {
+            h ^= v as u64 ^ (v >> 64) as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+            h ^= h >> 31;
+        };
+        let t = self.dl_type();
+        mix(t as u128);
+        if t == ethertype::IPV4 || t == ethertype::IPV6 {
+            let (s, d) = if t == ethertype::IPV4 {
+                (Field::IpSrc, Field::IpDst)
+            } else {
+                (Field::Ipv6Src, Field::Ipv6Dst)
+            };
+            self.read(s, u128::MAX);
+            self.read(d, u128::MAX);
+            mix(self.get(s));
+            mix(self.get(d));
+            let p = self.nw_proto();
+            mix(p as u128);
+            if p == ipproto::TCP || p == ipproto::UDP || p == ipproto::SCTP {
+                self.read(Field::TcpSrc, 0xffff);
+                self.read(Field::TcpDst, 0xffff);
+                mix(self.get(Field::TcpSrc));
+                mix(self.get(Field::TcpDst));
+            }
+        } else {
+            self.read(Field::EthSrc, u128::MAX);
+            self.read(Field::EthDst, u128::MAX);
+            mix(self.get(Field::EthSrc));
+            mix(self.get(Field::EthDst));
+        }
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// Runs `acts` on a copy of the pipeline state: afterwards the packet and the pipeline are
+    /// as before (the datapath undoes any header change the clone made).
+    fn clone_actions(&mut self, acts: &[Ofpact]) {
+        let saved_flow = self.flow;
+        let saved_dirty = self.dirty;
+        let saved_stack = self.stack.len();
+        let saved_exit = self.exit;
+        self.commit();
+        let base_before = self.base;
+        self.run(acts);
+        self.exit = saved_exit;
+        self.stack.truncate(saved_stack);
+        // put the packet back as it was before the clone
+        self.flow = base_before;
+        self.dirty = [0; PKEY_WORDS];
+        for (i, b) in base_before.iter().enumerate().skip(DP) {
+            self.dirty[i] = self.base[i] ^ b;
+        }
+        self.commit();
+        self.flow = saved_flow;
+        self.dirty = saved_dirty;
+    }
+
+    fn group(&mut self, id: u32) {
+        let Some(g) = self.br.groups.get(&id).cloned() else {
+            self.trace(|| format!("group:{id}: no such group"));
+            return;
+        };
+        self.out.rules.push(g.stats.clone());
+        match g.group_type {
+            group_type::ALL => {
+                for b in &g.buckets {
+                    self.out.rules.push(b.stats.clone());
+                    self.clone_actions(&b.ofpacts);
+                }
+            }
+            group_type::INDIRECT => {
+                if let Some(b) = g.buckets.first() {
+                    self.out.rules.push(b.stats.clone());
+                    self.clone_actions(&b.ofpacts);
+                }
+            }
+            group_type::FAST_FAILOVER => {
+                let live = g.buckets.iter().find(|b| self.port_live(b.watch_port));
+                if let Some(b) = live {
+                    self.out.rules.push(b.stats.clone());
+                    self.clone_actions(&b.ofpacts);
+                }
+            }
+            group_type::SELECT => {
+                let total: u64 = g.buckets.iter().map(|b| b.weight as u64).sum();
+                if total == 0 {
+                    return;
+                }
+                let h = self.hash_l4(0) as u64;
+                let mut pick = h % total;
+                for b in &g.buckets {
+                    if pick < b.weight as u64 {
+                        self.out.rules.push(b.stats.clone());
+                        self.clone_actions(&b.ofpacts);
+                        break;
+                    }
+                    pick -= b.weight as u64;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn port_live(&self, ofport: u32) -> bool {
+        if ofport == ports::ANY {
+            return true;
+        }
+        self.br.ports.get(&ofport).is_some_and(|p| p.up)
+    }
+
+    fn bundle(&mut self, b: &openflow::action::Bundle) {
+        // algorithm 0 = active_backup (first live member), 1 = hrw (hash)
+        let members: Vec<u32> = b
+            .members
+            .iter()
+            .map(|m| openflow::action::port_from_of10(*m))
+            .filter(|m| self.port_live(*m))
+            .collect();
+        let chosen = if members.is_empty() {
+            ports::ANY
+        } else if b.algorithm == 0 {
+            members[0]
+        } else {
+            let h = self.hash_l4(b.basis as u32);
+            members[h as usize % members.len()]
+        };
+        if b.dst == 0 {
+            if chosen != ports::ANY {
+                self.output(chosen, 0);
+            }
+        } else {
+            let h = openflow::OxmHeader {
+                class: (b.dst >> 16) as u16,
+                field: ((b.dst >> 9) & 0x7f) as u8,
+                hasmask: false,
+                length: (b.dst & 0xff) as u8,
+                experimenter: 0,
+            };
+            if let Some(f) = Field::from_header(&h) {
+                if let Some(l) = loc(f) {
+                    let ofs = (b.ofs_nbits >> 6) as u32;
+                    let n = (b.ofs_nbits & 0x3f) as u32 + 1;
+                    let m = super::ofpact::bits_mask(n) << ofs;
+                    let v = if chosen == ports::ANY {
+                        0
+                    } else {
+                        chosen as u128
+                    };
+                    l.set_masked(&mut self.flow, v << ofs, m);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    fn output(&mut self, port: u32, max_len: u16) {
+        match port {
+            ports::IN_PORT => {
+                let p = self.in_port();
+                self.output_port(p, true);
+            }
+            ports::NORMAL => self.normal(),
+            ports::FLOOD | ports::ALL => self.flood(port == ports::FLOOD),
+            ports::CONTROLLER => self.controller(
+                Arc::new(ControllerSpec {
+                    max_len,
+                    controller_id: 0,
+                    reason: 1,
+                    userdata: Vec::new(),
+                    pause: false,
+                    meter_id: None,
+                }),
+                None,
+            ),
+            ports::TABLE => {
+                // only meaningful in packet-out: run the pipeline from table 0
+                self.resubmit(None, Some(0));
+            }
+            ports::LOCAL | ports::ANY | ports::UNSET => {
+                self.trace(|| format!("output:{port:#x}: no such port here"));
+            }
+            p => self.output_port(p, false),
+        }
+    }
+
+    /// Output to an OpenFlow port number. Never back out of the input port unless asked with
+    /// IN_PORT (OpenFlow semantics).
+    fn output_port(&mut self, ofport: u32, allow_in_port: bool) {
+        self.read(Field::InPortOxm, 0xffff_ffff);
+        if !allow_in_port && ofport == self.in_port() {
+            self.trace(|| format!("output:{ofport}: skipped (is the input port)"));
+            return;
+        }
+        let Some(p) = self.br.ports.get(&ofport) else {
+            self.trace(|| format!("output:{ofport}: no such port"));
+            return;
+        };
+        if !p.up || p.config & 0x20 != 0 {
+            self.trace(|| format!("output:{ofport}: port down or no_fwd"));
+            return;
+        }
+        let dp = p.dp;
+        self.commit();
+        self.trace(|| format!("output:{ofport}"));
+        self.out.actions.push(DpAction::Output(dp));
+    }
+
+    fn flood(&mut self, skip_no_flood: bool) {
+        self.out.flooded = true;
+        let inp = self.in_port();
+        self.read(Field::InPortOxm, 0xffff_ffff);
+        let mut targets: Vec<(u32, DpPort)> = self
+            .br
+            .ports
+            .values()
+            .filter(|p| p.ofport != inp && p.up && p.config & 0x20 == 0)
+            .filter(|p| !skip_no_flood || p.config & 0x10 == 0)
+            .map(|p| (p.ofport, p.dp))
+            .collect();
+        targets.sort();
+        if targets.is_empty() {
+            return;
+        }
+        self.commit();
+        for (_, dp) in targets {
+            self.out.actions.push(DpAction::Output(dp));
+        }
+    }
+
+    /// OVS's NORMAL: a MAC-learning switch on the bridge's ports.
+    fn normal(&mut self) {
+        self.read(Field::EthSrc, u128::MAX);
+        self.read(Field::EthDst, u128::MAX);
+        self.read(Field::VlanTci, 0xffff);
+        self.read(Field::InPortOxm, 0xffff_ffff);
+        let src = self.get(Field::EthSrc) as u64;
+        let dst = self.get(Field::EthDst) as u64;
+        let vlan = (self.get(Field::VlanTci) as u16) & 0x0fff;
+        let src_mac = crate::packet::Mac::from_u64(src);
+        let dst_mac = crate::packet::Mac::from_u64(dst);
+        if src_mac.is_multicast() {
+            self.trace(|| "NORMAL: multicast source, dropping".into());
+            return;
+        }
+        if dst_mac.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst_mac.0[5] & 0xf0 == 0 {
+            self.trace(|| "NORMAL: IEEE 802.1D link-local multicast, not forwarded".into());
+            return;
+        }
+        let in_of = self.in_port();
+        let bridge = self.br.index;
+        // learn where the source lives: on the datapath port the packet came in on (or the
+        // port the pipeline says it came in on)
+        let in_dp = self
+            .br
+            .ports
+            .get(&in_of)
+            .map(|p| p.dp)
+            .unwrap_or(self.in_dp);
+        if self.br.ports.contains_key(&in_of) {
+            let (learned, slot) = self.inp.macs.learn(bridge, vlan, src, in_dp, self.inp.now);
+            if learned != Learned::Same {
+                self.out.invalidates = true;
+            }
+            if slot != u32::MAX {
+                self.out.learn = Some(LearnRef {
+                    slot,
+                    bridge,
+                    vlan,
+                    mac: src,
+                    port: in_dp,
+                });
+            }
+        }
+        let known = if dst_mac.is_multicast() {
+            None
+        } else {
+            self.inp.macs.lookup(bridge, vlan, dst)
+        };
+        match known {
+            Some(p) if p == in_dp => {
+                self.trace(|| "NORMAL: destination is behind the input port, dropping".into())
+            }
+            Some(p) => match self.br.of_of_dp.get(&p).copied() {
+                Some(of) => {
+                    self.trace(|| format!("NORMAL: learnt destination on port {of}"));
+                    self.output_port(of, false);
+                }
+                None => self.flood(true),
+            },
+            None => {
+                self.trace(|| "NORMAL: unknown destination, flooding".into());
+                self.flood(true);
+            }
+        }
+    }
+
+    fn controller(&mut self, spec: Arc<ControllerSpec>, _reason_override: Option<u8>) {
+        self.commit();
+        let meta = packet_in_metadata(&self.flow);
+        let pause = spec.pause;
+        self.trace(|| {
+            format!(
+                "controller(reason={}, userdata={} bytes{})",
+                spec.reason,
+                spec.userdata.len(),
+                if pause { ", pause" } else { "" }
+            )
+        });
+        self.out
+            .actions
+            .push(DpAction::Userspace(Arc::new(PacketInSpec {
+                bridge: self.br.index,
+                table_id: self.table_id,
+                cookie: self.cookie,
+                spec,
+                metadata: meta,
+                frozen: None,
+            })));
+        if pause {
+            // the rest of the translation happens when the controller resumes it
+            self.paused = true;
+        }
+    }
+
+    // ---------------------------------------------------------------- commit
+
+    /// Writes the fields actions changed into the packet (datapath Set/Push/Pop actions),
+    /// choosing the header by protocol. Fields that make no sense for the packet's protocol are
+    /// not written (OpenFlow prerequisites would have refused such flows).
+    fn commit(&mut self) {
+        if self.dirty[DP..].iter().all(|&d| d == 0) {
+            return;
+        }
+        let d = self.dirty;
+        let f = self.flow;
+        let ww = |i: usize| DP + i;
+        // VLAN first: pushing or popping moves the headers after it
+        let vmask = 0xffffu64 << 48;
+        if d[ww(w::ETH_DST)] & vmask != 0 {
+            let before = (self.base[ww(w::ETH_DST)] >> 48) as u16;
+            let after = (f[ww(w::ETH_DST)] >> 48) as u16;
+            let (had, has) = (before & 0x1000 != 0, after & 0x1000 != 0);
+            if had && !has {
+                self.out.actions.push(DpAction::PopVlan);
+            } else if !had && has {
+                self.out.actions.push(DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: after & !0x1000,
+                });
+            } else if had && has && before != after {
+                self.out.actions.push(DpAction::Set {
+                    field: DpField::VlanTci,
+                    value: (after & !0x1000) as u128,
+                    mask: 0xefff,
+                });
+            }
+        }
+        let mac_bits = (1u64 << 48) - 1;
+        if d[ww(w::ETH_DST)] & mac_bits != 0 {
+            self.set(
+                DpField::EthDst,
+                f[ww(w::ETH_DST)] & mac_bits,
+                d[ww(w::ETH_DST)] & mac_bits,
+            );
+        }
+        if d[ww(w::ETH_SRC)] & mac_bits != 0 {
+            self.set(
+                DpField::EthSrc,
+                f[ww(w::ETH_SRC)] & mac_bits,
+                d[ww(w::ETH_SRC)] & mac_bits,
+            );
+        }
+        let l3_dirty = d[ww(w::L3)] != 0 || (w::NW_SRC_HI..=w::L4).any(|i| d[ww(i)] != 0);
+        if l3_dirty {
+            let t = self.dl_type();
+            match t {
+                ethertype::IPV4 => self.commit_ipv4(&f, &d),
+                ethertype::IPV6 => self.commit_ipv6(&f, &d),
+                ethertype::ARP | ethertype::RARP => self.commit_arp(&f, &d),
+                _ => {}
+            }
+        }
+        for i in DP..PKEY_WORDS {
+            self.base[i] = (self.base[i] & !d[i]) | (f[i] & d[i]);
+        }
+        self.dirty = [0; PKEY_WORDS];
+    }
+
+    fn set(&mut self, field: DpField, value: u64, mask: u64) {
+        self.out.actions.push(DpAction::Set {
+            field,
+            value: value as u128,
+            mask: mask as u128,
+        });
+    }
+
+    fn commit_l4(&mut self, f: &PKey, d: &PKey) {
+        let l4 = DP + w::L4;
+        if d[l4] & 0xffff_ffff == 0 {
+            return;
+        }
+        let p = self.nw_proto();
+        let (src, dst) = match p {
+            ipproto::TCP | ipproto::UDP | ipproto::SCTP => (DpField::TpSrc, DpField::TpDst),
+            ipproto::ICMP | ipproto::ICMPV6 => (DpField::IcmpType, DpField::IcmpCode),
+            _ => return,
+        };
+        if d[l4] & 0xffff != 0 {
+            self.set(src, f[l4] & 0xffff, d[l4] & 0xffff);
+        }
+        if d[l4] & 0xffff_0000 != 0 {
+            self.set(dst, (f[l4] >> 16) & 0xffff, (d[l4] >> 16) & 0xffff);
+        }
+    }
+
+    fn commit_ipv4(&mut self, f: &PKey, d: &PKey) {
+        let (s, dd, l3) = (DP + w::NW_SRC_LO, DP + w::NW_DST_LO, DP + w::L3);
+        if d[s] & 0xffff_ffff != 0 {
+            self.set(DpField::Ipv4Src, f[s] & 0xffff_ffff, d[s] & 0xffff_ffff);
+        }
+        if d[dd] & 0xffff_ffff != 0 {
+            self.set(DpField::Ipv4Dst, f[dd] & 0xffff_ffff, d[dd] & 0xffff_ffff);
+        }
+        if d[l3] & 0xff00 != 0 {
+            self.set(DpField::IpTos, (f[l3] >> 8) & 0xff, (d[l3] >> 8) & 0xff);
+        }
+        if d[l3] & 0xff_0000 != 0 {
+            self.set(DpField::IpTtl, (f[l3] >> 16) & 0xff, 0xff);
+        }
+        self.commit_l4(f, d);
+    }
+
+    fn commit_ipv6(&mut self, f: &PKey, d: &PKey) {
+        let l3 = DP + w::L3;
+        for (hi, field) in [
+            (DP + w::NW_SRC_HI, DpField::Ipv6Src),
+            (DP + w::NW_DST_HI, DpField::Ipv6Dst),
+        ] {
+            if d[hi] != 0 || d[hi + 1] != 0 {
+                self.out.actions.push(DpAction::Set {
+                    field,
+                    value: ((f[hi] as u128) << 64) | f[hi + 1] as u128,
+                    mask: ((d[hi] as u128) << 64) | d[hi + 1] as u128,
+                });
+            }
+        }
+        if d[l3] & 0xff00 != 0 {
+            self.set(DpField::IpTos, (f[l3] >> 8) & 0xff, (d[l3] >> 8) & 0xff);
+        }
+        if d[l3] & 0xff_0000 != 0 {
+            self.set(DpField::IpTtl, (f[l3] >> 16) & 0xff, 0xff);
+        }
+        if d[l3] >> 32 != 0 {
+            self.set(
+                DpField::Ipv6Label,
+                (f[l3] >> 32) & 0xfffff,
+                (d[l3] >> 32) & 0xfffff,
+            );
+        }
+        let (t0, t1) = (DP + w::ND_TARGET_HI, DP + w::ND_TARGET_LO);
+        if d[t0] != 0 || d[t1] != 0 {
+            self.out.actions.push(DpAction::Set {
+                field: DpField::NdTarget,
+                value: ((f[t0] as u128) << 64) | f[t1] as u128,
+                mask: ((d[t0] as u128) << 64) | d[t1] as u128,
+            });
+        }
+        let (sha, tha) = (DP + w::ARP_SHA, DP + w::ARP_THA);
+        if d[sha] != 0 {
+            self.set(DpField::NdSll, f[sha], d[sha]);
+        }
+        if d[tha] != 0 {
+            self.set(DpField::NdTll, f[tha], d[tha]);
+        }
+        self.commit_l4(f, d);
+    }
+
+    fn commit_arp(&mut self, f: &PKey, d: &PKey) {
+        let (s, dd, l3, sha, tha) = (
+            DP + w::NW_SRC_LO,
+            DP + w::NW_DST_LO,
+            DP + w::L3,
+            DP + w::ARP_SHA,
+            DP + w::ARP_THA,
+        );
+        if d[l3] & 0xff != 0 {
+            self.set(DpField::ArpOp, f[l3] & 0xff, 0xff);
+        }
+        if d[s] & 0xffff_ffff != 0 {
+            self.set(DpField::ArpSpa, f[s] & 0xffff_ffff, d[s] & 0xffff_ffff);
+        }
+        if d[dd] & 0xffff_ffff != 0 {
+            self.set(DpField::ArpTpa, f[dd] & 0xffff_ffff, d[dd] & 0xffff_ffff);
+        }
+        if d[sha] != 0 {
+            self.set(DpField::ArpSha, f[sha], d[sha]);
+        }
+        if d[tha] != 0 {
+            self.set(DpField::ArpTha, f[tha], d[tha]);
+        }
+    }
+
+    fn finish(mut self) -> XlateOut {
+        if !self.exit && !self.paused && !self.action_set.is_empty() {
+            let set = std::mem::take(&mut self.action_set);
+            self.run(&set);
+        }
+        // the datapath flow always matches the input port exactly
+        self.wc[DP + w::META] |= 0xffff_ffff;
+        if self.out.drop == Some(XlateDrop::ResubmitLimit) {
+            self.out.actions.clear();
+        }
+        self.out.mask = flow::dp_mask(&self.wc);
+        self.out
+    }
+}
+
+/// The pipeline fields a packet-in carries as its metadata (NXT_PACKET_IN2): every register,
+/// metadata, in_port and tunnel/ct/mark field that is not zero, as OVS sends them.
+pub fn packet_in_metadata(flow: &PKey) -> Vec<(Field, u128)> {
+    let mut v = Vec::new();
+    v.push((Field::InPortOxm, lf(Field::InPortOxm).get(flow)));
+    for f in [
+        Field::Metadata,
+        Field::TunId,
+        Field::TunSrc,
+        Field::TunDst,
+        Field::TunMetadata(0),
+        Field::PktMark,
+        Field::CtState,
+        Field::CtZone,
+        Field::CtMark,
+        Field::CtLabel,
+    ] {
+        let x = lf(f).get(flow);
+        if x != 0 {
+            v.push((f, x));
+        }
+    }
+    for r in 0..16u8 {
+        let x = lf(Field::Reg(r)).get(flow);
+        if x != 0 {
+            v.push((Field::Reg(r), x));
+        }
+    }
+    v
+}
+
+fn describe_match(m: &openflow::Match) -> String {
+    let mut parts = Vec::new();
+    for f in &m.fields {
+        let name = f.field.info().name;
+        match &f.mask {
+            Some(_) => parts.push(format!("{name}={:#x}/{:#x}", f.value_u128(), f.mask_u128())),
+            None => parts.push(format!("{name}={:#x}", f.value_u128())),
+        }
+    }
+    if parts.is_empty() {
+        "(catch-all)".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// Translates a packet received on datapath port `in_dp` with key `key`.
+pub fn translate(inp: &XlateIn, key: &FlowKey, in_dp: DpPort) -> XlateOut {
+    let Some(br) = inp.pipe.bridge_of(in_dp) else {
+        let mut out = XlateOut {
+            drop: Some(XlateDrop::NoBridge),
+            cacheable: true,
+            ..Default::default()
+        };
+        out.mask.w[w::META] = 0xffff_ffff;
+        return out;
+    };
+    let of = br.of_of_dp.get(&in_dp).copied().unwrap_or(ports::ANY);
+    let flow = flow::pkey_of(key, of);
+    let mut x = Xlate::new(inp, br, flow, in_dp);
+    x.trace(|| format!("bridge {}: in_port {of}", br.name));
+    x.run_table(0);
+    x.finish()
+}
+
+/// Translates a packet-out: `acts` applied to a packet with key `key` entering bridge `bridge`
+/// from OpenFlow port `in_port` (possibly CONTROLLER or LOCAL).
+pub fn translate_actions(
+    inp: &XlateIn,
+    bridge: &BridgeTables,
+    key: &FlowKey,
+    in_port: u32,
+    acts: &[Ofpact],
+) -> XlateOut {
+    let in_dp = bridge
+        .ports
+        .get(&in_port)
+        .map(|p| p.dp)
+        .unwrap_or(DpPort::MAX);
+    let mut flow = flow::pkey_of(key, in_port);
+    flow[DP + w::META] = (flow[DP + w::META] & !0xffff_ffff) | in_dp as u64;
+    let _ = PIPE_PORT_CONJ;
+    let mut x = Xlate::new(inp, bridge, flow, in_dp);
+    x.run(acts);
+    x.finish()
+}
