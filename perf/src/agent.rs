@@ -1,0 +1,365 @@
+//! Agents: short helper processes the scenario starts inside a namespace (`ip netns exec NS
+//! xvs-perf agent KIND ...`). Each sets up its XDP program / sockets, prints `READY {json}`,
+//! then answers every `s` line on stdin with `STATS {json}` and exits when stdin closes (so an
+//! agent never outlives the scenario; it also gets SIGKILL if the scenario dies). Setup failures
+//! print `ERROR message` and exit 1.
+//!
+//! * `gen`    live-frame generator: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES running
+//!   `bpf_redirect(IF)` on a 60-byte IPv4/UDP frame (64 B on the wire), batch 64, pinned;
+//!   `--count N` sends N frames and exits (used to announce a MAC to the switch).
+//! * `sink`   XDP program counting (per-CPU) and dropping everything arriving on IF.
+//! * `kfwd`   kernel-only forwarder: `bpf_redirect_map(devmap)` IN -> OUT, with a per-CPU counter.
+//! * `minfwd` the minimal AF_XDP forwarder (see `minfwd.rs`).
+
+use std::io::{BufRead, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use afxdp::{asm, bpf, netdev, sys};
+use serde_json::{json, Value};
+
+use crate::util::{self, LineChild, Result};
+
+/// Simple `--key value` / `--flag` argument reader for the agents.
+pub struct Args(Vec<String>);
+
+impl Args {
+    pub fn new(v: &[String]) -> Self {
+        Args(v.to_vec())
+    }
+    pub fn get(&self, k: &str) -> Option<String> {
+        let key = format!("--{k}");
+        self.0
+            .iter()
+            .position(|a| *a == key)
+            .and_then(|i| self.0.get(i + 1).cloned())
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        let key = format!("--{k}");
+        self.0.contains(&key)
+    }
+    pub fn req(&self, k: &str) -> std::result::Result<String, String> {
+        self.get(k).ok_or_else(|| format!("--{k} is required"))
+    }
+    pub fn num<T: std::str::FromStr>(&self, k: &str, d: T) -> std::result::Result<T, String> {
+        match self.get(k) {
+            None => Ok(d),
+            Some(v) => v.parse().map_err(|_| format!("--{k}: bad number {v:?}")),
+        }
+    }
+}
+
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
+}
+
+fn fail(msg: &str) -> ! {
+    out(&format!("ERROR {msg}"));
+    eprintln!("xvs-perf agent: {msg}");
+    std::process::exit(1)
+}
+
+/// Prints the READY line.
+pub fn ready_line(v: Value) {
+    out(&format!("READY {v}"));
+}
+
+/// Serves `s` requests on stdin until EOF or `q`.
+pub fn serve_stats(mut stats: impl FnMut() -> Value) {
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        match line.as_deref().map(str::trim) {
+            Ok("s") => out(&format!("STATS {}", stats())),
+            Ok("q") | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Entry point for `xvs-perf agent KIND ARGS...`.
+pub fn main(kind: &str, args: &[String]) -> ! {
+    let a = Args::new(args);
+    let r = match kind {
+        "gen" => gen(&a),
+        "sink" => sink(&a),
+        "kfwd" => kfwd(&a),
+        "minfwd" => crate::minfwd::agent(&a),
+        _ => Err(format!("unknown agent {kind:?}")),
+    };
+    match r {
+        Ok(()) => std::process::exit(0),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Attaches `prog` to `ifindex` through a bpf_link: native, or generic if `allow_generic` and
+/// native fails. Returns the link and the mode used.
+pub fn attach(
+    prog: &OwnedFd,
+    ifname: &str,
+    allow_generic: bool,
+) -> std::result::Result<(OwnedFd, &'static str), String> {
+    let idx = netdev::ifindex(ifname).map_err(|e| e.to_string())?;
+    match bpf::link_create_xdp(prog.as_raw_fd(), idx, sys::XDP_FLAGS_DRV_MODE) {
+        Ok(l) => Ok((l, "native")),
+        Err(e) if allow_generic => {
+            bpf::link_create_xdp(prog.as_raw_fd(), idx, sys::XDP_FLAGS_SKB_MODE)
+                .map(|l| (l, "generic"))
+                .map_err(|e2| format!("attach XDP to {ifname}: native: {e}; generic: {e2}"))
+        }
+        Err(e) => Err(format!("attach XDP (native) to {ifname}: {e}")),
+    }
+}
+
+/// 60-byte IPv4/UDP frame (64 bytes on the wire with the FCS) between addresses of the RFC 2544
+/// benchmarking range 198.18.0.0/15, UDP port 9 (discard), checksum 0.
+pub fn build_frame(size: usize, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let size = size.max(60);
+    let mut p = vec![0u8; size];
+    p[0..6].copy_from_slice(&dst);
+    p[6..12].copy_from_slice(&src);
+    p[12] = 0x08;
+    p[13] = 0x00;
+    let ip_len = (size - 14) as u16;
+    {
+        let ip = &mut p[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+        ip[6] = 0x40; // DF
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+        ip[16..20].copy_from_slice(&[198, 19, 0, 1]);
+        let mut sum: u32 = 0;
+        for i in (0..20).step_by(2) {
+            sum += u16::from_be_bytes([ip[i], ip[i + 1]]) as u32;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
+    let udp_len = ip_len - 20;
+    p[34..36].copy_from_slice(&9u16.to_be_bytes());
+    p[36..38].copy_from_slice(&9u16.to_be_bytes());
+    p[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    p
+}
+
+fn mac_arg(a: &Args, k: &str, d: &str) -> std::result::Result<[u8; 6], String> {
+    let s = a.get(k).unwrap_or_else(|| d.to_string());
+    util::parse_mac(&s).ok_or_else(|| format!("--{k}: bad MAC {s:?}"))
+}
+
+fn gen(a: &Args) -> std::result::Result<(), String> {
+    let ifname = a.req("if")?;
+    let idx = netdev::ifindex(&ifname).map_err(|e| e.to_string())?;
+    let size: usize = a.num("size", 60)?;
+    let batch: u32 = a.num("batch", 64)?;
+    let dst = mac_arg(a, "dst", "02:00:00:00:00:02")?;
+    let src = mac_arg(a, "src", "02:00:00:00:00:01")?;
+    let frame = build_frame(size, dst, src);
+    let prog = bpf::prog_load_xdp(&asm::ifindex_redirect(idx), "xvsperf_gen")
+        .map_err(|e| format!("load generator program: {e}"))?;
+    if let Some(n) = a.get("count") {
+        let n: u32 = n.parse().map_err(|_| "--count: bad number".to_string())?;
+        bpf::prog_test_run_live(prog.as_raw_fd(), &frame, n.max(1), batch.min(n.max(1)))
+            .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifname}: {e}"))?;
+        out(&format!("DONE {n}"));
+        return Ok(());
+    }
+    let cpu: Option<usize> = a.get("cpu").and_then(|c| c.parse().ok());
+    let repeat: u32 = a.num("repeat", 1 << 16)?;
+    // one frame first, so a kernel without live frames fails here, not silently later
+    bpf::prog_test_run_live(prog.as_raw_fd(), &frame, 1, 1)
+        .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifname}: {e}"))?;
+    let sent = Arc::new(AtomicU64::new(1));
+    let quit = Arc::new(AtomicBool::new(false));
+    let err: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let worker = {
+        let (sent, quit, err) = (sent.clone(), quit.clone(), err.clone());
+        std::thread::spawn(move || {
+            if let Some(c) = cpu {
+                if let Err(e) = util::set_affinity(0, &[c]) {
+                    *err.lock().unwrap() = Some(e.to_string());
+                    return;
+                }
+            }
+            while !quit.load(Ordering::Relaxed) {
+                match bpf::prog_test_run_live(prog.as_raw_fd(), &frame, repeat, batch) {
+                    Ok(_) => {
+                        sent.fetch_add(repeat as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        *err.lock().unwrap() = Some(format!("BPF_PROG_RUN: {e}"));
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    out(&format!(
+        "READY {}",
+        json!({"if": ifname, "ifindex": idx, "frame_len": size, "batch": batch, "cpu": cpu,
+               "src": util::fmt_mac(&src), "dst": util::fmt_mac(&dst)})
+    ));
+    serve_stats(
+        || json!({"pkts": sent.load(Ordering::Relaxed), "error": err.lock().unwrap().clone()}),
+    );
+    quit.store(true, Ordering::Relaxed);
+    let _ = worker.join();
+    Ok(())
+}
+
+fn sink(a: &Args) -> std::result::Result<(), String> {
+    let ifname = a.req("if")?;
+    let cnt = bpf::PerCpuCounters::new("xvsperf_sink", 1).map_err(|e| e.to_string())?;
+    let prog = bpf::prog_load_xdp(&asm::count_drop(cnt.fd()), "xvsperf_sink")
+        .map_err(|e| format!("load sink program: {e}"))?;
+    let (_link, mode) = attach(&prog, &ifname, true)?;
+    out(&format!("READY {}", json!({"if": ifname, "xdp": mode})));
+    serve_stats(|| json!({"pkts": cnt.total(0)}));
+    Ok(())
+}
+
+fn kfwd(a: &Args) -> std::result::Result<(), String> {
+    let inif = a.req("in")?;
+    let outif = a.req("out")?;
+    let out_idx = netdev::ifindex(&outif).map_err(|e| e.to_string())?;
+    let cnt = bpf::PerCpuCounters::new("xvsperf_kfwd", 1).map_err(|e| e.to_string())?;
+    let dm = bpf::map_create(bpf::BPF_MAP_TYPE_DEVMAP, 4, 4, 1, "xvsperf_devmap")
+        .map_err(|e| format!("devmap: {e}"))?;
+    bpf::map_update(dm.as_raw_fd(), &0u32.to_ne_bytes(), &out_idx.to_ne_bytes())
+        .map_err(|e| format!("devmap[0] = {outif}: {e}"))?;
+    let prog = bpf::prog_load_xdp(
+        &asm::devmap_redirect(dm.as_raw_fd(), Some(cnt.fd())),
+        "xvsperf_kfwd",
+    )
+    .map_err(|e| format!("load forwarder program: {e}"))?;
+    let (_link, mode) = attach(&prog, &inif, false)?;
+    out(&format!(
+        "READY {}",
+        json!({"in": inif, "out": outif, "xdp": mode, "program": "bpf_redirect_map(devmap) + per-CPU counter"})
+    ));
+    serve_stats(|| json!({"pkts": cnt.total(0)}));
+    Ok(())
+}
+
+// ------------------------------------------------------------------ scenario side
+
+/// A running agent seen from the scenario.
+pub struct Agent {
+    lc: LineChild,
+    pub ready: Value,
+}
+
+impl Agent {
+    /// Starts `xvs-perf agent KIND ARGS` in namespace `ns` and waits for READY.
+    pub fn start(
+        exe: &Path,
+        ns: Option<&str>,
+        kind: &str,
+        args: &[String],
+        log: std::path::PathBuf,
+    ) -> Result<Agent> {
+        let mut cmd = util::ns_cmd(ns, exe);
+        cmd.arg("agent").arg(kind).args(args);
+        let name = format!(
+            "agent {kind}{}",
+            ns.map(|n| format!(" (netns {n})")).unwrap_or_default()
+        );
+        let mut lc = LineChild::spawn(&name, cmd, log, libc::SIGKILL)?;
+        let l = lc.expect(&["READY ", "ERROR "], Duration::from_secs(20))?;
+        if let Some(e) = l.strip_prefix("ERROR ") {
+            crate::bail!("{name}: {e}");
+        }
+        let ready = serde_json::from_str(&l["READY ".len()..]).unwrap_or(Value::Null);
+        Ok(Agent { lc, ready })
+    }
+
+    pub fn stats(&mut self) -> Result<Value> {
+        self.lc.send("s")?;
+        let l = self
+            .lc
+            .expect(&["STATS ", "ERROR "], Duration::from_secs(5))?;
+        if let Some(e) = l.strip_prefix("ERROR ") {
+            crate::bail!("{}: {e}", self.lc.name);
+        }
+        serde_json::from_str(&l["STATS ".len()..])
+            .map_err(|e| util::Error::Msg(format!("{}: bad stats line: {e}", self.lc.name)))
+    }
+
+    /// Stats field `k` as u64 (0 when absent).
+    pub fn stat_u64(&mut self, k: &str) -> Result<u64> {
+        Ok(self.stats()?.get(k).and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.lc.child.id() as i32
+    }
+
+    pub fn stop(&mut self) {
+        self.lc.stop(Duration::from_secs(3));
+    }
+}
+
+/// Sends `count` frames from `ifname` in `ns` (src/dst MACs given) and waits for it.
+pub fn announce(
+    exe: &Path,
+    ns: Option<&str>,
+    ifname: &str,
+    src: &str,
+    dst: &str,
+    count: u32,
+) -> Result<()> {
+    let mut cmd: Command = util::ns_cmd(ns, exe);
+    cmd.args(["agent", "gen", "--if", ifname, "--src", src, "--dst", dst])
+        .args(["--count", &count.to_string()]);
+    let o = util::run(&mut cmd)?;
+    if !o.contains("DONE") {
+        crate::bail!("announce from {ifname}: {}", o.trim());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_64_bytes_on_the_wire_with_a_valid_ip_checksum() {
+        let f = build_frame(60, [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+        assert_eq!(f.len(), 60);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        let mut sum: u32 = 0;
+        for i in (14..34).step_by(2) {
+            sum += u16::from_be_bytes([f[i], f[i + 1]]) as u32;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff, "IPv4 header checksum verifies");
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]), 46);
+        assert_eq!(u16::from_be_bytes([f[38], f[39]]), 26);
+    }
+
+    #[test]
+    fn args_read_keys_and_flags() {
+        let v: Vec<String> = ["--if", "x0", "--zc", "--cpu", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let a = Args::new(&v);
+        assert_eq!(a.get("if").as_deref(), Some("x0"));
+        assert!(a.flag("zc"));
+        assert_eq!(a.num("cpu", 0usize), Ok(1));
+        assert_eq!(a.num("batch", 64u32), Ok(64));
+        assert!(a.req("out").is_err());
+    }
+}
