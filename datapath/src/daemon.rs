@@ -15,10 +15,11 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::control::{self, commands, Conn};
+use crate::ofproto::{self, conn::Stream, Listener, ListenerKind, Ofproto};
 use crate::packet::Mac;
 use crate::pipeline::tables::{BridgeTables, OfPort, Pipeline};
 use crate::pipeline::{BridgeInfo, DpConfig, DpPort, PortInfo, MAX_PORTS};
-use crate::pmd::{handoff, PmdBuilder, PmdHandle, Shared};
+use crate::pmd::{handoff, ExecJob, PinMeta, PmdBuilder, PmdHandle, Shared};
 use crate::port::{PortError, XdpPort};
 use crate::stats::clock;
 
@@ -40,6 +41,8 @@ pub struct PortState {
     pub admin_up: bool,
     pub carrier: bool,
     pub mac: Option<Mac>,
+    /// OpenFlow port config bits set by PORT_MOD (no_flood, no_fwd...).
+    pub of_config: u32,
 }
 
 pub struct BridgeState {
@@ -60,6 +63,10 @@ pub struct State {
     pub hz: f64,
     /// The master copy of the OpenFlow tables (snapshots go to `shared.pipeline`).
     pub pipeline: Pipeline,
+    /// The OpenFlow server.
+    pub ofproto: Ofproto,
+    /// Wakes the control thread when PMDs queue packet-ins.
+    pub control_waker: Arc<handoff::Waker>,
 }
 
 impl State {
@@ -113,7 +120,7 @@ impl State {
                         ofport: p.ofport,
                         dp: p.dp,
                         name: p.xdp.name.clone(),
-                        config: 0,
+                        config: p.of_config,
                         up: p.admin_up && p.carrier,
                     },
                 );
@@ -124,20 +131,24 @@ impl State {
         self.pipeline.bridge_of_dp = bridge_of_dp;
     }
 
-    /// Re-reads link state; a change republishes (floods skip down ports).
+    /// Re-reads link state; a change republishes (floods skip down ports) and tells
+    /// controllers (PORT_STATUS).
     fn watch_links(&mut self) {
-        let mut changed = false;
+        let mut changed = Vec::new();
         for p in &mut self.ports {
             let (up, carrier) = afxdp::netdev::link_state(&p.xdp.name);
             if (up, carrier) != (p.admin_up, p.carrier) {
                 info!(port = %p.xdp.name, admin_up = up, carrier, "link state changed");
                 p.admin_up = up;
                 p.carrier = carrier;
-                changed = true;
+                changed.push((p.bridge as usize, p.ofport));
             }
         }
-        if changed {
+        if !changed.is_empty() {
             self.publish();
+            for (b, of) in changed {
+                ofproto::port_status(self, b, of, 2);
+            }
         }
     }
 
@@ -157,7 +168,281 @@ impl State {
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-const FIRST_CONN: usize = 16;
+const PACKET_INS: Token = Token(2);
+const OF_LISTENER_BASE: usize = 100;
+const FIRST_CONN: usize = 1000;
+
+/// Opens each bridge's OpenFlow listeners: RUNDIR/BRIDGE.mgmt always (replacing a stale socket
+/// file but refusing one a live process answers on), plus `--listen ptcp:` ones.
+fn open_of_listeners(st: &mut State) -> Result<(), DaemonError> {
+    for (bi, b) in st.cfg.bridges.clone().iter().enumerate() {
+        let path = st.cfg.rundir.join(format!("{}.mgmt", b.name));
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(DaemonError::Setup(format!(
+                    "{}: another switch is already serving bridge {}",
+                    path.display(),
+                    b.name
+                )));
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        let l = UnixListener::bind(&path)
+            .map_err(|e| DaemonError::Setup(format!("{}: {e}", path.display())))?;
+        ofproto::log_listener(&b.name, &format!("punix:{}", path.display()));
+        st.ofproto.listeners.push(Listener {
+            bridge: bi,
+            kind: ListenerKind::Unix(l),
+            path: Some(path),
+        });
+        for t in &b.listen {
+            let rest = t.trim_start_matches("ptcp:");
+            let (port, ip) = match rest.split_once(':') {
+                Some((p, ip)) => (p, ip),
+                None => (rest, "0.0.0.0"),
+            };
+            let addr: std::net::SocketAddr = format!("{ip}:{port}")
+                .parse()
+                .map_err(|_| DaemonError::Setup(format!("bad listener {t:?}")))?;
+            let l = mio::net::TcpListener::bind(addr)
+                .map_err(|e| DaemonError::Setup(format!("{t}: {e}")))?;
+            ofproto::log_listener(&b.name, t);
+            st.ofproto.listeners.push(Listener {
+                bridge: bi,
+                kind: ListenerKind::Tcp(l),
+                path: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Connects `--controller tcp:IP:PORT` targets that are not connected (retried every few
+/// seconds, as OVS's rconn does).
+fn connect_controllers(st: &mut State, reg: &mio::Registry) {
+    for (bi, b) in st.cfg.bridges.clone().iter().enumerate() {
+        for t in &b.controllers {
+            let peer = t.clone();
+            if st
+                .ofproto
+                .conns
+                .values()
+                .any(|c| c.peer == peer && !c.closed)
+            {
+                continue;
+            }
+            let Ok(addr) = t.trim_start_matches("tcp:").parse::<std::net::SocketAddr>() else {
+                warn!(target = %t, "bad controller address");
+                continue;
+            };
+            match mio::net::TcpStream::connect(addr) {
+                Ok(s) => {
+                    let tok = st.ofproto.add_conn(Stream::Tcp(s), bi, false, peer);
+                    if let Some(c) = st.ofproto.conns.get_mut(&tok) {
+                        let _ = reg.register(
+                            c.stream.source(),
+                            Token(tok),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                }
+                Err(e) => tracing::debug!(target = %t, error = %e, "controller connect failed"),
+            }
+        }
+    }
+}
+
+fn control_loop(
+    st: &mut State,
+    listener: &mut UnixListener,
+    sigfd: i32,
+) -> Result<(), DaemonError> {
+    let mut poll = Poll::new().map_err(|e| DaemonError::Setup(format!("epoll: {e}")))?;
+    let reg = poll
+        .registry()
+        .try_clone()
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let setup = |e: std::io::Error| DaemonError::Setup(e.to_string());
+    reg.register(listener, LISTENER, Interest::READABLE)
+        .map_err(setup)?;
+    reg.register(&mut SourceFd(&sigfd), SIGNALS, Interest::READABLE)
+        .map_err(setup)?;
+    let pin_fd = st.control_waker.fd();
+    reg.register(&mut SourceFd(&pin_fd), PACKET_INS, Interest::READABLE)
+        .map_err(setup)?;
+    for (i, l) in st.ofproto.listeners.iter_mut().enumerate() {
+        let t = Token(OF_LISTENER_BASE + i);
+        match &mut l.kind {
+            ListenerKind::Unix(u) => reg.register(u, t, Interest::READABLE).map_err(setup)?,
+            ListenerKind::Tcp(u) => reg.register(u, t, Interest::READABLE).map_err(setup)?,
+        }
+    }
+    let registry = commands::registry();
+    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut next_tok = FIRST_CONN;
+    let mut events = Events::with_capacity(256);
+    let mut last_tick = Instant::now();
+    let mut last_connect = Instant::now() - Duration::from_secs(60);
+    loop {
+        if last_connect.elapsed() >= Duration::from_secs(5) {
+            last_connect = Instant::now();
+            connect_controllers(st, &reg);
+        }
+        let timeout = if ofproto::barriers_pending(st) || st.ofproto.dirty {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(100)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(DaemonError::Setup(format!("epoll_wait: {e}")));
+            }
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            let mut c = Conn::new(s);
+                            let tok = Token(next_tok);
+                            next_tok = if next_tok + 1 >= ofproto::CONN_TOKEN_BASE {
+                                FIRST_CONN
+                            } else {
+                                next_tok + 1
+                            };
+                            if reg.register(&mut c.stream, tok, Interest::READABLE).is_ok() {
+                                conns.insert(tok.0, c);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            warn!(error = %e, "accept on control socket");
+                            break;
+                        }
+                    }
+                },
+                SIGNALS => {
+                    while let Some(sig) = crate::sys::read_signal(sigfd) {
+                        info!(signal = sig, "terminating on signal");
+                        st.exit_requested = true;
+                    }
+                }
+                PACKET_INS => {
+                    st.control_waker.drain();
+                    ofproto::deliver_packet_ins(st);
+                }
+                Token(t) if (OF_LISTENER_BASE..FIRST_CONN).contains(&t) => {
+                    accept_openflow(st, &reg, t - OF_LISTENER_BASE);
+                }
+                Token(t) if t >= ofproto::CONN_TOKEN_BASE => {
+                    if ev.is_readable() {
+                        let msgs = match st.ofproto.conns.get_mut(&t) {
+                            Some(c) => c.read_messages(),
+                            None => continue,
+                        };
+                        ofproto::handle(st, t, msgs);
+                    }
+                }
+                Token(t) => {
+                    if let Some(c) = conns.get_mut(&t) {
+                        if ev.is_readable() {
+                            for req in c.read_requests() {
+                                let reply = match registry.validate(&req) {
+                                    Ok(()) => commands::dispatch(st, &registry, &req),
+                                    Err(e) => Err(e),
+                                };
+                                c.queue_reply(&req, &reply);
+                            }
+                        }
+                        let more = c.flush();
+                        c.reregister(&reg, Token(t), more);
+                        if c.closed {
+                            let _ = reg.deregister(&mut c.stream);
+                            conns.remove(&t);
+                        }
+                    }
+                }
+            }
+        }
+        // packet-ins that arrived while the waker was not armed
+        ofproto::deliver_packet_ins(st);
+        // OpenFlow housekeeping: publish pending table changes (at least every 20 ms, at once
+        // for barriers), answer barriers the PMDs have caught up with, flush output
+        if st.ofproto.dirty && st.ofproto.last_publish.elapsed() >= Duration::from_millis(20) {
+            ofproto::publish(st);
+        }
+        ofproto::answer_barriers(st);
+        let mut dead = Vec::new();
+        for (t, c) in st.ofproto.conns.iter_mut() {
+            let more = c.flush();
+            let i = if more {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = reg.reregister(c.stream.source(), Token(*t), i);
+            if c.closed {
+                dead.push(*t);
+            }
+        }
+        for t in dead {
+            if let Some(mut c) = st.ofproto.conns.remove(&t) {
+                let _ = reg.deregister(c.stream.source());
+                tracing::debug!(peer = %c.peer, "OpenFlow connection closed");
+            }
+        }
+        let now = st.started.elapsed().as_secs() as u32;
+        st.shared.now_sec.store(now, Ordering::Relaxed);
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            st.watch_links();
+            st.age_macs();
+            ofproto::expire_flows(st);
+        }
+        if st.exit_requested {
+            // give replies (to `exit`) a chance to leave
+            for c in conns.values_mut() {
+                c.flush();
+            }
+            for c in st.ofproto.conns.values_mut() {
+                c.flush();
+            }
+            return Ok(());
+        }
+    }
+}
+
+fn accept_openflow(st: &mut State, reg: &mio::Registry, li: usize) {
+    loop {
+        let Some(l) = st.ofproto.listeners.get_mut(li) else {
+            return;
+        };
+        let bridge = l.bridge;
+        let accepted = match &mut l.kind {
+            ListenerKind::Unix(u) => u
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
+            ListenerKind::Tcp(u) => u.accept().map(|(s, a)| (Stream::Tcp(s), a.to_string())),
+        };
+        match accepted {
+            Ok((s, peer)) => {
+                let tok = st.ofproto.add_conn(s, bridge, true, peer);
+                if let Some(c) = st.ofproto.conns.get_mut(&tok) {
+                    let _ = reg.register(
+                        c.stream.source(),
+                        Token(tok),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                warn!(error = %e, "accept on OpenFlow listener");
+                return;
+            }
+        }
+    }
+}
 
 /// Runs the daemon until SIGINT/SIGTERM or `exit`.
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
@@ -198,6 +483,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 xdp,
                 admin_up,
                 carrier,
+                of_config: 0,
             });
         }
         bridges.push(BridgeState {
@@ -287,10 +573,27 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         builders[i].add_output(j, prod);
         builders[j].add_inbox(cons);
     }
+    // packet-ins: each PMD to the control thread; packet-outs: control thread to PMD 0
+    let control_waker =
+        Arc::new(handoff::Waker::new().map_err(|e| DaemonError::Setup(format!("eventfd: {e}")))?);
+    control_waker.sleeping.store(true, Ordering::SeqCst);
+    let mut ofp = Ofproto::new(bridges.len());
+    for b in builders.iter_mut() {
+        let (prod, cons) = handoff::channel::<PinMeta>(1024, control_waker.clone());
+        b.set_packet_in(prod);
+        ofp.pin_rx.push(cons);
+    }
+    if let Some(b0) = builders.first_mut() {
+        let (prod, cons) = handoff::channel::<Option<Arc<ExecJob>>>(256, b0.waker());
+        b0.set_exec_in(cons);
+        ofp.exec_tx = Some(prod);
+    }
     let mut pipeline = Pipeline::default();
     for (bi, b) in bridges.iter().enumerate() {
         let mut bt = BridgeTables::new(&b.name, bi as u8, datapath_id(&b.name));
-        bt.add_normal_flow(0);
+        if cfg.bridges[bi].fail_mode == crate::config::FailMode::Standalone {
+            bt.add_normal_flow(0);
+        }
         pipeline.bridges.push(Arc::new(bt));
     }
     let mut st = State {
@@ -303,6 +606,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         exit_requested: false,
         hz,
         pipeline,
+        ofproto: ofp,
+        control_waker,
     };
     st.publish();
     let mut threads = Vec::new();
@@ -329,6 +634,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .collect();
     if !pmd_cores.is_empty() && !rest.is_empty() {
         let _ = crate::sys::pin_current_thread(&rest);
+    }
+    if let Err(e) = open_of_listeners(&mut st) {
+        shared.quit.store(true, Ordering::SeqCst);
+        for h in &st.pmds {
+            h.waker.wake();
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(e);
     }
     let mut listener = match control::bind(&ctl_path) {
         Ok(l) => l,
@@ -365,100 +680,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     for p in &mut st.ports {
         p.xdp.detach();
     }
+    for l in &st.ofproto.listeners {
+        if let Some(p) = &l.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     let _ = std::fs::remove_file(&ctl_path);
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
     info!("xvswitchd stopped");
     res
-}
-
-fn control_loop(
-    st: &mut State,
-    listener: &mut UnixListener,
-    sigfd: i32,
-) -> Result<(), DaemonError> {
-    let mut poll = Poll::new().map_err(|e| DaemonError::Setup(format!("epoll: {e}")))?;
-    let reg = poll
-        .registry()
-        .try_clone()
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    reg.register(listener, LISTENER, Interest::READABLE)
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    reg.register(&mut SourceFd(&sigfd), SIGNALS, Interest::READABLE)
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    let registry = commands::registry();
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
-    let mut next_tok = FIRST_CONN;
-    let mut events = Events::with_capacity(64);
-    let mut last_tick = Instant::now();
-    loop {
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(DaemonError::Setup(format!("epoll_wait: {e}")));
-            }
-        }
-        for ev in events.iter() {
-            match ev.token() {
-                LISTENER => loop {
-                    match listener.accept() {
-                        Ok((s, _)) => {
-                            let mut c = Conn::new(s);
-                            let tok = Token(next_tok);
-                            next_tok += 1;
-                            if reg.register(&mut c.stream, tok, Interest::READABLE).is_ok() {
-                                conns.insert(tok.0, c);
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            warn!(error = %e, "accept on control socket");
-                            break;
-                        }
-                    }
-                },
-                SIGNALS => {
-                    while let Some(sig) = crate::sys::read_signal(sigfd) {
-                        info!(signal = sig, "terminating on signal");
-                        st.exit_requested = true;
-                    }
-                }
-                Token(t) => {
-                    if let Some(c) = conns.get_mut(&t) {
-                        if ev.is_readable() {
-                            for req in c.read_requests() {
-                                let reply = match registry.validate(&req) {
-                                    Ok(()) => commands::dispatch(st, &registry, &req),
-                                    Err(e) => Err(e),
-                                };
-                                c.queue_reply(&req, &reply);
-                            }
-                        }
-                        let more = c.flush();
-                        c.reregister(&reg, Token(t), more);
-                        if c.closed {
-                            let _ = reg.deregister(&mut c.stream);
-                            conns.remove(&t);
-                        }
-                    }
-                }
-            }
-        }
-        let now = st.started.elapsed().as_secs() as u32;
-        st.shared.now_sec.store(now, Ordering::Relaxed);
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            st.watch_links();
-            st.age_macs();
-        }
-        if st.exit_requested {
-            // give replies (to `exit`) a chance to leave
-            for c in conns.values_mut() {
-                c.flush();
-            }
-            return Ok(());
-        }
-    }
 }
 
 /// A stable datapath id from the bridge name (OVS derives it from the bridge's MAC).

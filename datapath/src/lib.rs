@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod ofproto;
 pub mod packet;
 pub mod pipeline;
 pub mod pmd;

@@ -88,12 +88,41 @@ pub struct PortConfig {
     pub csum_complete: Option<bool>,
 }
 
+/// What a bridge does without a controller (OVS's fail_mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Starts with `priority=0 actions=NORMAL`: a learning switch until a controller decides
+    /// otherwise.
+    #[default]
+    Standalone,
+    /// Starts empty: forwards nothing until a controller installs flows, and keeps them when
+    /// the controller disconnects.
+    Secure,
+}
+
+impl std::str::FromStr for FailMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standalone" => Ok(FailMode::Standalone),
+            "secure" => Ok(FailMode::Secure),
+            _ => Err(format!("fail mode must be standalone or secure, not {s:?}")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct BridgeConfig {
     pub name: String,
     pub ports: Vec<PortConfig>,
     /// Seconds before an idle MAC entry is forgotten (OVS default 300).
     pub mac_aging: u32,
+    pub fail_mode: FailMode,
+    /// Passive OpenFlow listeners besides RUNDIR/BRIDGE.mgmt: `ptcp:PORT[:IP]`.
+    pub listen: Vec<String>,
+    /// Active controller connections: `tcp:IP:PORT`.
+    pub controllers: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +188,11 @@ over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
   --ring-size N         AF_XDP ring size per queue (default 2048)
   --frame-size N        UMEM frame size, 2048 or 4096 (default 4096; frames up to N-256 bytes)
   --mac-aging SECS      MAC aging time of the following bridges (default 300)
+  --fail-mode MODE      standalone (default: start with priority=0 actions=NORMAL) or secure
+                        (start empty, forward nothing until a controller adds flows)
+  --listen ptcp:PORT[:IP]  also accept OpenFlow connections on TCP (for the last --bridge);
+                        RUNDIR/BRIDGE.mgmt is always there
+  --controller tcp:IP:PORT connect to a controller (for the last --bridge)
   --config FILE         read a TOML configuration (flags given after it override it)
   --log-file FILE       log there instead of stderr
   -v, --verbose         debug logging (-vv for trace)
@@ -237,6 +271,7 @@ impl Config {
         let mut cfg = Config::default();
         let mut it = args.iter();
         let mut aging = 300u32;
+        let mut fail_mode = FailMode::Standalone;
         let usage = |m: String| ConfigError::Usage(m);
         while let Some(a) = it.next() {
             let (flag, inline) = match a.split_once('=') {
@@ -266,6 +301,9 @@ impl Config {
                         name,
                         ports: Vec::new(),
                         mac_aging: aging,
+                        fail_mode,
+                        listen: Vec::new(),
+                        controllers: Vec::new(),
                     });
                 }
                 "--port" => {
@@ -275,6 +313,38 @@ impl Config {
                         return Err(usage(format!("--port {spec} comes before any --bridge")));
                     };
                     b.ports.push(p);
+                }
+                "--fail-mode" => {
+                    fail_mode = val(flag)?.parse().map_err(usage)?;
+                    for b in cfg.bridges.iter_mut() {
+                        b.fail_mode = fail_mode;
+                    }
+                }
+                "--listen" | "--controller" => {
+                    let target = val(flag)?;
+                    let ok = if flag == "--listen" {
+                        target.starts_with("ptcp:")
+                    } else {
+                        target.starts_with("tcp:")
+                    };
+                    if !ok {
+                        return Err(usage(format!(
+                            "{flag} takes {}, not {target:?}",
+                            if flag == "--listen" {
+                                "ptcp:PORT[:IP]"
+                            } else {
+                                "tcp:IP:PORT"
+                            }
+                        )));
+                    }
+                    let Some(b) = cfg.bridges.last_mut() else {
+                        return Err(usage(format!("{flag} comes before any --bridge")));
+                    };
+                    if flag == "--listen" {
+                        b.listen.push(target);
+                    } else {
+                        b.controllers.push(target);
+                    }
                 }
                 "--pmd-cpus" => cfg.pmd_cpus = parse_cpu_list(&val(flag)?).map_err(usage)?,
                 "--pmd-idle" => cfg.pmd_idle = val(flag)?.parse().map_err(usage)?,
@@ -350,6 +420,12 @@ impl Config {
             #[serde(default)]
             ports: Vec<PortEntry>,
             mac_aging: Option<u32>,
+            #[serde(default)]
+            fail_mode: FailMode,
+            #[serde(default)]
+            listen: Vec<String>,
+            #[serde(default)]
+            controllers: Vec<String>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -397,6 +473,9 @@ impl Config {
                 name: b.name,
                 ports,
                 mac_aging: b.mac_aging.unwrap_or(300),
+                fail_mode: b.fail_mode,
+                listen: b.listen,
+                controllers: b.controllers,
             });
         }
         let cfg = Config {

@@ -102,13 +102,12 @@ pub struct PacketInSpec {
     pub frozen: Option<Arc<Frozen>>,
 }
 
-/// A paused translation, resumed by NXT_RESUME.
+/// A paused translation, resumed by NXT_RESUME: for each nesting level, innermost first, the
+/// table and cookie it ran in and the actions left to run there.
 #[derive(Debug)]
 pub struct Frozen {
     pub bridge: u8,
-    pub table_id: u8,
-    pub cookie: u64,
-    pub ofpacts: Vec<ofpact::Ofpact>,
+    pub frames: Vec<(u8, u64, Vec<ofpact::Ofpact>)>,
     pub stack: Vec<u128>,
 }
 

@@ -57,6 +57,9 @@ pub struct Rule {
     pub stats: Arc<RuleStats>,
     /// Conjunction clauses when the actions are only `conjunction(...)`.
     pub clauses: Vec<ConjClause>,
+    /// The instructions as received and the OpenFlow version they came in (dumps print them).
+    pub instructions: Vec<openflow::Instruction>,
+    pub of_version: u8,
 }
 
 impl Rule {
@@ -101,6 +104,8 @@ impl Rule {
             created_ms: now_ms,
             stats: Arc::new(RuleStats::default()),
             clauses: Vec::new(),
+            instructions: Vec::new(),
+            of_version: 6,
         }
     }
 }
@@ -238,7 +243,7 @@ impl BridgeTables {
 
     /// Adds the flow a standalone bridge starts with: `priority=0 actions=NORMAL`.
     pub fn add_normal_flow(&mut self, now_ms: u64) {
-        let r = Rule::catch_all(
+        let mut r = Rule::catch_all(
             0,
             0,
             vec![Ofpact::Output {
@@ -247,6 +252,12 @@ impl BridgeTables {
             }],
             now_ms,
         );
+        r.instructions = vec![openflow::Instruction::ApplyActions(vec![
+            openflow::Action::Output {
+                port: openflow::action::ports::NORMAL,
+                max_len: 0,
+            },
+        ])];
         let _ = Arc::make_mut(&mut self.tables[0]).insert(Arc::new(r));
     }
 

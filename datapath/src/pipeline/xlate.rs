@@ -23,7 +23,7 @@ use super::flow::{self, loc, Loc, PKey, DP, PIPE_PORT_CONJ, PKEY_WORDS};
 use super::mac::{Learned, MacTable};
 use super::ofpact::{ControllerSpec, Ofpact, SubField};
 use super::tables::{group_type, BridgeTables, Pipeline, RuleStats};
-use super::{DpAction, DpConfig, DpField, DpPort, LearnRef, PacketInSpec};
+use super::{DpAction, DpConfig, DpField, DpPort, Frozen, LearnRef, PacketInSpec};
 use crate::packet::key::{w, FlowKey};
 use crate::packet::{ethertype, ipproto};
 
@@ -79,6 +79,9 @@ pub struct XlateOut {
     pub trace: Vec<String>,
 }
 
+/// A pausing controller action: its spec, the pipeline fields then, table and cookie.
+type PausePin = (Arc<ControllerSpec>, Vec<(Field, u128)>, u8, u64);
+
 struct Xlate<'a> {
     inp: &'a XlateIn<'a>,
     br: &'a BridgeTables,
@@ -99,6 +102,10 @@ struct Xlate<'a> {
     in_dp: DpPort,
     /// Set once a packet-in with `pause` froze the translation.
     paused: bool,
+    /// The remaining actions of each level, recorded while unwinding after a pause.
+    frozen_frames: Vec<(u8, u64, Vec<Ofpact>)>,
+    /// The pausing controller action's packet-in, completed with the frozen state at the end.
+    pause_pin: Option<PausePin>,
 }
 
 fn lf(f: Field) -> Loc {
@@ -127,6 +134,8 @@ impl<'a> Xlate<'a> {
             cookie: 0,
             in_dp,
             paused: false,
+            frozen_frames: Vec::new(),
+            pause_pin: None,
         }
     }
 
@@ -221,11 +230,16 @@ impl<'a> Xlate<'a> {
     // ---------------------------------------------------------------- actions
 
     fn run(&mut self, acts: &[Ofpact]) {
-        for a in acts {
+        for (i, a) in acts.iter().enumerate() {
             if self.exit || self.paused {
                 return;
             }
             self.run_one(a);
+            if self.paused {
+                self.frozen_frames
+                    .push((self.table_id, self.cookie, acts[i + 1..].to_vec()));
+                return;
+            }
         }
     }
 
@@ -865,6 +879,23 @@ impl<'a> Xlate<'a> {
     }
 
     fn finish(mut self) -> XlateOut {
+        if let Some((spec, meta, table_id, cookie)) = self.pause_pin.take() {
+            let frozen = Frozen {
+                bridge: self.br.index,
+                frames: std::mem::take(&mut self.frozen_frames),
+                stack: self.stack.clone(),
+            };
+            self.out
+                .actions
+                .push(DpAction::Userspace(Arc::new(PacketInSpec {
+                    bridge: self.br.index,
+                    table_id,
+                    cookie,
+                    spec,
+                    metadata: meta,
+                    frozen: Some(Arc::new(frozen)),
+                })));
+        }
         if !self.exit && !self.paused && !self.action_set.is_empty() {
             let set = std::mem::take(&mut self.action_set);
             self.run(&set);
@@ -964,5 +995,33 @@ pub fn translate_actions(
     let _ = PIPE_PORT_CONJ;
     let mut x = Xlate::new(inp, bridge, flow, in_dp);
     x.run(acts);
+    x.finish()
+}
+
+/// Resumes a translation paused by `controller(pause)` (NXT_RESUME): `flow` is the packet's key
+/// with the pipeline fields the controller sent back.
+pub fn resume(inp: &XlateIn, bridge: &BridgeTables, flow: PKey, frozen: &Frozen) -> XlateOut {
+    let in_of = lf(Field::InPortOxm).get(&flow) as u32;
+    let in_dp = bridge
+        .ports
+        .get(&in_of)
+        .map(|p| p.dp)
+        .unwrap_or(DpPort::MAX);
+    let mut x = Xlate::new(inp, bridge, flow, in_dp);
+    x.stack = frozen.stack.clone();
+    for (i, (table, cookie, acts)) in frozen.frames.iter().enumerate() {
+        x.table_id = *table;
+        x.cookie = *cookie;
+        x.run(acts);
+        if x.paused {
+            // paused again: what was left of the outer levels still has to run later
+            x.frozen_frames
+                .extend(frozen.frames[i + 1..].iter().cloned());
+            break;
+        }
+        if x.exit {
+            break;
+        }
+    }
     x.finish()
 }

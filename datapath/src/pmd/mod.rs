@@ -71,6 +71,13 @@ pub struct PmdHandle {
     pub ports: Box<[PortCounters]>,
     pub waker: Arc<handoff::Waker>,
     pub clear_request: AtomicBool,
+    /// The generation this PMD had seen at the start of its latest round: everything
+    /// published before it is in effect for the packets it forwards now (barriers wait on it).
+    pub seen_gen: AtomicU64,
+    /// Counter folding: the control thread bumps `fold_req`; the PMD credits its megaflows'
+    /// hits to their OpenFlow rules and copies it to `fold_done`.
+    pub fold_req: AtomicU64,
+    pub fold_done: AtomicU64,
     /// (port name, queue, zero-copy) served by this PMD, for display.
     pub rxqs: std::sync::Mutex<Vec<(String, u32, bool)>>,
 }
@@ -86,6 +93,9 @@ impl PmdHandle {
             ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
             waker: Arc::new(handoff::Waker::new()?),
             clear_request: AtomicBool::new(false),
+            seen_gen: AtomicU64::new(0),
+            fold_req: AtomicU64::new(0),
+            fold_done: AtomicU64::new(0),
             rxqs: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -152,6 +162,7 @@ pub struct PmdBuilder {
     out: Vec<(usize, handoff::Producer)>,
     inbox: Vec<handoff::Consumer>,
     pin: Option<handoff::Producer<PinMeta>>,
+    exec_in: Option<handoff::Consumer<Option<Arc<ExecJob>>>>,
 }
 
 /// Headroom left in front of received packets, room for tunnel headers later.
@@ -179,7 +190,13 @@ impl PmdBuilder {
             out: Vec::new(),
             inbox: Vec::new(),
             pin: None,
+            exec_in: None,
         }
+    }
+
+    /// Where packet-outs for this PMD come from.
+    pub fn set_exec_in(&mut self, c: handoff::Consumer<Option<Arc<ExecJob>>>) {
+        self.exec_in = Some(c);
     }
 
     /// Where this PMD's packet-ins go.
@@ -361,6 +378,9 @@ impl PmdBuilder {
             out_pending: Vec::new(),
             inbox: self.inbox,
             pin: self.pin,
+            exec_in: self.exec_in,
+            fold_seen: 0,
+            last_fold_sec: 0,
             cache: FlowCache::new(65536),
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
@@ -382,7 +402,11 @@ pub struct Pmd {
     inbox: Vec<handoff::Consumer>,
     /// Packet-ins to the control thread.
     pin: Option<handoff::Producer<PinMeta>>,
+    /// Packets the control thread asks this PMD to send.
+    exec_in: Option<handoff::Consumer<Option<Arc<ExecJob>>>>,
     cache: FlowCache,
+    fold_seen: u64,
+    last_fold_sec: u32,
     gen: u64,
     batch: u32,
     rx_descs: Box<[XdpDesc; MAX_BATCH]>,
@@ -567,6 +591,14 @@ struct Exec<'a> {
     h: &'a PmdHandle,
 }
 
+/// A packet the control thread wants sent with given actions (packet-out, resumed
+/// continuation): the actions travel with the bytes.
+#[derive(Debug)]
+pub struct ExecJob {
+    pub actions: Vec<DpAction>,
+    pub lay: Layout,
+}
+
 /// What travels with a packet-in from a PMD to the control thread.
 #[derive(Default)]
 pub struct PinMeta {
@@ -731,19 +763,29 @@ impl Pmd {
             let t0 = clock::cycles();
             round += 1;
             let gen = self.shared.generation.load(Ordering::Acquire);
+            let now = self.shared.now_sec.load(Ordering::Relaxed);
             if gen != self.gen {
                 if !self.cache.is_empty() {
                     cov(&self.h, Cov::CacheFlush);
+                    self.cache.fold_all(now as u64 * 1000);
                 }
                 self.cache.clear();
                 self.gen = gen;
+                self.h.seen_gen.store(gen, Ordering::Release);
             }
-            let now = self.shared.now_sec.load(Ordering::Relaxed);
+            let req = self.h.fold_req.load(Ordering::Acquire);
+            if req != self.fold_seen || now != self.last_fold_sec {
+                self.cache.fold_all(now as u64 * 1000);
+                self.fold_seen = req;
+                self.last_fold_sec = now;
+                self.h.fold_done.store(req, Ordering::Release);
+            }
             let mut work = 0u32;
             for k in 0..self.rx_socks.len() {
                 work += self.rx_burst(self.rx_socks[k], now);
             }
             work += self.drain_inbox();
+            work += self.drain_exec();
             let ta = clock::cycles();
             if work > 0 {
                 for si in 0..self.socks.len() {
@@ -828,7 +870,10 @@ impl Pmd {
             let w = &self.h.waker;
             w.sleeping.store(true, Ordering::SeqCst);
             let pending = self.inbox.iter_mut().any(|c| !c.is_empty())
-                || self.shared.quit.load(Ordering::SeqCst);
+                || self.exec_in.as_mut().is_some_and(|c| !c.is_empty())
+                || self.shared.quit.load(Ordering::SeqCst)
+                || self.shared.generation.load(Ordering::SeqCst) != self.gen
+                || self.h.fold_req.load(Ordering::SeqCst) != self.fold_seen;
             if !pending {
                 self.h.stats.bump(PmdStat::Blocks as usize, 1);
                 crate::sys::poll_readable(pollfds, 100);
@@ -1108,6 +1153,49 @@ impl Pmd {
             clock::cycles().wrapping_sub(t0),
         );
         r
+    }
+
+    /// Sends the packets the control thread handed over (packet-out, resume).
+    fn drain_exec(&mut self) -> u32 {
+        let Some(mut c) = self.exec_in.take() else {
+            return 0;
+        };
+        let mut jobs: Vec<(Vec<u8>, Arc<ExecJob>)> = Vec::new();
+        c.drain_with(32, |_, data, meta| {
+            if let Some(j) = meta.take() {
+                jobs.push((data.to_vec(), j));
+            }
+        });
+        self.exec_in = Some(c);
+        let n = jobs.len() as u32;
+        for (data, job) in jobs {
+            let Some(pool) = (0..self.pools.len()).find(|&p| !self.pools[p].free.is_empty()) else {
+                cov(&self.h, Cov::DropNoFrames);
+                continue;
+            };
+            let Some(base) = self.pools[pool].take() else {
+                continue;
+            };
+            let addr = base + HEADROOM as u64;
+            match self.pools[pool].umem.data_mut(addr, data.len()) {
+                Some(d) => d.copy_from_slice(&data),
+                None => {
+                    self.pools[pool].put(base);
+                    continue;
+                }
+            }
+            let mut lay = job.lay;
+            let mut ex = self.exec_parts();
+            ex.run(
+                pool,
+                addr,
+                data.len(),
+                &mut lay,
+                &job.actions,
+                cache::last_output(&job.actions),
+            );
+        }
+        n
     }
 
     /// Transmits packets other PMDs handed over for ports this PMD owns.

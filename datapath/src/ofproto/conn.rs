@@ -1,0 +1,236 @@
+//! One OpenFlow connection: bytes in and out, version negotiation, and the per-connection
+//! settings OVS keeps (role, miss_send_len, packet-in format, controller id, flow format,
+//! bundles in progress, barriers waiting for the fast path).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+
+use mio::net::{TcpStream, UnixStream};
+use openflow::message::{HelloElement, Message};
+use openflow::{Framer, Header};
+
+/// Versions we speak: OpenFlow 1.0, 1.3, 1.4, 1.5 (wire numbers 1, 4, 5, 6).
+pub const VERSIONS: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6);
+
+pub enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(b),
+            Stream::Tcp(s) => s.read(b),
+        }
+    }
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(b),
+            Stream::Tcp(s) => s.write(b),
+        }
+    }
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
+}
+
+/// Packet-in formats (NXT_SET_PACKET_IN_FORMAT).
+pub mod pin_format {
+    pub const STANDARD: u32 = 0;
+    pub const NXT_PACKET_IN: u32 = 1;
+    pub const NXT_PACKET_IN2: u32 = 2;
+}
+
+/// Controller roles.
+pub mod role {
+    pub const NOCHANGE: u32 = 0;
+    pub const EQUAL: u32 = 1;
+    pub const MASTER: u32 = 2;
+    pub const SLAVE: u32 = 3;
+}
+
+/// A bundle being built (OFPBCT_OPEN ... COMMIT).
+pub struct Bundle {
+    pub flags: u16,
+    pub closed: bool,
+    /// (xid of the inner message, the inner message).
+    pub msgs: Vec<(u32, Message)>,
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub stream: Stream,
+    pub bridge: usize,
+    pub peer: String,
+    framer: Framer,
+    out: Vec<u8>,
+    /// Negotiated version; 0 until both hellos are seen.
+    pub version: u8,
+    /// A service connection (the mgmt socket or a passive listener) as opposed to an active
+    /// controller connection: it gets no asynchronous messages until it sets miss_send_len.
+    pub service: bool,
+    pub role: u32,
+    pub miss_send_len: u16,
+    pub pin_format: u32,
+    pub controller_id: u16,
+    /// NXT_SET_FLOW_FORMAT: 0 OpenFlow 1.0, 2 NXM.
+    pub flow_format: u32,
+    pub flow_mod_table_id: bool,
+    pub bundles: HashMap<u32, Bundle>,
+    /// Barrier replies waiting until the fast path has caught up with generation `.1`.
+    pub barriers: VecDeque<(u32, u64)>,
+    /// Set when the peer asked for flow-removed / port-status... (async config); `None`: the
+    /// defaults of the role.
+    pub async_config: Option<Vec<u8>>,
+    pub closed: bool,
+    /// Messages received, for `ofproto/conns`-style diagnostics.
+    pub rx_msgs: u64,
+    pub tx_msgs: u64,
+}
+
+impl Conn {
+    pub fn new(id: u64, stream: Stream, bridge: usize, service: bool, peer: String) -> Self {
+        Conn {
+            id,
+            stream,
+            bridge,
+            peer,
+            framer: Framer::new(),
+            out: Vec::new(),
+            version: 0,
+            service,
+            role: role::EQUAL,
+            // OVS: primary (controller) connections default to 128, service ones to 0
+            miss_send_len: if service { 0 } else { 128 },
+            pin_format: pin_format::STANDARD,
+            controller_id: 0,
+            flow_format: 0,
+            flow_mod_table_id: false,
+            bundles: HashMap::new(),
+            barriers: VecDeque::new(),
+            async_config: None,
+            closed: false,
+            rx_msgs: 0,
+            tx_msgs: 0,
+        }
+    }
+
+    /// Queues our HELLO (sent on accept/connect).
+    pub fn send_hello(&mut self) {
+        let hello = Message::Hello(vec![HelloElement::VersionBitmap(vec![VERSIONS])]);
+        // HELLO goes out with our highest version; the peer picks the common one
+        self.send_raw(openflow::encode(6, 0, &hello));
+    }
+
+    pub fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.tx_msgs += 1;
+        self.out.extend_from_slice(&bytes);
+    }
+
+    /// Encodes and queues a message for this connection's version.
+    pub fn send(&mut self, xid: u32, m: &Message) {
+        let v = if self.version == 0 { 6 } else { self.version };
+        let b = openflow::encode(v, xid, m);
+        self.send_raw(b);
+    }
+
+    /// Reads what is available and returns complete messages' bytes. A framing error closes
+    /// the connection.
+    pub fn read_messages(&mut self) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 65536];
+        let mut msgs = Vec::new();
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.framer.push(&buf[..n]);
+                    loop {
+                        match self.framer.next_message() {
+                            Ok(Some(m)) => msgs.push(m),
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::warn!(peer = %self.peer, error = %e, "OpenFlow framing error, closing");
+                                self.closed = true;
+                                return msgs;
+                            }
+                        }
+                    }
+                    // bound the work done per wake-up so one busy peer can't starve others
+                    if msgs.len() >= 4096 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        self.rx_msgs += msgs.len() as u64;
+        msgs
+    }
+
+    /// Writes queued output; returns whether some remains.
+    pub fn flush(&mut self) -> bool {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => {
+                    self.closed = true;
+                    return false;
+                }
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.closed = true;
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether this connection gets asynchronous messages at all (OVS's
+    /// `ofconn_receives_async_msg`: not slaves, and service connections only once they set a
+    /// non-zero miss_send_len).
+    pub fn wants_async(&self) -> bool {
+        self.version != 0 && self.role != role::SLAVE && !(self.service && self.miss_send_len == 0)
+    }
+
+    /// Handles HELLO: negotiates the version. Returns false when there is none in common.
+    pub fn on_hello(&mut self, h: &Header, elems: &[HelloElement]) -> bool {
+        let theirs = elems
+            .iter()
+            .find_map(|e| match e {
+                HelloElement::VersionBitmap(b) => b.first().copied(),
+                _ => None,
+            })
+            .unwrap_or(if h.version < 32 {
+                // no bitmap: every version up to theirs
+                ((1u64 << (h.version as u64 + 1)) - 1) as u32
+            } else {
+                0
+            });
+        let common = theirs & VERSIONS;
+        if common == 0 {
+            return false;
+        }
+        self.version = 31 - common.leading_zeros() as u8;
+        true
+    }
+}

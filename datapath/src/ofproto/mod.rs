@@ -1,0 +1,750 @@
+//! The OpenFlow server: per bridge a unix socket `RUNDIR/BRIDGE.mgmt` (what ovs-ofctl and
+//! ovn-controller connect to), optional `--listen ptcp:PORT` and `--controller tcp:IP:PORT`;
+//! any number of connections, each in its own negotiated version.
+//!
+//! Semantics that matter to ovn-controller (../shared/ovn-needs.md §3b):
+//! - flow, group and meter mods apply to the master copy of the tables; a snapshot is
+//!   published to the PMDs before a barrier or a bundle commit is answered, and the barrier
+//!   reply waits until every PMD has started a poll round with that snapshot (nothing
+//!   forwarded after the reply can use an older decision);
+//! - bundles are atomic and ordered: applied to a scratch copy, swapped in only if every
+//!   message succeeds; one failure aborts the whole bundle;
+//! - a service connection (the mgmt socket) gets no asynchronous messages (packet-in,
+//!   port-status, flow-removed) until it sets a non-zero miss_send_len;
+//! - packet-ins go out as each connection asked (standard, NXT_PACKET_IN, NXT_PACKET_IN2 with
+//!   metadata, userdata and continuations resumable by NXT_RESUME), rate-limited by the
+//!   controller action's meter.
+
+pub mod conn;
+pub mod mods;
+mod pio;
+mod stats;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::{TcpListener, UnixListener};
+use openflow::message::{BundleControl, ErrorMsg, Experimenter, Message, SwitchConfig, TlvMap};
+use openflow::{Header, OfpErr};
+use tracing::{debug, info, warn};
+
+use crate::daemon::State;
+use crate::pipeline::Frozen;
+use crate::pmd::{handoff, ExecJob, PinMeta};
+use conn::Conn;
+use mods::{Meter, ModError, Removed};
+
+pub enum ListenerKind {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+pub struct Listener {
+    pub bridge: usize,
+    pub kind: ListenerKind,
+    pub path: Option<PathBuf>,
+}
+
+/// Per-bridge OpenFlow state that is not part of the pipeline snapshot.
+#[derive(Default)]
+pub struct BridgeExtra {
+    pub meters: HashMap<u32, Meter>,
+    pub tlv: Vec<TlvMap>,
+}
+
+/// Counters shown by `ofproto/show`-style commands and coverage.
+#[derive(Default, Debug)]
+pub struct OfStats {
+    pub flow_mods: u64,
+    pub errors_sent: u64,
+    pub packet_ins_sent: u64,
+    pub packet_ins_metered: u64,
+    pub packet_outs: u64,
+    pub barriers: u64,
+    pub bundles_committed: u64,
+    pub bundles_failed: u64,
+}
+
+pub struct Ofproto {
+    pub listeners: Vec<Listener>,
+    pub conns: HashMap<usize, Conn>,
+    pub next_token: usize,
+    next_conn_id: u64,
+    pub extra: Vec<BridgeExtra>,
+    /// The master tables changed since the last publish.
+    pub dirty: bool,
+    pub last_publish: Instant,
+    continuations: HashMap<u64, Arc<Frozen>>,
+    cont_order: VecDeque<u64>,
+    next_cont: u64,
+    /// Packet-ins from each PMD.
+    pub pin_rx: Vec<handoff::Consumer<PinMeta>>,
+    /// Packets to send through PMD 0 (packet-out, resume).
+    pub exec_tx: Option<handoff::Producer<Option<Arc<ExecJob>>>>,
+    pub started: Instant,
+    pub stats: OfStats,
+}
+
+/// First token of OpenFlow connections in the control loop.
+pub const CONN_TOKEN_BASE: usize = 1 << 20;
+const MAX_CONTINUATIONS: usize = 65536;
+
+impl Ofproto {
+    pub fn new(n_bridges: usize) -> Self {
+        Ofproto {
+            listeners: Vec::new(),
+            conns: HashMap::new(),
+            next_token: CONN_TOKEN_BASE,
+            next_conn_id: 1,
+            extra: (0..n_bridges).map(|_| BridgeExtra::default()).collect(),
+            dirty: false,
+            last_publish: Instant::now(),
+            continuations: HashMap::new(),
+            cont_order: VecDeque::new(),
+            next_cont: 1,
+            pin_rx: Vec::new(),
+            exec_tx: None,
+            started: Instant::now(),
+            stats: OfStats::default(),
+        }
+    }
+
+    /// Accepts a new connection: registers it under a fresh token and says hello.
+    pub fn add_conn(
+        &mut self,
+        stream: conn::Stream,
+        bridge: usize,
+        service: bool,
+        peer: String,
+    ) -> usize {
+        let tok = self.next_token;
+        self.next_token += 1;
+        let id = self.next_conn_id;
+        self.next_conn_id += 1;
+        let mut c = Conn::new(id, stream, bridge, service, peer);
+        c.send_hello();
+        self.conns.insert(tok, c);
+        tok
+    }
+
+    fn store_continuation(&mut self, f: Arc<Frozen>) -> u64 {
+        let id = self.next_cont;
+        self.next_cont += 1;
+        self.continuations.insert(id, f);
+        self.cont_order.push_back(id);
+        while self.cont_order.len() > MAX_CONTINUATIONS {
+            if let Some(old) = self.cont_order.pop_front() {
+                self.continuations.remove(&old);
+            }
+        }
+        id
+    }
+
+    fn take_continuation(&mut self, id: u64) -> Option<Arc<Frozen>> {
+        self.continuations.get(&id).cloned()
+    }
+}
+
+fn now_ms(st: &State) -> u64 {
+    st.started.elapsed().as_millis() as u64
+}
+
+/// Sends an error reply echoing (up to 64 bytes of) the request, as OVS does.
+pub fn send_error(st: &mut State, c: &mut Conn, req: &[u8], err: OfpErr, why: &str) {
+    let v = if c.version == 0 { 1 } else { c.version };
+    let xid = Header::parse(req).map(|h| h.xid).unwrap_or(0);
+    let data = req[..req.len().min(64)].to_vec();
+    let m = Message::Error(ErrorMsg {
+        code: err.code(v),
+        data,
+    });
+    debug!(peer = %c.peer, ?err, why, "OpenFlow error reply");
+    st.ofproto.stats.errors_sent += 1;
+    c.send(xid, &m);
+}
+
+/// Handles the messages read from connection `tok`.
+pub fn handle(st: &mut State, tok: usize, msgs: Vec<Vec<u8>>) {
+    let Some(mut c) = st.ofproto.conns.remove(&tok) else {
+        return;
+    };
+    for raw in msgs {
+        if c.closed {
+            break;
+        }
+        handle_one(st, &mut c, &raw);
+    }
+    st.ofproto.conns.insert(tok, c);
+}
+
+fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
+    let Some(h) = Header::parse(raw) else {
+        return;
+    };
+    let decoded = openflow::decode(raw);
+    if c.version == 0 {
+        // the first message must be HELLO (OVS tolerates others after a hello from us, but a
+        // peer that skips it cannot have negotiated a version)
+        match &decoded {
+            Ok((_, Message::Hello(elems))) => {
+                if !c.on_hello(&h, elems) {
+                    warn!(peer = %c.peer, version = h.version, "no common OpenFlow version");
+                    send_error(st, c, raw, OfpErr::OFPHFC_INCOMPATIBLE, "version");
+                    c.closed = true;
+                } else {
+                    debug!(peer = %c.peer, version = c.version, "OpenFlow connection up");
+                }
+            }
+            _ => {
+                send_error(st, c, raw, OfpErr::OFPBRC_BAD_TYPE, "HELLO expected");
+            }
+        }
+        return;
+    }
+    if h.version != c.version
+        && h.msg_type != 0
+        && h.msg_type != 1
+        && h.msg_type != 2
+        && h.msg_type != 3
+    {
+        send_error(
+            st,
+            c,
+            raw,
+            OfpErr::OFPBRC_BAD_VERSION,
+            "version differs from negotiated",
+        );
+        return;
+    }
+    let msg = match decoded {
+        Ok((_, m)) => m,
+        Err(e) => {
+            send_error(st, c, raw, e.kind, e.context);
+            return;
+        }
+    };
+    let xid = h.xid;
+    match msg {
+        Message::Hello(_) => {}
+        Message::EchoRequest(d) => c.send(xid, &Message::EchoReply(d)),
+        Message::EchoReply(_) => {}
+        Message::Error(e) => debug!(peer = %c.peer, ?e, "error from controller"),
+        Message::FeaturesRequest => {
+            let f = stats::features(st, c);
+            c.send(xid, &Message::FeaturesReply(f));
+        }
+        Message::GetConfigRequest => c.send(
+            xid,
+            &Message::GetConfigReply(SwitchConfig {
+                flags: 0,
+                miss_send_len: c.miss_send_len,
+            }),
+        ),
+        Message::SetConfig(cfg) => c.miss_send_len = cfg.miss_send_len,
+        Message::FlowMod(ref fm) => {
+            let r = apply_flow_mod(st, c.bridge, fm, c.version, c.flow_mod_table_id);
+            if let Err(e) = r {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::GroupMod(ref gm) => {
+            if let Err(e) = apply_group_mod(st, c.bridge, gm) {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::MeterMod(ref mm) => {
+            let b = c.bridge;
+            if let Err(e) = mods::meter_mod(&mut st.ofproto.extra[b].meters, mm) {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::PortMod(pm) => {
+            if let Err(e) = port_mod(st, c.bridge, &pm) {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::TableMod { .. } => {}
+        Message::PacketOut(po) => {
+            st.ofproto.stats.packet_outs += 1;
+            if let Err(e) = pio::packet_out(st, c.bridge, &po) {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::BarrierRequest => {
+            st.ofproto.stats.barriers += 1;
+            publish(st);
+            let gen = st.shared.generation.load(Ordering::Acquire);
+            c.barriers.push_back((xid, gen));
+        }
+        Message::RoleRequest(r) => {
+            use conn::role;
+            if r.role > role::SLAVE {
+                send_error(st, c, raw, OfpErr::OFPRRFC_BAD_ROLE, "role");
+                return;
+            }
+            if r.role != role::NOCHANGE {
+                if r.role == role::MASTER {
+                    // only one master: others of the bridge become slaves
+                    let b = c.bridge;
+                    for o in st.ofproto.conns.values_mut() {
+                        if o.bridge == b && o.role == role::MASTER {
+                            o.role = role::SLAVE;
+                        }
+                    }
+                }
+                c.role = r.role;
+            }
+            let mut reply = r;
+            reply.role = c.role;
+            c.send(xid, &Message::RoleReply(reply));
+        }
+        Message::MultipartRequest(req) => stats::multipart(st, c, xid, raw, &req),
+        Message::BundleControl(bc) => bundle_control(st, c, xid, raw, &bc),
+        Message::BundleAdd(ba) => {
+            let Some(b) = c.bundles.get_mut(&ba.bundle_id) else {
+                // OVS opens a bundle implicitly on the first add
+                c.bundles.insert(
+                    ba.bundle_id,
+                    conn::Bundle {
+                        flags: ba.flags,
+                        closed: false,
+                        msgs: vec![(ba.header.xid, *ba.message)],
+                    },
+                );
+                return;
+            };
+            if b.closed {
+                send_error(st, c, raw, OfpErr::OFPBFC_BUNDLE_CLOSED, "bundle closed");
+                return;
+            }
+            match &*ba.message {
+                Message::FlowMod(_)
+                | Message::GroupMod(_)
+                | Message::PortMod(_)
+                | Message::MeterMod(_) => {
+                    b.msgs.push((ba.header.xid, *ba.message));
+                }
+                _ => send_error(
+                    st,
+                    c,
+                    raw,
+                    OfpErr::OFPBFC_MSG_UNSUP,
+                    "message not bundleable",
+                ),
+            }
+        }
+        Message::GetAsyncRequest => c.send(xid, &Message::GetAsyncReply(stats::async_config(c))),
+        Message::SetAsync(b) => c.async_config = Some(b),
+        Message::Resume(p) => {
+            if let Err(e) = pio::resume(st, c.bridge, &p) {
+                send_error(st, c, raw, e.err, &e.why);
+            }
+        }
+        Message::Experimenter(x) => match x {
+            Experimenter::SetFlowFormat(f) => {
+                if f != 0 && f != 2 {
+                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "flow format");
+                } else {
+                    c.flow_format = f;
+                }
+            }
+            Experimenter::FlowModTableId(b) => c.flow_mod_table_id = b,
+            Experimenter::SetPacketInFormat(f) => {
+                if f > 2 {
+                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "packet-in format");
+                } else {
+                    c.pin_format = f;
+                }
+            }
+            Experimenter::SetControllerId(id) => c.controller_id = id,
+            Experimenter::TlvTableRequest => {
+                let maps = st.ofproto.extra[c.bridge].tlv.clone();
+                c.send(
+                    xid,
+                    &Message::Experimenter(Experimenter::TlvTableReply {
+                        max_option_space: 256,
+                        max_fields: 64,
+                        maps,
+                    }),
+                );
+            }
+            Experimenter::TlvTableMod { command, maps } => {
+                let b = c.bridge;
+                if let Err(e) = mods::tlv_mod(&mut st.ofproto.extra[b].tlv, command, &maps) {
+                    send_error(st, c, raw, e.err, &e.why);
+                }
+            }
+            // no connection tracker yet: nothing to flush, accepted as OVS accepts them
+            Experimenter::CtFlushZone(_) | Experimenter::CtFlush { .. } => {}
+            Experimenter::FlowMonitorCancel(_) => {}
+            _ => send_error(
+                st,
+                c,
+                raw,
+                OfpErr::OFPBRC_BAD_SUBTYPE,
+                "experimenter message",
+            ),
+        },
+        _ => send_error(
+            st,
+            c,
+            raw,
+            OfpErr::OFPBRC_BAD_TYPE,
+            "message not for a switch",
+        ),
+    }
+}
+
+/// Applies a flow mod to the master tables; flow-removed messages go out for deletions.
+pub fn apply_flow_mod(
+    st: &mut State,
+    bridge: usize,
+    fm: &openflow::message::FlowMod,
+    version: u8,
+    table_ext: bool,
+) -> Result<(), ModError> {
+    st.ofproto.stats.flow_mods += 1;
+    let now = now_ms(st);
+    let mut removed = Vec::new();
+    let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
+        return Err(ModError {
+            err: OfpErr::OFPBRC_EPERM,
+            why: "no such bridge".into(),
+        });
+    };
+    let r = mods::flow_mod(Arc::make_mut(bt), fm, version, table_ext, now, &mut removed);
+    st.ofproto.dirty = true;
+    send_flow_removed(st, bridge, removed);
+    r
+}
+
+fn apply_group_mod(
+    st: &mut State,
+    bridge: usize,
+    gm: &openflow::message::GroupMod,
+) -> Result<(), ModError> {
+    let now = now_ms(st);
+    let mut removed = Vec::new();
+    let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
+        return Err(ModError {
+            err: OfpErr::OFPBRC_EPERM,
+            why: "no such bridge".into(),
+        });
+    };
+    let r = mods::group_mod(Arc::make_mut(bt), gm, now, &mut removed);
+    st.ofproto.dirty = true;
+    send_flow_removed(st, bridge, removed);
+    r
+}
+
+fn port_mod(
+    st: &mut State,
+    bridge: usize,
+    pm: &openflow::message::PortMod,
+) -> Result<(), ModError> {
+    let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
+        return Err(ModError {
+            err: OfpErr::OFPPMFC_BAD_PORT,
+            why: "no such bridge".into(),
+        });
+    };
+    let bt = Arc::make_mut(bt);
+    let Some(p) = bt.ports.get_mut(&pm.port_no) else {
+        return Err(ModError {
+            err: OfpErr::OFPPMFC_BAD_PORT,
+            why: format!("port {}", pm.port_no),
+        });
+    };
+    p.config = (p.config & !pm.mask) | (pm.config & pm.mask);
+    if let Some(ps) = st
+        .ports
+        .iter_mut()
+        .find(|x| x.ofport == pm.port_no && x.bridge as usize == bridge)
+    {
+        ps.of_config = p.config;
+    }
+    st.ofproto.dirty = true;
+    Ok(())
+}
+
+/// Publishes the master tables to the PMDs if they changed, and wakes sleeping PMDs so they
+/// pick the new generation up at once.
+pub fn publish(st: &mut State) {
+    if !st.ofproto.dirty {
+        return;
+    }
+    st.ofproto.dirty = false;
+    st.ofproto.last_publish = Instant::now();
+    st.shared.pipeline.store(Arc::new(st.pipeline.clone()));
+    st.shared.invalidate();
+    for p in &st.pmds {
+        p.waker.wake_if_sleeping();
+    }
+}
+
+/// Answers barriers whose generation every PMD has seen (or that no PMD can hold back: a PMD
+/// blocked in poll() reads the generation before it forwards again).
+pub fn answer_barriers(st: &mut State) {
+    let seen = st
+        .pmds
+        .iter()
+        .map(|p| {
+            if p.waker.sleeping.load(Ordering::SeqCst) {
+                u64::MAX
+            } else {
+                p.seen_gen.load(Ordering::Acquire)
+            }
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    for c in st.ofproto.conns.values_mut() {
+        while let Some(&(xid, gen)) = c.barriers.front() {
+            if seen < gen {
+                break;
+            }
+            c.barriers.pop_front();
+            c.send(xid, &Message::BarrierReply);
+        }
+    }
+}
+
+/// Whether any barrier is waiting (the control loop then polls briefly instead of sleeping).
+pub fn barriers_pending(st: &State) -> bool {
+    st.ofproto.conns.values().any(|c| !c.barriers.is_empty())
+}
+
+fn bundle_control(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], bc: &BundleControl) {
+    const OPEN: u16 = 0;
+    const CLOSE: u16 = 2;
+    const COMMIT: u16 = 4;
+    const DISCARD: u16 = 6;
+    let reply = |c: &mut Conn, t: u16| {
+        c.send(
+            xid,
+            &Message::BundleControl(BundleControl {
+                bundle_id: bc.bundle_id,
+                ctrl_type: t,
+                flags: bc.flags,
+                props: Vec::new(),
+            }),
+        )
+    };
+    match bc.ctrl_type {
+        OPEN => {
+            if c.bundles.contains_key(&bc.bundle_id) {
+                send_error(st, c, raw, OfpErr::OFPBFC_BUNDLE_EXIST, "bundle exists");
+                return;
+            }
+            if c.bundles.len() >= 64 {
+                send_error(
+                    st,
+                    c,
+                    raw,
+                    OfpErr::OFPBFC_OUT_OF_BUNDLES,
+                    "too many bundles",
+                );
+                return;
+            }
+            c.bundles.insert(
+                bc.bundle_id,
+                conn::Bundle {
+                    flags: bc.flags,
+                    closed: false,
+                    msgs: Vec::new(),
+                },
+            );
+            reply(c, OPEN + 1);
+        }
+        CLOSE => match c.bundles.get_mut(&bc.bundle_id) {
+            Some(b) if !b.closed => {
+                b.closed = true;
+                reply(c, CLOSE + 1);
+            }
+            Some(_) => send_error(st, c, raw, OfpErr::OFPBFC_BUNDLE_CLOSED, "already closed"),
+            None => send_error(st, c, raw, OfpErr::OFPBFC_BAD_ID, "no such bundle"),
+        },
+        COMMIT => {
+            let Some(b) = c.bundles.remove(&bc.bundle_id) else {
+                send_error(st, c, raw, OfpErr::OFPBFC_BAD_ID, "no such bundle");
+                return;
+            };
+            match commit_bundle(st, c, b) {
+                Ok(()) => {
+                    st.ofproto.stats.bundles_committed += 1;
+                    publish(st);
+                    reply(c, COMMIT + 1);
+                }
+                Err(failed) => {
+                    let (inner_xid, inner, e) = *failed;
+                    st.ofproto.stats.bundles_failed += 1;
+                    warn!(peer = %c.peer, error = %e.why, "bundle aborted");
+                    // the failing message's error first, then the bundle's
+                    let v = c.version;
+                    let inner_raw = openflow::encode(v, inner_xid, &inner);
+                    send_error(st, c, &inner_raw, e.err, &e.why);
+                    send_error(st, c, raw, OfpErr::OFPBFC_MSG_FAILED, "bundle failed");
+                }
+            }
+        }
+        DISCARD => {
+            if c.bundles.remove(&bc.bundle_id).is_some() {
+                reply(c, DISCARD + 1);
+            } else {
+                send_error(st, c, raw, OfpErr::OFPBFC_BAD_ID, "no such bundle");
+            }
+        }
+        _ => send_error(st, c, raw, OfpErr::OFPBFC_BAD_TYPE, "bundle control type"),
+    }
+}
+
+/// Applies a bundle all-or-nothing: on a scratch copy of the bridge's tables, swapped in only
+/// when every message succeeded.
+fn commit_bundle(
+    st: &mut State,
+    c: &Conn,
+    b: conn::Bundle,
+) -> Result<(), Box<(u32, Message, ModError)>> {
+    let bridge = c.bridge;
+    let now = now_ms(st);
+    let Some(orig) = st.pipeline.bridges.get(bridge).cloned() else {
+        return Ok(());
+    };
+    let mut scratch = (*orig).clone();
+    let mut meters = st.ofproto.extra[bridge].meters.clone();
+    let mut removed: Vec<Removed> = Vec::new();
+    for (xid, m) in b.msgs {
+        let r = match &m {
+            Message::FlowMod(fm) => {
+                st.ofproto.stats.flow_mods += 1;
+                mods::flow_mod(
+                    &mut scratch,
+                    fm,
+                    c.version,
+                    c.flow_mod_table_id,
+                    now,
+                    &mut removed,
+                )
+            }
+            Message::GroupMod(gm) => mods::group_mod(&mut scratch, gm, now, &mut removed),
+            Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm),
+            Message::PortMod(_) => Ok(()),
+            _ => Err(ModError {
+                err: OfpErr::OFPBFC_MSG_UNSUP,
+                why: "unsupported message in bundle".into(),
+            }),
+        };
+        if let Err(e) = r {
+            return Err(Box::new((xid, m, e)));
+        }
+    }
+    st.pipeline.bridges[bridge] = Arc::new(scratch);
+    st.ofproto.extra[bridge].meters = meters;
+    st.ofproto.dirty = true;
+    send_flow_removed(st, bridge, removed);
+    Ok(())
+}
+
+/// Sends FLOW_REMOVED for removed rules that asked for it, to connections that want it.
+pub fn send_flow_removed(st: &mut State, bridge: usize, removed: Vec<Removed>) {
+    let now = now_ms(st);
+    for r in removed {
+        if r.rule.flags & mods::flags::SEND_FLOW_REM == 0 {
+            continue;
+        }
+        for c in st.ofproto.conns.values_mut() {
+            if c.bridge != bridge || !c.wants_async() {
+                continue;
+            }
+            let m = stats::flow_removed(c, &r.rule, r.reason, now);
+            c.send(0, &m);
+        }
+    }
+}
+
+/// Expires flows whose idle or hard timeout passed (checked once a second).
+pub fn expire_flows(st: &mut State) {
+    let now = now_ms(st);
+    for bi in 0..st.pipeline.bridges.len() {
+        let mut victims: Vec<(u8, classifier::RuleId, u8)> = Vec::new();
+        for (t, tab) in st.pipeline.bridges[bi].tables.iter().enumerate() {
+            if tab.is_empty() {
+                continue;
+            }
+            for r in tab.cls.iter() {
+                let rule = r.payload;
+                if rule.idle_timeout == 0 && rule.hard_timeout == 0 {
+                    continue;
+                }
+                if rule.hard_timeout > 0 && now >= rule.created_ms + rule.hard_timeout as u64 * 1000
+                {
+                    victims.push((t as u8, r.id, mods::reason::HARD_TIMEOUT));
+                    continue;
+                }
+                if rule.idle_timeout > 0 {
+                    let used = rule
+                        .stats
+                        .used_ms
+                        .load(Ordering::Relaxed)
+                        .max(rule.created_ms);
+                    if now >= used + rule.idle_timeout as u64 * 1000 {
+                        victims.push((t as u8, r.id, mods::reason::IDLE_TIMEOUT));
+                    }
+                }
+            }
+        }
+        if victims.is_empty() {
+            continue;
+        }
+        let bt = Arc::make_mut(&mut st.pipeline.bridges[bi]);
+        let mut removed = Vec::new();
+        for (t, id, why) in victims {
+            let tab = Arc::make_mut(&mut bt.tables[t as usize]);
+            if let Some(rule) = tab.cls.remove(id) {
+                removed.push(Removed { rule, reason: why });
+            }
+        }
+        st.ofproto.dirty = true;
+        send_flow_removed(st, bi, removed);
+    }
+}
+
+/// Tells interested connections that a port changed (OFPPR_ADD 0, DELETE 1, MODIFY 2).
+pub fn port_status(st: &mut State, bridge: usize, ofport: u32, reason: u8) {
+    let Some(p) = stats::port_desc(st, bridge, ofport) else {
+        return;
+    };
+    for c in st.ofproto.conns.values_mut() {
+        if c.bridge == bridge && c.wants_async() {
+            c.send(
+                0,
+                &Message::PortStatus {
+                    reason,
+                    port: p.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// Drains the PMDs' packet-in rings and sends packet-ins.
+pub fn deliver_packet_ins(st: &mut State) {
+    let mut rings = std::mem::take(&mut st.ofproto.pin_rx);
+    let mut batch: Vec<(Vec<u8>, PinMeta)> = Vec::new();
+    for r in rings.iter_mut() {
+        r.drain_with(256, |_, data, meta| {
+            batch.push((data.to_vec(), std::mem::take(meta)));
+        });
+    }
+    st.ofproto.pin_rx = rings;
+    for (data, meta) in batch {
+        pio::packet_in(st, &data, meta);
+    }
+}
+
+/// Logs a listener's creation.
+pub fn log_listener(bridge: &str, what: &str) {
+    info!(bridge, listener = what, "OpenFlow listener");
+}

@@ -1,0 +1,314 @@
+//! Packets between the switch and controllers: packet-in (in the format each connection chose,
+//! with NXT_PACKET_IN2 metadata, userdata and continuations), packet-out and NXT_RESUME, both
+//! of which are translated here and executed by a PMD.
+
+use std::sync::Arc;
+
+use openflow::message::{Message, PacketIn, PacketIn2, PacketIn2Prop, PacketOut};
+use openflow::types::MatchRepr;
+use openflow::{Field, Match, MatchField, OfpErr};
+
+use super::conn::pin_format;
+use super::mods::ModError;
+use super::Ofproto;
+use crate::daemon::State;
+use crate::packet::key::{self, FlowKey, Layout};
+use crate::pipeline::flow::{self, loc};
+use crate::pipeline::xlate::{self, XlateIn};
+use crate::pipeline::{ofpact, Frozen, PacketInSpec};
+use crate::pmd::{ExecJob, PinMeta};
+
+/// Magic prefix of our continuations (opaque to controllers, which echo them back).
+const CONT_MAGIC: &[u8; 8] = b"XVSCONT1";
+
+fn mf(field: Field, version: u8, value: u128) -> Option<MatchField> {
+    let bytes = (field.info().width as usize).clamp(1, 16);
+    let b = value.to_be_bytes();
+    MatchField::new(field, version, b[16 - bytes..].to_vec(), None)
+}
+
+/// The packet-in's pipeline fields as a match (in_port, registers, metadata, tunnel, ct).
+fn metadata_match(spec: &PacketInSpec, version: u8) -> Match {
+    let mut m = Match::default();
+    for (f, v) in &spec.metadata {
+        let f = if *f == Field::InPortOxm && version == 1 {
+            Field::InPort
+        } else {
+            *f
+        };
+        let v = if f == Field::InPort {
+            openflow::action::port_to_of10(*v as u32) as u128
+        } else {
+            *v
+        };
+        if let Some(x) = mf(f, version.max(4), v) {
+            m.fields.push(x);
+        }
+    }
+    m
+}
+
+/// Sends one packet-in (from a PMD) to the connections that want it.
+pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
+    let Some(spec) = meta.spec else {
+        return;
+    };
+    let bridge = spec.bridge as usize;
+    // controller(meter_id=N): rate limit
+    if let Some(mid) = spec.spec.meter_id {
+        if let Some(m) = st
+            .ofproto
+            .extra
+            .get_mut(bridge)
+            .and_then(|e| e.meters.get_mut(&mid))
+        {
+            if !m.admit(data.len()) {
+                st.ofproto.stats.packet_ins_metered += 1;
+                return;
+            }
+        }
+    }
+    let cont = spec.frozen.clone().map(|f| {
+        let id = st.ofproto.store_continuation(f);
+        let mut v = CONT_MAGIC.to_vec();
+        v.extend_from_slice(&id.to_be_bytes());
+        v
+    });
+    let total_len = meta.total_len;
+    let mut sent = 0;
+    for c in st.ofproto.conns.values_mut() {
+        if c.bridge != bridge || !c.wants_async() {
+            continue;
+        }
+        if c.controller_id != spec.spec.controller_id {
+            continue;
+        }
+        // the controller action's max_len bytes (0xffff: the whole packet)
+        let cut = data.len().min(spec.spec.max_len as usize);
+        let body = &data[..cut];
+        let v = c.version;
+        let m = match c.pin_format {
+            pin_format::NXT_PACKET_IN2 => {
+                let mut props = vec![PacketIn2Prop::Packet(body.to_vec())];
+                if cut < data.len() {
+                    props.push(PacketIn2Prop::FullLen(total_len));
+                }
+                props.push(PacketIn2Prop::TableId(spec.table_id));
+                props.push(PacketIn2Prop::Cookie(spec.cookie));
+                props.push(PacketIn2Prop::Reason(spec.spec.reason));
+                props.push(PacketIn2Prop::Metadata(metadata_match(&spec, 6)));
+                if !spec.spec.userdata.is_empty() {
+                    props.push(PacketIn2Prop::Userdata(spec.spec.userdata.clone()));
+                }
+                if let Some(k) = &cont {
+                    props.push(PacketIn2Prop::Continuation(k.clone()));
+                }
+                Message::PacketIn2(PacketIn2 { props })
+            }
+            pin_format::NXT_PACKET_IN => Message::PacketIn(PacketIn {
+                buffer_id: 0xffff_ffff,
+                total_len: total_len.min(0xffff) as u16,
+                reason: spec.spec.reason,
+                table_id: spec.table_id,
+                cookie: spec.cookie,
+                in_port: 0,
+                match_: Some(MatchRepr::Nxm(metadata_match(&spec, 1))),
+                data: body.to_vec(),
+            }),
+            _ if v == 1 => Message::PacketIn(PacketIn {
+                buffer_id: 0xffff_ffff,
+                total_len: total_len.min(0xffff) as u16,
+                reason: spec.spec.reason.min(1),
+                table_id: spec.table_id,
+                cookie: spec.cookie,
+                in_port: spec
+                    .metadata
+                    .iter()
+                    .find(|(f, _)| *f == Field::InPortOxm)
+                    .map(|(_, p)| openflow::action::port_to_of10(*p as u32))
+                    .unwrap_or(0xfffd),
+                match_: None,
+                data: body.to_vec(),
+            }),
+            _ => Message::PacketIn(PacketIn {
+                buffer_id: 0xffff_ffff,
+                total_len: total_len.min(0xffff) as u16,
+                reason: spec.spec.reason,
+                table_id: spec.table_id,
+                cookie: spec.cookie,
+                in_port: 0,
+                match_: Some(MatchRepr::Oxm(metadata_match(&spec, v))),
+                data: body.to_vec(),
+            }),
+        };
+        c.send(0, &m);
+        sent += 1;
+    }
+    st.ofproto.stats.packet_ins_sent += sent;
+}
+
+fn extract(data: &[u8], in_dp: u32) -> Result<(FlowKey, Layout), ModError> {
+    let mut k = FlowKey::default();
+    let mut l = Layout::default();
+    key::extract(data, in_dp, &mut k, &mut l).map_err(|_| ModError {
+        err: OfpErr::OFPBRC_BAD_PACKET,
+        why: "malformed packet".into(),
+    })?;
+    Ok((k, l))
+}
+
+fn send_job(st: &mut State, data: &[u8], actions: Vec<crate::pipeline::DpAction>, lay: Layout) {
+    if actions.is_empty() {
+        return;
+    }
+    let job = Arc::new(ExecJob { actions, lay });
+    if let Some(tx) = st.ofproto.exec_tx.as_mut() {
+        if tx.push_with(0, data, Some(job)) {
+            tx.notify();
+        }
+    }
+}
+
+/// PACKET_OUT: translate the actions for the packet and have PMD 0 execute them.
+pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), ModError> {
+    if po.buffer_id != 0xffff_ffff {
+        return Err(ModError {
+            err: OfpErr::OFPBRC_BUFFER_UNKNOWN,
+            why: "this switch buffers no packets".into(),
+        });
+    }
+    let in_port = match &po.match_ {
+        Some(m) => m
+            .get(Field::InPortOxm)
+            .map(|f| f.value_u128() as u32)
+            .unwrap_or(po.in_port),
+        None => po.in_port,
+    };
+    let acts = ofpact::from_actions(&po.actions, 0).map_err(|r| ModError {
+        err: r.err,
+        why: r.why,
+    })?;
+    let Some(bt) = st.pipeline.bridges.get(bridge).cloned() else {
+        return Ok(());
+    };
+    let in_dp = bt
+        .ports
+        .get(&in_port)
+        .map(|p| p.dp as u32)
+        .unwrap_or(0xffff);
+    let (key, lay) = extract(&po.data, in_dp)?;
+    let cfg = st.shared.config.load();
+    // packet-outs see the published tables (resubmit / output:TABLE)
+    let pipe = st.shared.pipeline.load();
+    let inp = XlateIn {
+        pipe: &pipe,
+        cfg: &cfg,
+        macs: &st.shared.macs,
+        now: st.shared.now_sec.load(std::sync::atomic::Ordering::Relaxed),
+        now_ms: st.started.elapsed().as_millis() as u64,
+        pkt_len: po.data.len() as u32,
+        trace: false,
+    };
+    let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
+    let actions = x.actions;
+    send_packet_ins_inline(st, &po.data, &actions);
+    let actions: Vec<_> = actions
+        .into_iter()
+        .filter(|a| !matches!(a, crate::pipeline::DpAction::Userspace(_)))
+        .collect();
+    send_job(st, &po.data, actions, lay);
+    Ok(())
+}
+
+/// Packet-ins generated while translating in the control thread (packet-out, resume) go out
+/// directly rather than through a PMD.
+fn send_packet_ins_inline(st: &mut State, data: &[u8], actions: &[crate::pipeline::DpAction]) {
+    for a in actions {
+        if let crate::pipeline::DpAction::Userspace(spec) = a {
+            packet_in(
+                st,
+                data,
+                PinMeta {
+                    spec: Some(spec.clone()),
+                    total_len: data.len() as u32,
+                },
+            );
+        }
+    }
+}
+
+/// NXT_RESUME: continue a paused translation from where `controller(pause)` stopped.
+pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModError> {
+    let stale = || ModError {
+        err: OfpErr::NXR_STALE,
+        why: "unknown or expired continuation".into(),
+    };
+    let cont = p
+        .props
+        .iter()
+        .find_map(|x| match x {
+            PacketIn2Prop::Continuation(v) => Some(v.clone()),
+            _ => None,
+        })
+        .ok_or_else(stale)?;
+    if cont.len() != 16 || &cont[..8] != CONT_MAGIC {
+        return Err(stale());
+    }
+    let id = u64::from_be_bytes(cont[8..16].try_into().map_err(|_| stale())?);
+    let frozen: Arc<Frozen> = Ofproto::take_continuation(&mut st.ofproto, id).ok_or_else(stale)?;
+    let data = p
+        .props
+        .iter()
+        .find_map(|x| match x {
+            PacketIn2Prop::Packet(v) => Some(v.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let md = p.props.iter().find_map(|x| match x {
+        PacketIn2Prop::Metadata(m) => Some(m.clone()),
+        _ => None,
+    });
+    let Some(bt) = st.pipeline.bridges.get(frozen.bridge as usize).cloned() else {
+        return Err(stale());
+    };
+    let _ = bridge;
+    let in_port = md
+        .as_ref()
+        .and_then(|m| m.get(Field::InPortOxm).or_else(|| m.get(Field::InPort)))
+        .map(|f| f.value_u128() as u32)
+        .unwrap_or(openflow::action::ports::CONTROLLER);
+    let in_dp = bt
+        .ports
+        .get(&in_port)
+        .map(|p| p.dp as u32)
+        .unwrap_or(0xffff);
+    let (key, lay) = extract(&data, in_dp)?;
+    let mut pkey = flow::pkey_of(&key, in_port);
+    if let Some(m) = &md {
+        for f in &m.fields {
+            if let Some(l) = loc(f.field) {
+                l.set(&mut pkey, f.value_u128());
+            }
+        }
+    }
+    let cfg = st.shared.config.load();
+    let pipe = st.shared.pipeline.load();
+    let inp = XlateIn {
+        pipe: &pipe,
+        cfg: &cfg,
+        macs: &st.shared.macs,
+        now: st.shared.now_sec.load(std::sync::atomic::Ordering::Relaxed),
+        now_ms: st.started.elapsed().as_millis() as u64,
+        pkt_len: data.len() as u32,
+        trace: false,
+    };
+    let x = xlate::resume(&inp, &bt, pkey, &frozen);
+    send_packet_ins_inline(st, &data, &x.actions);
+    let actions: Vec<_> = x
+        .actions
+        .into_iter()
+        .filter(|a| !matches!(a, crate::pipeline::DpAction::Userspace(_)))
+        .collect();
+    send_job(st, &data, actions, lay);
+    Ok(())
+}

@@ -1,0 +1,706 @@
+//! Replies that describe the switch: FEATURES, multipart statistics and descriptions,
+//! FLOW_REMOVED, port descriptions. Counters are folded from the PMDs' caches first, so
+//! n_packets and n_bytes are exact when dumped.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use openflow::action::{self as ofa, ports, Action};
+use openflow::message::{FlowRemoved, Message, SwitchFeatures};
+use openflow::multipart::{
+    Desc, FlowStatsRequest, GroupFeatures, MeterConfig, MeterFeatures, MpReply, MpRequest,
+    MultipartReply, MultipartRequest,
+};
+use openflow::types::{FlowStats, MatchRepr, Port};
+use openflow::{Instruction, Match, OfpErr};
+
+use super::conn::Conn;
+use super::mods::{self, match_to_key};
+use super::send_error;
+use crate::daemon::State;
+use crate::pipeline::ofpact;
+use crate::pipeline::tables::Rule;
+use crate::stats::PortStat;
+
+/// OFPC_* capabilities we have: flow, table, port and group stats.
+const CAPABILITIES: u32 = 1 | 2 | 4 | 8;
+
+pub fn features(st: &State, c: &Conn) -> SwitchFeatures {
+    let dpid = st
+        .pipeline
+        .bridges
+        .get(c.bridge)
+        .map(|b| b.datapath_id)
+        .unwrap_or(0);
+    let mut f = SwitchFeatures {
+        datapath_id: dpid,
+        n_buffers: 0,
+        n_tables: 254,
+        auxiliary_id: 0,
+        // OpenFlow 1.0's bit 3 is STP, 1.1+'s is group stats
+        capabilities: if c.version == 1 {
+            1 | 2 | 4
+        } else {
+            CAPABILITIES
+        },
+        actions: 0,
+        ports: Vec::new(),
+    };
+    if c.version == 1 {
+        // OpenFlow 1.0: the action bitmap (output..enqueue, all 12) and the ports
+        f.actions = 0xfff;
+        let mut ps: Vec<u32> = st.pipeline.bridges[c.bridge]
+            .ports
+            .keys()
+            .copied()
+            .collect();
+        ps.sort();
+        f.ports = ps
+            .into_iter()
+            .filter_map(|p| port_desc(st, c.bridge, p))
+            .collect();
+    }
+    f
+}
+
+fn name16(s: &str) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    let b = s.as_bytes();
+    let l = b.len().min(15);
+    n[..l].copy_from_slice(&b[..l]);
+    n
+}
+
+/// The OpenFlow description of a port (OFPPS_LINK_DOWN when the link is down).
+pub fn port_desc(st: &State, bridge: usize, ofport: u32) -> Option<Port> {
+    let p = st
+        .ports
+        .iter()
+        .find(|p| p.bridge as usize == bridge && p.ofport == ofport)?;
+    let up = p.admin_up && p.carrier;
+    let mut config = p.of_config;
+    if !p.admin_up {
+        config |= 1; // OFPPC_PORT_DOWN
+    }
+    Some(Port {
+        port_no: ofport,
+        hw_addr: p.mac.map(|m| m.0).unwrap_or([0; 6]),
+        name: name16(&p.xdp.name),
+        config,
+        state: if up { 0 } else { 1 },
+        // 10 Gb/s full duplex, copper, as OVS reports for virtual devices
+        curr: 0x40 | 0x800,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 0,
+        extra_props: Vec::new(),
+    })
+}
+
+fn port_counter(st: &State, dp: u16, s: PortStat) -> u64 {
+    st.pmds
+        .iter()
+        .map(|p| p.ports[dp as usize].get(s as usize))
+        .sum()
+}
+
+/// Asks every PMD to credit its cached flows' hits to their rules and waits (briefly) until
+/// they have: dumps then show exact counters.
+pub fn fold_pmd_stats(st: &State) {
+    let mut targets = Vec::new();
+    for p in &st.pmds {
+        let t = p.fold_req.fetch_add(1, Ordering::AcqRel) + 1;
+        p.waker.wake();
+        targets.push(t);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
+    for (p, t) in st.pmds.iter().zip(targets) {
+        while p.fold_done.load(Ordering::Acquire) < t && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+fn duration(now_ms: u64, since_ms: u64) -> (u32, u32) {
+    let d = now_ms.saturating_sub(since_ms);
+    ((d / 1000) as u32, ((d % 1000) * 1_000_000) as u32)
+}
+
+/// OpenFlow 1.5 OXS statistics: duration, idle_time, packet_count, byte_count.
+fn oxs(dur: (u32, u32), idle: (u32, u32), packets: u64, bytes: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    let tlv = |v: &mut Vec<u8>, field: u8, len: u8, val: &[u8]| {
+        v.extend_from_slice(&0x8002u16.to_be_bytes());
+        v.push(field << 1);
+        v.push(len);
+        v.extend_from_slice(val);
+    };
+    let mut d = Vec::new();
+    d.extend_from_slice(&dur.0.to_be_bytes());
+    d.extend_from_slice(&dur.1.to_be_bytes());
+    tlv(&mut v, 0, 8, &d);
+    let mut i = Vec::new();
+    i.extend_from_slice(&idle.0.to_be_bytes());
+    i.extend_from_slice(&idle.1.to_be_bytes());
+    tlv(&mut v, 1, 8, &i);
+    // OXS fields (OpenFlow 1.5 §7.2.4): duration 0, idle_time 1, flow_count 3,
+    // packet_count 4, byte_count 5
+    tlv(&mut v, 4, 8, &packets.to_be_bytes());
+    tlv(&mut v, 5, 8, &bytes.to_be_bytes());
+    // ofp_stats: reserved(2) length(2) then the TLVs, padded to 8
+    let len = 4 + v.len();
+    let mut out = Vec::new();
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(&v);
+    while out.len() % 8 != 0 {
+        out.push(0);
+    }
+    out
+}
+
+/// Converts stored instructions for a connection of another version. OpenFlow 1.0 has no
+/// instructions and no set_field action: OVS sends those as Nicira actions.
+pub fn instructions_for(insts: &[Instruction], version: u8) -> Vec<Instruction> {
+    if version != 1 {
+        return insts.to_vec();
+    }
+    let mut acts: Vec<Action> = Vec::new();
+    for i in insts {
+        match i {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => {
+                acts.extend(a.iter().map(action_for_of10))
+            }
+            Instruction::WriteMetadata { metadata, mask } => acts.push(Action::WriteMetadata {
+                metadata: *metadata,
+                mask: *mask,
+            }),
+            Instruction::GotoTable(t) => acts.push(Action::ResubmitTable {
+                in_port: 0xfff8,
+                table: *t,
+                ct: false,
+            }),
+            Instruction::Meter(_)
+            | Instruction::ClearActions
+            | Instruction::Experimenter { .. } => {}
+        }
+    }
+    vec![Instruction::ApplyActions(acts)]
+}
+
+fn action_for_of10(a: &Action) -> Action {
+    match a {
+        Action::SetField(mf) => Action::RegLoad2(mf.clone()),
+        Action::Clone(inner) => Action::Clone(inner.iter().map(action_for_of10).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The match in the form the request used (NXM for Nicira requests and NXM flow format,
+/// OXM for 1.1+).
+fn match_repr(m: &Match, version: u8, nx: bool) -> MatchRepr {
+    if version == 1 || nx {
+        MatchRepr::Nxm(m.clone())
+    } else {
+        MatchRepr::Oxm(m.clone())
+    }
+}
+
+fn selected<'a>(
+    st: &'a State,
+    bridge: usize,
+    req: &FlowStatsRequest,
+) -> Result<Vec<&'a std::sync::Arc<Rule>>, OfpErr> {
+    let m = req.match_.to_match();
+    let (value, mask, nx_cookie) = match_to_key(&m).map_err(|e| e.err)?;
+    let (cookie, cookie_mask) = nx_cookie.unwrap_or((req.cookie, req.cookie_mask));
+    let Some(bt) = st.pipeline.bridges.get(bridge) else {
+        return Ok(Vec::new());
+    };
+    let tables: Vec<usize> = if req.table_id == 255 {
+        (0..bt.tables.len()).collect()
+    } else {
+        vec![req.table_id as usize]
+    };
+    let mut out = Vec::new();
+    for t in tables {
+        let Some(tab) = bt.tables.get(t) else {
+            continue;
+        };
+        if tab.is_empty() {
+            continue;
+        }
+        let mut rules: Vec<_> = tab
+            .cls
+            .iter_covered_by(&value, &mask)
+            .map(|r| r.payload)
+            .filter(|r| r.cookie & cookie_mask == cookie & cookie_mask)
+            .filter(|r| req.out_port == ports::ANY || ofpact::outputs_to(&r.ofpacts, req.out_port))
+            .filter(|r| {
+                req.out_group == 0xffff_ffff || ofpact::outputs_to_group(&r.ofpacts, req.out_group)
+            })
+            .collect();
+        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        out.extend(rules);
+    }
+    Ok(out)
+}
+
+pub fn flow_stats(st: &State, r: &Rule, version: u8, nx: bool, now_ms: u64) -> FlowStats {
+    let packets = r.stats.packets.load(Ordering::Relaxed);
+    let bytes = r.stats.bytes.load(Ordering::Relaxed);
+    let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
+    let dur = duration(now_ms, r.created_ms);
+    let _ = st;
+    FlowStats {
+        table_id: r.table,
+        duration_sec: dur.0,
+        duration_nsec: dur.1,
+        priority: r.priority,
+        idle_timeout: r.idle_timeout,
+        hard_timeout: r.hard_timeout,
+        flags: r.flags,
+        importance: r.importance,
+        idle_age: ((now_ms.saturating_sub(used)) / 1000).min(0xffff) as u16 + 1,
+        hard_age: 0,
+        cookie: r.cookie,
+        packet_count: packets,
+        byte_count: bytes,
+        match_: match_repr(&r.match_, version, nx),
+        oxs_stats: if version >= 6 {
+            oxs(dur, duration(now_ms, used), packets, bytes)
+        } else {
+            Vec::new()
+        },
+        instructions: instructions_for(&r.instructions, version),
+    }
+}
+
+pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
+    let packets = r.stats.packets.load(Ordering::Relaxed);
+    let bytes = r.stats.bytes.load(Ordering::Relaxed);
+    let dur = duration(now_ms, r.created_ms);
+    let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
+    let nx = c.version == 1;
+    Message::FlowRemoved(FlowRemoved {
+        cookie: r.cookie,
+        priority: r.priority,
+        reason,
+        table_id: r.table,
+        duration_sec: dur.0,
+        duration_nsec: dur.1,
+        idle_timeout: r.idle_timeout,
+        hard_timeout: r.hard_timeout,
+        packet_count: packets,
+        byte_count: bytes,
+        match_: match_repr(&r.match_, c.version, nx),
+        oxs_stats: if c.version >= 6 {
+            oxs(dur, duration(now_ms, used), packets, bytes)
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// Splits a list of items into multipart replies of at most ~60 KiB, with REPLY_MORE on all
+/// but the last.
+fn send_parts<T: Clone>(
+    c: &mut Conn,
+    xid: u32,
+    items: Vec<T>,
+    per_item: usize,
+    mk: impl Fn(Vec<T>) -> MpReply,
+) {
+    let per_msg = (60_000 / per_item.max(1)).max(1);
+    if items.is_empty() {
+        c.send(
+            xid,
+            &Message::MultipartReply(MultipartReply {
+                flags: 0,
+                body: mk(Vec::new()),
+            }),
+        );
+        return;
+    }
+    let chunks: Vec<Vec<T>> = items.chunks(per_msg).map(|c| c.to_vec()).collect();
+    let n = chunks.len();
+    for (i, ch) in chunks.into_iter().enumerate() {
+        c.send(
+            xid,
+            &Message::MultipartReply(MultipartReply {
+                flags: if i + 1 < n { 1 } else { 0 },
+                body: mk(ch),
+            }),
+        );
+    }
+}
+
+fn desc_bytes(s: &str, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    let b = s.as_bytes();
+    let l = b.len().min(len - 1);
+    v[..l].copy_from_slice(&b[..l]);
+    v
+}
+
+pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &MultipartRequest) {
+    let now = st.started.elapsed().as_millis() as u64;
+    let v = c.version;
+    let reply = |c: &mut Conn, body: MpReply| {
+        c.send(
+            xid,
+            &Message::MultipartReply(MultipartReply { flags: 0, body }),
+        )
+    };
+    match &req.body {
+        MpRequest::Desc => reply(
+            c,
+            MpReply::Desc(Desc {
+                mfr_desc: desc_bytes("xvswitch", 256),
+                hw_desc: desc_bytes("xvswitchd (AF_XDP)", 256),
+                sw_desc: desc_bytes(env!("CARGO_PKG_VERSION"), 256),
+                serial_num: desc_bytes("None", 32),
+                dp_desc: desc_bytes(
+                    &st.pipeline
+                        .bridges
+                        .get(c.bridge)
+                        .map(|b| b.name.clone())
+                        .unwrap_or_default(),
+                    256,
+                ),
+            }),
+        ),
+        MpRequest::Flow(fr) => {
+            fold_pmd_stats(st);
+            let nx = matches!(fr.match_, MatchRepr::Nxm(_));
+            match selected(st, c.bridge, fr) {
+                Ok(rules) => {
+                    let flows: Vec<FlowStats> = rules
+                        .iter()
+                        .map(|r| flow_stats(st, r, v, nx, now))
+                        .collect();
+                    send_parts(c, xid, flows, 200, |flows| MpReply::Flow { nx, flows });
+                }
+                Err(e) => send_error(st, c, raw, e, "flow stats match"),
+            }
+        }
+        MpRequest::Aggregate(fr) => {
+            fold_pmd_stats(st);
+            let nx = matches!(fr.match_, MatchRepr::Nxm(_));
+            match selected(st, c.bridge, fr) {
+                Ok(rules) => {
+                    let (mut p, mut b) = (0u64, 0u64);
+                    for r in &rules {
+                        p += r.stats.packets.load(Ordering::Relaxed);
+                        b += r.stats.bytes.load(Ordering::Relaxed);
+                    }
+                    let n = rules.len() as u32;
+                    if v >= 6 {
+                        // OpenFlow 1.5: OXS flow_count (field 2), packet_count, byte_count
+                        let mut x = Vec::new();
+                        let mut tlv = |field: u8, val: &[u8]| {
+                            x.extend_from_slice(&0x8002u16.to_be_bytes());
+                            x.push(field << 1);
+                            x.push(val.len() as u8);
+                            x.extend_from_slice(val);
+                        };
+                        tlv(3, &n.to_be_bytes());
+                        tlv(4, &p.to_be_bytes());
+                        tlv(5, &b.to_be_bytes());
+                        let mut out = Vec::new();
+                        out.extend_from_slice(&0u16.to_be_bytes());
+                        out.extend_from_slice(&((4 + x.len()) as u16).to_be_bytes());
+                        out.extend_from_slice(&x);
+                        while out.len() % 8 != 0 {
+                            out.push(0);
+                        }
+                        reply(c, MpReply::AggregateOxs(out));
+                    } else {
+                        reply(
+                            c,
+                            MpReply::Aggregate {
+                                nx,
+                                packet_count: p,
+                                byte_count: b,
+                                flow_count: n,
+                            },
+                        );
+                    }
+                }
+                Err(e) => send_error(st, c, raw, e, "aggregate stats match"),
+            }
+        }
+        MpRequest::Table => {
+            let body = table_stats(st, c.bridge, v);
+            reply(c, MpReply::Raw { mp_type: 3, body })
+        }
+        MpRequest::PortStats { port_no } => {
+            let body = port_stats(st, c.bridge, *port_no, v);
+            reply(c, MpReply::Raw { mp_type: 4, body })
+        }
+        MpRequest::PortDesc { port_no } => {
+            let mut ps: Vec<u32> = st.pipeline.bridges[c.bridge]
+                .ports
+                .keys()
+                .copied()
+                .collect();
+            ps.sort();
+            let descs: Vec<Port> = ps
+                .into_iter()
+                .filter(|p| port_no.is_none_or(|x| x == ports::ANY || x == *p))
+                .filter_map(|p| port_desc(st, c.bridge, p))
+                .collect();
+            reply(c, MpReply::PortDesc(descs))
+        }
+        MpRequest::GroupDesc { group_id } => {
+            let bt = &st.pipeline.bridges[c.bridge];
+            let mut gs: Vec<_> = bt
+                .groups
+                .values()
+                .filter(|g| group_id.is_none_or(|x| x == mods::GROUP_ALL || x == g.group_id))
+                .map(|g| {
+                    let mut d = g.desc.clone();
+                    d.command = 0;
+                    d
+                })
+                .collect();
+            gs.sort_by_key(|g| g.group_id);
+            send_parts(c, xid, gs, 200, MpReply::GroupDesc);
+        }
+        MpRequest::GroupFeatures => reply(
+            c,
+            MpReply::GroupFeatures(GroupFeatures {
+                types: 0xf,
+                // select weight, select liveness, chaining
+                capabilities: 1 | 2 | 4,
+                max_groups: [65535; 4],
+                actions: [0x0100_0001; 4],
+            }),
+        ),
+        MpRequest::MeterFeatures => reply(
+            c,
+            MpReply::MeterFeatures(MeterFeatures {
+                max_meter: 65535,
+                band_types: 1 << 1, // drop
+                capabilities: (mods::MF_KBPS | mods::MF_PKTPS | mods::MF_BURST | mods::MF_STATS)
+                    as u32,
+                max_bands: 1,
+                max_color: 0,
+            }),
+        ),
+        MpRequest::Raw { mp_type: 10, body } => {
+            // meter config: body starts with the meter id (OFPM_ALL for all)
+            let id = body
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(mods::METER_ALL);
+            let mut ms: Vec<MeterConfig> = st.ofproto.extra[c.bridge]
+                .meters
+                .iter()
+                .filter(|(k, _)| id == mods::METER_ALL || **k == id)
+                .map(|(k, m)| MeterConfig {
+                    flags: m.flags,
+                    meter_id: *k,
+                    bands: m.bands.clone(),
+                })
+                .collect();
+            ms.sort_by_key(|m| m.meter_id);
+            reply(c, MpReply::MeterConfig(ms))
+        }
+        MpRequest::Raw { mp_type: 9, body } => {
+            let id = body
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(mods::METER_ALL);
+            let out = meter_stats(st, c.bridge, id);
+            reply(
+                c,
+                MpReply::Raw {
+                    mp_type: 9,
+                    body: out,
+                },
+            )
+        }
+        MpRequest::Raw { mp_type: 6, body } => {
+            let id = body
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(mods::GROUP_ALL);
+            let out = group_stats(st, c.bridge, id, now);
+            reply(
+                c,
+                MpReply::Raw {
+                    mp_type: 6,
+                    body: out,
+                },
+            )
+        }
+        _ => send_error(
+            st,
+            c,
+            raw,
+            OfpErr::OFPBRC_BAD_STAT,
+            "statistics type not supported",
+        ),
+    }
+}
+
+fn table_stats(st: &State, bridge: usize, v: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Some(bt) = st.pipeline.bridges.get(bridge) else {
+        return out;
+    };
+    for (i, t) in bt.tables.iter().enumerate().take(254) {
+        let active = t.len() as u32;
+        let lookups = t.stats.lookups.load(Ordering::Relaxed);
+        let matched = t.stats.matched.load(Ordering::Relaxed);
+        out.push(i as u8);
+        out.extend_from_slice(&[0, 0, 0]);
+        if v == 1 {
+            let name = if i == 0 {
+                "classifier".to_string()
+            } else {
+                format!("table{i}")
+            };
+            out.extend_from_slice(&desc_bytes(&name, 32));
+            out.extend_from_slice(&0x003f_ffffu32.to_be_bytes()); // wildcards
+            out.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
+        }
+        out.extend_from_slice(&active.to_be_bytes());
+        out.extend_from_slice(&lookups.to_be_bytes());
+        out.extend_from_slice(&matched.to_be_bytes());
+    }
+    out
+}
+
+fn port_stats(st: &State, bridge: usize, port_no: u32, v: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let now = st.started.elapsed();
+    let mut ps: Vec<&crate::daemon::PortState> = st
+        .ports
+        .iter()
+        .filter(|p| p.bridge as usize == bridge)
+        .filter(|p| port_no == ports::ANY || port_no == 0xffff || p.ofport == port_no)
+        .collect();
+    ps.sort_by_key(|p| p.ofport);
+    for p in ps {
+        let g = |s| port_counter(st, p.dp, s);
+        let (rxp, txp, rxb, txb, rxd, txd) = (
+            g(PortStat::RxPackets),
+            g(PortStat::TxPackets),
+            g(PortStat::RxBytes),
+            g(PortStat::TxBytes),
+            g(PortStat::RxDropped),
+            g(PortStat::TxDropped),
+        );
+        let counters = [rxp, txp, rxb, txb, rxd, txd, 0, 0];
+        match v {
+            1 => {
+                out.extend_from_slice(&(ofa::port_to_of10(p.ofport)).to_be_bytes());
+                out.extend_from_slice(&[0; 6]);
+                for x in counters {
+                    out.extend_from_slice(&x.to_be_bytes());
+                }
+                out.extend_from_slice(&[0; 32]); // frame, over, crc errors, collisions
+            }
+            4 => {
+                out.extend_from_slice(&p.ofport.to_be_bytes());
+                out.extend_from_slice(&[0; 4]);
+                for x in counters {
+                    out.extend_from_slice(&x.to_be_bytes());
+                }
+                out.extend_from_slice(&[0; 32]);
+                out.extend_from_slice(&(now.as_secs() as u32).to_be_bytes());
+                out.extend_from_slice(&now.subsec_nanos().to_be_bytes());
+            }
+            _ => {
+                // OpenFlow 1.4+: length, port, duration, 8 counters, then the Ethernet property
+                out.extend_from_slice(&120u16.to_be_bytes());
+                out.extend_from_slice(&[0; 2]);
+                out.extend_from_slice(&p.ofport.to_be_bytes());
+                out.extend_from_slice(&(now.as_secs() as u32).to_be_bytes());
+                out.extend_from_slice(&now.subsec_nanos().to_be_bytes());
+                for x in counters {
+                    out.extend_from_slice(&x.to_be_bytes());
+                }
+                out.extend_from_slice(&0u16.to_be_bytes()); // OFPPSPT_ETHERNET
+                out.extend_from_slice(&40u16.to_be_bytes());
+                out.extend_from_slice(&[0; 4]);
+                out.extend_from_slice(&[0; 32]);
+            }
+        }
+    }
+    out
+}
+
+fn meter_stats(st: &State, bridge: usize, id: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ms: Vec<_> = st.ofproto.extra[bridge]
+        .meters
+        .iter()
+        .filter(|(k, _)| id == mods::METER_ALL || **k == id)
+        .collect();
+    ms.sort_by_key(|(k, _)| **k);
+    for (k, m) in ms {
+        let d = m.created.elapsed();
+        let len = 40 + 16 * m.bands.len();
+        out.extend_from_slice(&k.to_be_bytes());
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&[0; 6]);
+        out.extend_from_slice(&0u32.to_be_bytes()); // flow_count
+        out.extend_from_slice(&m.packets_in.to_be_bytes());
+        out.extend_from_slice(&0u64.to_be_bytes());
+        out.extend_from_slice(&(d.as_secs() as u32).to_be_bytes());
+        out.extend_from_slice(&d.subsec_nanos().to_be_bytes());
+        for _ in &m.bands {
+            out.extend_from_slice(&m.packets_dropped.to_be_bytes());
+            out.extend_from_slice(&0u64.to_be_bytes());
+        }
+    }
+    out
+}
+
+fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let bt = &st.pipeline.bridges[bridge];
+    let mut gs: Vec<_> = bt
+        .groups
+        .values()
+        .filter(|g| id == mods::GROUP_ALL || g.group_id == id)
+        .collect();
+    gs.sort_by_key(|g| g.group_id);
+    for g in gs {
+        let len = 40 + 16 * g.buckets.len();
+        let dur = duration(now_ms, g.created_ms);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&[0; 2]);
+        out.extend_from_slice(&g.group_id.to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes()); // ref_count
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&g.stats.packets.load(Ordering::Relaxed).to_be_bytes());
+        out.extend_from_slice(&g.stats.bytes.load(Ordering::Relaxed).to_be_bytes());
+        out.extend_from_slice(&dur.0.to_be_bytes());
+        out.extend_from_slice(&dur.1.to_be_bytes());
+        for b in &g.buckets {
+            out.extend_from_slice(&b.stats.packets.load(Ordering::Relaxed).to_be_bytes());
+            out.extend_from_slice(&b.stats.bytes.load(Ordering::Relaxed).to_be_bytes());
+        }
+    }
+    out
+}
+
+/// GET_ASYNC reply body for the connection's role (OpenFlow 1.3 layout: packet-in,
+/// port-status, flow-removed masks for master/equal and for slave).
+pub fn async_config(c: &Conn) -> Vec<u8> {
+    if let Some(b) = &c.async_config {
+        return b.clone();
+    }
+    let mut v = Vec::new();
+    // packet_in_mask[2], port_status_mask[2], flow_removed_mask[2]
+    for x in [0x7u32, 0, 0x7, 0x7, 0xf, 0] {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    v
+}
