@@ -537,6 +537,25 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                 },
             )
         }
+        MpRequest::Raw { mp_type: 12, body } => {
+            if !body.is_empty() {
+                send_error(
+                    st,
+                    c,
+                    raw,
+                    OfpErr::OFPBRC_EPERM,
+                    "table features are read-only",
+                );
+                return;
+            }
+            let tables: Vec<Vec<u8>> = (0..254u8).map(|t| table_features(t, v)).collect();
+            // each table's features is ~1 KiB: split across replies like other multiparts
+            let per = tables.first().map(|t| t.len()).unwrap_or(1);
+            send_parts(c, xid, tables, per, |ts| MpReply::Raw {
+                mp_type: 12,
+                body: ts.concat(),
+            });
+        }
         _ => send_error(
             st,
             c,
@@ -703,4 +722,93 @@ pub fn async_config(c: &Conn) -> Vec<u8> {
         v.extend_from_slice(&x.to_be_bytes());
     }
     v
+}
+
+/// One table's `ofp_table_features` (OpenFlow 1.3+): what the pipeline really supports —
+/// instructions, the tables a goto can reach, the actions and the match/set-field fields.
+fn table_features(table: u8, v: u8) -> Vec<u8> {
+    use openflow::Field;
+    let mut props: Vec<u8> = Vec::new();
+    let prop = |props: &mut Vec<u8>, ty: u16, body: &[u8]| {
+        props.extend_from_slice(&ty.to_be_bytes());
+        props.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
+        props.extend_from_slice(body);
+        while props.len() % 8 != 0 {
+            props.push(0);
+        }
+    };
+    // instructions: goto_table, write_metadata, write_actions, apply_actions, clear_actions
+    let mut inst = Vec::new();
+    for t in [1u16, 2, 3, 4, 5] {
+        inst.extend_from_slice(&t.to_be_bytes());
+        inst.extend_from_slice(&4u16.to_be_bytes());
+    }
+    prop(&mut props, 0, &inst);
+    let next: Vec<u8> = (table.saturating_add(1)..254).collect();
+    prop(&mut props, 2, &next);
+    // actions: output, set_queue, group, set_nw_ttl, dec_nw_ttl, set_field, push/pop vlan
+    let mut acts = Vec::new();
+    for t in [0u16, 17, 18, 21, 22, 23, 24, 25] {
+        acts.extend_from_slice(&t.to_be_bytes());
+        acts.extend_from_slice(&4u16.to_be_bytes());
+    }
+    prop(&mut props, 4, &acts);
+    prop(&mut props, 6, &acts);
+    let fields = [
+        Field::InPortOxm,
+        Field::Metadata,
+        Field::EthDst,
+        Field::EthSrc,
+        Field::EthType,
+        Field::VlanVid,
+        Field::VlanPcp,
+        Field::IpDscp,
+        Field::IpEcn,
+        Field::IpProto,
+        Field::IpSrc,
+        Field::IpDst,
+        Field::TcpSrc,
+        Field::TcpDst,
+        Field::UdpSrc,
+        Field::UdpDst,
+        Field::SctpSrc,
+        Field::SctpDst,
+        Field::IcmpType,
+        Field::IcmpCode,
+        Field::ArpOp,
+        Field::ArpSpa,
+        Field::ArpTpa,
+        Field::ArpSha,
+        Field::ArpTha,
+        Field::Ipv6Src,
+        Field::Ipv6Dst,
+        Field::Ipv6Label,
+        Field::Icmpv6Type,
+        Field::Icmpv6Code,
+        Field::NdTarget,
+        Field::NdSll,
+        Field::NdTll,
+        Field::TunId,
+    ];
+    let mut hdrs = Vec::new();
+    for f in fields {
+        if let Some(h) = f.header_for(v.max(4), false) {
+            hdrs.extend_from_slice(&h.word().to_be_bytes());
+        }
+    }
+    prop(&mut props, 8, &hdrs); // match
+    prop(&mut props, 10, &hdrs); // wildcards
+    prop(&mut props, 12, &hdrs); // write_setfield
+    prop(&mut props, 14, &hdrs); // apply_setfield
+    let mut out = Vec::new();
+    out.extend_from_slice(&((64 + props.len()) as u16).to_be_bytes());
+    out.push(table);
+    out.extend_from_slice(&[0; 5]); // OF1.3/1.4 pad; OF1.5 command 0 + features 0
+    out.extend_from_slice(&[0; 32]); // no table names
+    out.extend_from_slice(&u64::MAX.to_be_bytes()); // metadata_match
+    out.extend_from_slice(&u64::MAX.to_be_bytes()); // metadata_write
+    out.extend_from_slice(&0u32.to_be_bytes()); // config / capabilities
+    out.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
+    out.extend_from_slice(&props);
+    out
 }
