@@ -413,7 +413,7 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                         out.extend_from_slice(&0u16.to_be_bytes());
                         out.extend_from_slice(&((4 + x.len()) as u16).to_be_bytes());
                         out.extend_from_slice(&x);
-                        while out.len() % 8 != 0 {
+                        while !out.len().is_multiple_of(8) {
                             out.push(0);
                         }
                         reply(c, MpReply::AggregateOxs(out));
@@ -733,7 +733,7 @@ fn table_features(table: u8, v: u8) -> Vec<u8> {
         props.extend_from_slice(&ty.to_be_bytes());
         props.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
         props.extend_from_slice(body);
-        while props.len() % 8 != 0 {
+        while !props.len().is_multiple_of(8) {
             props.push(0);
         }
     };
