@@ -684,6 +684,13 @@ impl<'a> Xlate<'a> {
                 if pause { ", pause" } else { "" }
             )
         });
+        if pause {
+            // the rest of the translation happens when the controller resumes it; the
+            // packet-in is completed with the frozen state once the levels have unwound
+            self.pause_pin = Some((spec, meta, self.table_id, self.cookie));
+            self.paused = true;
+            return;
+        }
         self.out
             .actions
             .push(DpAction::Userspace(Arc::new(PacketInSpec {
@@ -694,10 +701,6 @@ impl<'a> Xlate<'a> {
                 metadata: meta,
                 frozen: None,
             })));
-        if pause {
-            // the rest of the translation happens when the controller resumes it
-            self.paused = true;
-        }
     }
 
     // ---------------------------------------------------------------- commit
@@ -1024,4 +1027,406 @@ pub fn resume(inp: &XlateIn, bridge: &BridgeTables, flow: PKey, frozen: &Frozen)
         }
     }
     x.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofproto::mods;
+    use crate::packet::key::{extract, testpkt, Layout};
+    use crate::pipeline::tables::OfPort;
+    use openflow::action::Action;
+    use openflow::message::FlowMod;
+    use openflow::types::MatchRepr;
+    use openflow::{Instruction, Match, MatchField};
+
+    /// A bridge with ports 1..=3 on datapath ports 0..=2.
+    fn bridge() -> BridgeTables {
+        let mut bt = BridgeTables::new("br0", 0, 1);
+        for i in 0..3u16 {
+            bt.ports.insert(
+                i as u32 + 1,
+                OfPort {
+                    ofport: i as u32 + 1,
+                    dp: i,
+                    name: format!("p{i}"),
+                    config: 0,
+                    up: true,
+                },
+            );
+            bt.of_of_dp.insert(i, i as u32 + 1);
+        }
+        bt
+    }
+
+    fn add(
+        bt: &mut BridgeTables,
+        table: u8,
+        prio: u16,
+        fields: Vec<MatchField>,
+        acts: Vec<Action>,
+    ) {
+        let fm = FlowMod {
+            cookie: table as u64,
+            cookie_mask: 0,
+            table_id: table,
+            command: mods::cmd::ADD,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: prio,
+            buffer_id: 0xffff_ffff,
+            out_port: ports::ANY,
+            out_group: 0xffff_ffff,
+            flags: 0,
+            importance: 0,
+            match_: MatchRepr::Oxm(Match { fields }),
+            instructions: vec![Instruction::ApplyActions(acts)],
+        };
+        mods::flow_mod(bt, &fm, 6, false, 0, &mut Vec::new()).unwrap();
+    }
+
+    fn f(field: Field, v: u128) -> MatchField {
+        let w = field.info().width as usize;
+        let b = v.to_be_bytes();
+        MatchField::new(field, 6, b[16 - w..].to_vec(), None).unwrap()
+    }
+
+    fn run(bt: BridgeTables, frame: &[u8], in_dp: DpPort) -> (XlateOut, FlowKey) {
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(bt));
+        for d in 0..3 {
+            pipe.bridge_of_dp.insert(d, 0);
+        }
+        let cfg = DpConfig::default();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: frame.len() as u32,
+            trace: true,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(frame, in_dp as u32, &mut k, &mut l).unwrap();
+        (translate(&inp, &k, in_dp), k)
+    }
+
+    fn udp() -> Vec<u8> {
+        testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53, b"q", false)
+    }
+
+    fn out(p: u32) -> Action {
+        Action::Output {
+            port: p,
+            max_len: 0,
+        }
+    }
+
+    #[test]
+    fn registers_and_resubmit_through_tables_and_wildcards_stay_minimal() {
+        let mut bt = bridge();
+        // table 0: load reg0=7, resubmit to 5; table 5 matches reg0=7 and udp dst 53
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![f(Field::InPortOxm, 1)],
+            vec![
+                Action::SetField(f(Field::Reg(0), 7)),
+                Action::ResubmitTable {
+                    in_port: 0xfff8,
+                    table: 5,
+                    ct: false,
+                },
+            ],
+        );
+        add(
+            &mut bt,
+            5,
+            10,
+            vec![
+                f(Field::Reg(0), 7),
+                f(Field::EthType, 0x0800),
+                f(Field::IpProto, 17),
+                f(Field::UdpDst, 53),
+            ],
+            vec![out(3)],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        assert_eq!(x.actions, vec![DpAction::Output(2)], "{:?}", x.trace);
+        assert!(x.cacheable);
+        assert_eq!(x.rules.len(), 2);
+        // the datapath mask: in_port, eth_type, ip_proto, udp dst — not the source address
+        assert_eq!(x.mask.w[w::NW_SRC_LO], 0);
+        assert_ne!(x.mask.w[w::L4] & 0xffff_0000, 0);
+        assert_eq!(x.mask.w[w::L4] & 0xffff, 0, "udp source port stays wild");
+    }
+
+    #[test]
+    fn set_field_is_committed_before_the_output_that_needs_it() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![],
+            vec![
+                out(2),
+                Action::SetField(f(Field::EthDst, 0x0200_0000_0042)),
+                Action::SetField(f(Field::UdpDst, 5353)),
+                out(3),
+            ],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        assert_eq!(x.actions[0], DpAction::Output(1));
+        assert!(matches!(
+            x.actions[1],
+            DpAction::Set {
+                field: DpField::EthDst,
+                ..
+            }
+        ));
+        assert!(matches!(
+            x.actions[2],
+            DpAction::Set {
+                field: DpField::TpDst,
+                value: 5353,
+                ..
+            }
+        ));
+        assert_eq!(x.actions[3], DpAction::Output(2));
+    }
+
+    #[test]
+    fn clone_leaves_the_packet_as_it_was() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![],
+            vec![
+                Action::Clone(vec![
+                    Action::SetField(f(Field::EthSrc, 0x0200_0000_0099)),
+                    out(2),
+                ]),
+                out(3),
+            ],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        // set, output 2, restore the original source, output 3
+        assert!(matches!(
+            x.actions[0],
+            DpAction::Set {
+                field: DpField::EthSrc,
+                value: 0x0200_0000_0099,
+                ..
+            }
+        ));
+        assert_eq!(x.actions[1], DpAction::Output(1));
+        assert!(matches!(
+            x.actions[2],
+            DpAction::Set {
+                field: DpField::EthSrc,
+                value: 0x0200_0000_0001,
+                ..
+            }
+        ));
+        assert_eq!(x.actions[3], DpAction::Output(2));
+    }
+
+    #[test]
+    fn conjunctive_match_and_never_out_the_input_port() {
+        let mut bt = bridge();
+        let conj = |k: u8| Action::Conjunction {
+            id: 9,
+            clause: k,
+            n_clauses: 2,
+        };
+        add(
+            &mut bt,
+            0,
+            20,
+            vec![f(Field::EthType, 0x0800), f(Field::IpSrc, 0x0a00_0001)],
+            vec![conj(0)],
+        );
+        add(
+            &mut bt,
+            0,
+            20,
+            vec![
+                f(Field::EthType, 0x0800),
+                f(Field::IpProto, 17),
+                f(Field::UdpDst, 53),
+            ],
+            vec![conj(1)],
+        );
+        add(
+            &mut bt,
+            0,
+            20,
+            vec![f(Field::ConjId, 9)],
+            vec![out(2), out(1)],
+        );
+        add(&mut bt, 0, 1, vec![], vec![]);
+        let (x, _) = run(bt.clone(), &udp(), 0);
+        assert_eq!(
+            x.actions,
+            vec![DpAction::Output(1)],
+            "output:1 is the input port: skipped"
+        );
+        // another source address: the conjunction does not fire, the catch-all drops
+        let other = testpkt::udp4([10, 0, 0, 9], [10, 0, 0, 2], 1000, 53, b"q", false);
+        let (x, _) = run(bt, &other, 0);
+        assert!(x.actions.is_empty());
+    }
+
+    #[test]
+    fn dec_ttl_goto_and_resubmit_loops_are_bounded() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![],
+            vec![
+                Action::DecNwTtl,
+                Action::ResubmitTable {
+                    in_port: 0xfff8,
+                    table: 1,
+                    ct: false,
+                },
+            ],
+        );
+        add(
+            &mut bt,
+            1,
+            10,
+            vec![],
+            vec![Action::ResubmitTable {
+                in_port: 0xfff8,
+                table: 1,
+                ct: false,
+            }],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        assert_eq!(x.drop, Some(XlateDrop::ResubmitLimit));
+        assert!(x.actions.is_empty());
+        let mut bt = bridge();
+        add(&mut bt, 0, 10, vec![], vec![Action::DecNwTtl, out(2)]);
+        let (x, _) = run(bt, &udp(), 0);
+        assert!(matches!(
+            x.actions[0],
+            DpAction::Set {
+                field: DpField::IpTtl,
+                value: 63,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn select_groups_pick_by_hash_and_unwildcard_what_they_hash() {
+        let mut bt = bridge();
+        let gm = openflow::message::GroupMod {
+            command: mods::gcmd::ADD,
+            group_type: 1,
+            group_id: 5,
+            command_bucket_id: 0,
+            buckets: (2..=3)
+                .map(|p| openflow::types::Bucket {
+                    bucket_id: p - 2,
+                    weight: Some(100),
+                    watch_port: None,
+                    watch_group: None,
+                    actions: vec![out(p)],
+                })
+                .collect(),
+            props: Vec::new(),
+        };
+        mods::group_mod(&mut bt, &gm, 0, &mut Vec::new()).unwrap();
+        add(&mut bt, 0, 10, vec![], vec![Action::Group(5)]);
+        let mut seen = std::collections::HashSet::new();
+        for sport in 1000..1040u16 {
+            let p = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], sport, 53, b"q", false);
+            let (x, _) = run(bt.clone(), &p, 0);
+            assert_eq!(x.actions.len(), 1);
+            seen.insert(format!("{:?}", x.actions[0]));
+            assert_ne!(
+                x.mask.w[w::L4] & 0xffff,
+                0,
+                "the hashed source port is in the mask"
+            );
+        }
+        assert_eq!(seen.len(), 2, "both buckets get flows");
+    }
+
+    #[test]
+    fn controller_pause_freezes_and_resume_continues() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![],
+            vec![
+                Action::SetField(f(Field::Reg(3), 0x33)),
+                Action::ResubmitTable {
+                    in_port: 0xfff8,
+                    table: 2,
+                    ct: false,
+                },
+                out(3),
+            ],
+        );
+        add(
+            &mut bt,
+            2,
+            10,
+            vec![],
+            vec![
+                Action::Controller2(openflow::action::Controller2 {
+                    userdata: Some(vec![0, 0, 0, 26]),
+                    pause: true,
+                    ..Default::default()
+                }),
+                Action::SetField(f(Field::Reg(4), 0x44)),
+                out(2),
+            ],
+        );
+        let bt2 = bt.clone();
+        let (x, k) = run(bt, &udp(), 0);
+        let [DpAction::Userspace(spec)] = &x.actions[..] else {
+            panic!("{:?}", x.actions);
+        };
+        assert!(spec.metadata.contains(&(Field::Reg(3), 0x33)));
+        assert_eq!(spec.table_id, 2);
+        let frozen = spec.frozen.clone().unwrap();
+        assert_eq!(
+            frozen.frames.len(),
+            2,
+            "inner table 2 and outer table 0 levels"
+        );
+        // resume: the rest of table 2, then the rest of table 0
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(bt2.clone()));
+        let cfg = DpConfig::default();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1,
+            pkt_len: 60,
+            trace: false,
+        };
+        let mut pk = flow::pkey_of(&k, 1);
+        lf(Field::Reg(3)).set(&mut pk, 0x33);
+        let r = resume(&inp, &bt2, pk, &frozen);
+        assert_eq!(r.actions, vec![DpAction::Output(1), DpAction::Output(2)]);
+    }
 }
