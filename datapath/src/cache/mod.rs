@@ -358,3 +358,159 @@ mod tests {
         assert_eq!(c.stats.flushes, 1);
     }
 }
+
+/// Formats a megaflow the way `ovs-appctl dpctl/dump-flows` prints datapath flows: the fields
+/// the mask covers (value/mask where partially masked), counters, age and actions.
+pub fn format_megaflow(
+    f: &Megaflow,
+    mask: &FlowKey,
+    now: u32,
+    port_name: &dyn Fn(u16) -> String,
+) -> String {
+    use crate::packet::key::w;
+    use crate::packet::Mac;
+    use std::fmt::Write as _;
+    let k = &f.key;
+    let mut s = String::new();
+    let _ = write!(s, "recirc_id({:#x}),", (k.w[w::META] >> 32) as u32);
+    let _ = write!(s, "in_port({}),", port_name(k.in_port() as u16));
+    let mac_m = (1u64 << 48) - 1;
+    let (sm, dm) = (mask.w[w::ETH_SRC] & mac_m, mask.w[w::ETH_DST] & mac_m);
+    if sm != 0 || dm != 0 {
+        let fmt = |v: u64, m: u64| {
+            if m == mac_m {
+                Mac::from_u64(v).to_string()
+            } else {
+                format!("{}/{}", Mac::from_u64(v), Mac::from_u64(m))
+            }
+        };
+        let mut parts = Vec::new();
+        if sm != 0 {
+            parts.push(format!("src={}", fmt(k.dl_src_u64(), sm)));
+        }
+        if dm != 0 {
+            parts.push(format!("dst={}", fmt(k.dl_dst_u64(), dm)));
+        }
+        let _ = write!(s, "eth({}),", parts.join(","));
+    }
+    let vm = (mask.w[w::ETH_DST] >> 48) as u16;
+    if vm != 0 {
+        if k.vlan_tci() & 0x1000 != 0 {
+            let _ = write!(s, "vlan(vid={},pcp={}),", k.vlan_vid(), k.vlan_tci() >> 13);
+        } else {
+            s.push_str("vlan(none),");
+        }
+    }
+    let tm = (mask.w[w::ETH_SRC] >> 48) as u16;
+    if tm != 0 {
+        let _ = write!(s, "eth_type({:#06x}),", k.dl_type());
+    }
+    let l3m = mask.w[w::L3];
+    let ipm =
+        mask.w[w::NW_SRC_LO] | mask.w[w::NW_DST_LO] | mask.w[w::NW_SRC_HI] | mask.w[w::NW_DST_HI];
+    if l3m != 0 || ipm != 0 {
+        let mut parts = Vec::new();
+        let t = k.dl_type();
+        if t == 0x0800 {
+            if mask.w[w::NW_SRC_LO] != 0 {
+                parts.push(format!("src={}", k.nw_src_v4()));
+            }
+            if mask.w[w::NW_DST_LO] != 0 {
+                parts.push(format!("dst={}", k.nw_dst_v4()));
+            }
+        } else if t == 0x86dd {
+            if mask.w[w::NW_SRC_LO] | mask.w[w::NW_SRC_HI] != 0 {
+                parts.push(format!("src={}", k.nw_src_v6()));
+            }
+            if mask.w[w::NW_DST_LO] | mask.w[w::NW_DST_HI] != 0 {
+                parts.push(format!("dst={}", k.nw_dst_v6()));
+            }
+        }
+        if l3m & 0xff != 0 {
+            parts.push(format!("proto={}", k.nw_proto()));
+        }
+        if l3m & 0xff00 != 0 {
+            parts.push(format!("tos={:#x}", k.nw_tos()));
+        }
+        if l3m & 0xff_0000 != 0 {
+            parts.push(format!("ttl={}", k.nw_ttl()));
+        }
+        if l3m & 0xff00_0000 != 0 {
+            parts.push(format!(
+                "frag={}",
+                match k.nw_frag() {
+                    0 => "no",
+                    1 => "first",
+                    _ => "later",
+                }
+            ));
+        }
+        let name = match t {
+            0x0800 => "ipv4",
+            0x86dd => "ipv6",
+            0x0806 | 0x8035 => "arp",
+            _ => "l3",
+        };
+        let _ = write!(s, "{name}({}),", parts.join(","));
+    }
+    let l4m = mask.w[w::L4];
+    if l4m != 0 {
+        let name = match k.nw_proto() {
+            6 => "tcp",
+            17 => "udp",
+            132 => "sctp",
+            1 => "icmp",
+            58 => "icmpv6",
+            _ => "l4",
+        };
+        let mut parts = Vec::new();
+        if l4m & 0xffff != 0 {
+            parts.push(format!("src={}", k.tp_src()));
+        }
+        if l4m & 0xffff_0000 != 0 {
+            parts.push(format!("dst={}", k.tp_dst()));
+        }
+        let _ = write!(s, "{name}({}),", parts.join(","));
+    }
+    if s.ends_with(',') {
+        s.pop();
+    }
+    let used = if f.packets == 0 {
+        "never".to_string()
+    } else {
+        format!("{}s", now.saturating_sub(f.used))
+    };
+    let acts: Vec<String> = f
+        .actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => port_name(*p),
+            DpAction::Set { field, value, .. } => format!("set({field:?}={value:#x})"),
+            DpAction::PushVlan { tci, .. } => format!("push_vlan(tci={tci:#x})"),
+            DpAction::PopVlan => "pop_vlan".into(),
+            DpAction::Userspace(_) => "userspace(controller)".into(),
+        })
+        .collect();
+    let _ = write!(
+        s,
+        ", packets:{}, bytes:{}, used:{}, actions:{}",
+        f.packets,
+        f.bytes,
+        used,
+        if acts.is_empty() {
+            "drop".into()
+        } else {
+            acts.join(",")
+        }
+    );
+    s
+}
+
+impl FlowCache {
+    /// Every flow with its mask, for dumps.
+    pub fn flows_with_masks(&self) -> impl Iterator<Item = (&Megaflow, &FlowKey)> {
+        self.flows
+            .iter()
+            .map(move |f| (f, &self.subtables[f.mask as usize].mask))
+    }
+}

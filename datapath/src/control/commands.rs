@@ -24,6 +24,8 @@ pub fn registry() -> Registry {
     r.register("fdb/show", "bridge", 1, 1);
     r.register("fdb/flush", "[bridge]", 0, 1);
     r.register("coverage/show", "", 0, 0);
+    r.register("dpctl/dump-flows", "[-m] [dp]", 0, 2);
+    r.register("dpif/dump-flows", "[-m] [bridge]", 0, 2);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
     r
@@ -52,6 +54,7 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "fdb/show" => fdb_show(st, &req.params[0]),
         "fdb/flush" => fdb_flush(st, req.params.first().map(String::as_str)),
         "coverage/show" => Ok(coverage_show(st)),
+        "dpctl/dump-flows" | "dpif/dump-flows" => Ok(dump_flows(st)),
         "vlog/set" => Ok(String::new()),
         "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
         other => Err(format!("\"{other}\" is not implemented")),
@@ -336,5 +339,38 @@ fn coverage_show(st: &State) -> String {
         }
     }
     let _ = writeln!(s, "{never} events never hit");
+    s
+}
+
+/// The megaflows of every PMD, in `ovs-appctl dpctl/dump-flows` style.
+fn dump_flows(st: &State) -> String {
+    let mut targets = Vec::new();
+    for p in &st.pmds {
+        let t = p.dump_req.fetch_add(1, Ordering::AcqRel) + 1;
+        p.waker.wake();
+        targets.push(t);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let mut s = String::new();
+    for (p, t) in st.pmds.iter().zip(targets) {
+        while p.dump_done.load(Ordering::Acquire) < t && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        if st.pmds.len() > 1 {
+            let _ = writeln!(
+                s,
+                "flow-dump from pmd on cpu core: {}",
+                p.core
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "any".into())
+            );
+        }
+        if let Ok(d) = p.dump.lock() {
+            for l in d.iter() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+    }
     s
 }

@@ -71,6 +71,11 @@ pub struct PmdHandle {
     pub ports: Box<[PortCounters]>,
     pub waker: Arc<handoff::Waker>,
     pub clear_request: AtomicBool,
+    /// `dpctl/dump-flows`: the control thread bumps `dump_req`; the PMD formats its megaflows
+    /// into `dump` (lock taken only then, never per packet) and copies it to `dump_done`.
+    pub dump_req: AtomicU64,
+    pub dump_done: AtomicU64,
+    pub dump: std::sync::Mutex<Vec<String>>,
     /// The generation this PMD had seen at the start of its latest round: everything
     /// published before it is in effect for the packets it forwards now (barriers wait on it).
     pub seen_gen: AtomicU64,
@@ -93,6 +98,9 @@ impl PmdHandle {
             ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
             waker: Arc::new(handoff::Waker::new()?),
             clear_request: AtomicBool::new(false),
+            dump_req: AtomicU64::new(0),
+            dump_done: AtomicU64::new(0),
+            dump: std::sync::Mutex::new(Vec::new()),
             seen_gen: AtomicU64::new(0),
             fold_req: AtomicU64::new(0),
             fold_done: AtomicU64::new(0),
@@ -773,6 +781,11 @@ impl Pmd {
                 self.gen = gen;
                 self.h.seen_gen.store(gen, Ordering::Release);
             }
+            let dreq = self.h.dump_req.load(Ordering::Acquire);
+            if dreq != self.h.dump_done.load(Ordering::Relaxed) {
+                self.serve_dump(now);
+                self.h.dump_done.store(dreq, Ordering::Release);
+            }
             let req = self.h.fold_req.load(Ordering::Acquire);
             if req != self.fold_seen || now != self.last_fold_sec {
                 self.cache.fold_all(now as u64 * 1000);
@@ -873,7 +886,9 @@ impl Pmd {
                 || self.exec_in.as_mut().is_some_and(|c| !c.is_empty())
                 || self.shared.quit.load(Ordering::SeqCst)
                 || self.shared.generation.load(Ordering::SeqCst) != self.gen
-                || self.h.fold_req.load(Ordering::SeqCst) != self.fold_seen;
+                || self.h.fold_req.load(Ordering::SeqCst) != self.fold_seen
+                || self.h.dump_req.load(Ordering::SeqCst)
+                    != self.h.dump_done.load(Ordering::SeqCst);
             if !pending {
                 self.h.stats.bump(PmdStat::Blocks as usize, 1);
                 crate::sys::poll_readable(pollfds, 100);
@@ -1153,6 +1168,25 @@ impl Pmd {
             clock::cycles().wrapping_sub(t0),
         );
         r
+    }
+
+    /// Formats the megaflow cache for `dpctl/dump-flows`.
+    #[cold]
+    fn serve_dump(&mut self, now: u32) {
+        let cfg = self.shared.config.load();
+        let name = |p: u16| {
+            cfg.port(p)
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| p.to_string())
+        };
+        let lines: Vec<String> = self
+            .cache
+            .flows_with_masks()
+            .map(|(f, m)| cache::format_megaflow(f, m, now, &name))
+            .collect();
+        if let Ok(mut d) = self.h.dump.lock() {
+            *d = lines;
+        }
     }
 
     /// Sends the packets the control thread handed over (packet-out, resume).
