@@ -296,69 +296,6 @@ impl FlowCache {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::packet::key::w;
-
-    fn key(in_port: u32, src: u64, dst: u64, tp: u64) -> FlowKey {
-        let mut k = FlowKey::default();
-        k.w[w::META] = in_port as u64;
-        k.w[w::ETH_SRC] = src | (0x0800 << 48);
-        k.w[w::ETH_DST] = dst;
-        k.w[w::L4] = tp;
-        k
-    }
-
-    fn l2mask() -> FlowKey {
-        let mut m = FlowKey::default();
-        m.w[w::META] = 0xffff_ffff;
-        m.w[w::ETH_SRC] = (1 << 48) - 1;
-        m.w[w::ETH_DST] = u64::MAX;
-        m
-    }
-
-    #[test]
-    fn wildcarded_fields_share_a_flow() {
-        let mut c = FlowCache::new(1000);
-        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), None);
-        let f = c.insert(
-            &key(1, 0xa, 0xb, 5),
-            &l2mask(),
-            vec![DpAction::Output(2)],
-            None,
-            vec![],
-            0,
-        );
-        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(f));
-        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 99)), Some(f), "L4 is wildcarded");
-        assert_eq!(c.lookup(&key(2, 0xa, 0xb, 5)), None, "in_port is not");
-        assert_eq!(c.flow(f).actions, vec![DpAction::Output(2)]);
-    }
-
-    #[test]
-    fn many_flows_and_masks_and_overflow() {
-        let mut c = FlowCache::new(5000);
-        let mut exact = l2mask();
-        exact.w[w::L4] = u64::MAX;
-        for i in 0..3000u64 {
-            let m = if i % 2 == 0 { l2mask() } else { exact };
-            let k = key(1, i, i + 1, i);
-            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, vec![], 0);
-        }
-        assert_eq!(c.masks(), 2);
-        for i in 0..3000u64 {
-            let f = c.lookup(&key(1, i, i + 1, i)).expect("hit");
-            assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
-        }
-        for i in 3000..6000u64 {
-            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, vec![], 0);
-        }
-        assert!(c.len() <= 5000);
-        assert_eq!(c.stats.flushes, 1);
-    }
-}
-
 /// Formats a megaflow the way `ovs-appctl dpctl/dump-flows` prints datapath flows: the fields
 /// the mask covers (value/mask where partially masked), counters, age and actions.
 pub fn format_megaflow(
@@ -512,5 +449,68 @@ impl FlowCache {
         self.flows
             .iter()
             .map(move |f| (f, &self.subtables[f.mask as usize].mask))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::key::w;
+
+    fn key(in_port: u32, src: u64, dst: u64, tp: u64) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.w[w::META] = in_port as u64;
+        k.w[w::ETH_SRC] = src | (0x0800 << 48);
+        k.w[w::ETH_DST] = dst;
+        k.w[w::L4] = tp;
+        k
+    }
+
+    fn l2mask() -> FlowKey {
+        let mut m = FlowKey::default();
+        m.w[w::META] = 0xffff_ffff;
+        m.w[w::ETH_SRC] = (1 << 48) - 1;
+        m.w[w::ETH_DST] = u64::MAX;
+        m
+    }
+
+    #[test]
+    fn wildcarded_fields_share_a_flow() {
+        let mut c = FlowCache::new(1000);
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), None);
+        let f = c.insert(
+            &key(1, 0xa, 0xb, 5),
+            &l2mask(),
+            vec![DpAction::Output(2)],
+            None,
+            vec![],
+            0,
+        );
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(f));
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 99)), Some(f), "L4 is wildcarded");
+        assert_eq!(c.lookup(&key(2, 0xa, 0xb, 5)), None, "in_port is not");
+        assert_eq!(c.flow(f).actions, vec![DpAction::Output(2)]);
+    }
+
+    #[test]
+    fn many_flows_and_masks_and_overflow() {
+        let mut c = FlowCache::new(5000);
+        let mut exact = l2mask();
+        exact.w[w::L4] = u64::MAX;
+        for i in 0..3000u64 {
+            let m = if i % 2 == 0 { l2mask() } else { exact };
+            let k = key(1, i, i + 1, i);
+            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, vec![], 0);
+        }
+        assert_eq!(c.masks(), 2);
+        for i in 0..3000u64 {
+            let f = c.lookup(&key(1, i, i + 1, i)).expect("hit");
+            assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
+        }
+        for i in 3000..6000u64 {
+            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, vec![], 0);
+        }
+        assert!(c.len() <= 5000);
+        assert_eq!(c.stats.flushes, 1);
     }
 }
