@@ -453,10 +453,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", cfg.rundir.display())))?;
     let ctl_path = cfg.rundir.join("xvswitchd.ctl");
     control::check_free(&ctl_path)?;
-    if let Some(p) = &cfg.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id()))
-            .map_err(|e| DaemonError::Setup(format!("pidfile {}: {e}", p.display())))?;
-    }
     let hz = clock::hz();
 
     // ports
@@ -658,6 +654,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             return Err(e.into());
         }
     };
+    // the pid file appears with the control socket, once the switch forwards: a failed start
+    // leaves neither behind
+    if let Some(p) = &cfg.pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            warn!(pidfile = %p.display(), error = %e, "cannot write the pid file");
+        }
+    }
     info!(
         ports = st.ports.len(),
         pmds = n,

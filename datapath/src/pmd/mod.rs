@@ -862,6 +862,10 @@ impl Pmd {
                 for p in self.h.ports.iter() {
                     p.clear();
                 }
+                self.cache.stats.hits = 0;
+                self.cache.stats.misses = 0;
+                // gauges (frames, flows) are not counters: put them back at once
+                self.publish();
             }
         }
         self.publish();
@@ -880,6 +884,9 @@ impl Pmd {
             self.h.stats.bump(PmdStat::Naps as usize, 1);
             crate::sys::nap_us(1 << k);
         } else {
+            // gauges must be current while we block (completions may have come in since the
+            // last idle round published them)
+            self.publish();
             let w = &self.h.waker;
             w.sleeping.store(true, Ordering::SeqCst);
             let pending = self.inbox.iter_mut().any(|c| !c.is_empty())

@@ -1,0 +1,12 @@
+//! The end-to-end suite of xvswitchd, one test binary (one link step, and cargo's test threads
+//! spread over every scenario). Each module is a theme; each test names what it proves in its
+//! doc comment and asserts it on packets that crossed the switch or on state read back through
+//! a real control client. Needs root; see the `xvs_tests` crate docs for how to run it.
+
+mod accounting;
+mod appctl;
+mod forwarding;
+mod l2;
+mod lifecycle;
+mod pmd_stats;
+mod vm_tap;
