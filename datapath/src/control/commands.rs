@@ -25,6 +25,12 @@ pub fn registry() -> Registry {
     r.register("fdb/flush", "[bridge]", 0, 1);
     r.register("coverage/show", "", 0, 0);
     r.register("dpctl/dump-flows", "[-m] [dp]", 0, 2);
+    r.register(
+        "ofproto/trace",
+        "bridge {[dp_name] odp_flow | bridge br_flow}",
+        1,
+        3,
+    );
     r.register("dpif/dump-flows", "[-m] [bridge]", 0, 2);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
@@ -55,6 +61,7 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "fdb/flush" => fdb_flush(st, req.params.first().map(String::as_str)),
         "coverage/show" => Ok(coverage_show(st)),
         "dpctl/dump-flows" | "dpif/dump-flows" => Ok(dump_flows(st)),
+        "ofproto/trace" => trace(st, &req.params),
         "vlog/set" => Ok(String::new()),
         "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
         other => Err(format!("\"{other}\" is not implemented")),
@@ -373,4 +380,118 @@ fn dump_flows(st: &State) -> String {
         }
     }
     s
+}
+
+/// `ofproto/trace BRIDGE FLOW`: walks the OpenFlow tables for a packet described in
+/// ovs-ofctl's flow syntax and shows every table, rule and decision, then the datapath flow.
+fn trace(st: &State, params: &[String]) -> Result<String, String> {
+    use crate::pipeline::flow::{self, loc, PKEY_WORDS};
+    use crate::pipeline::xlate::{self, XlateIn};
+    let (bridge, text) = match params {
+        [b, f] => (b.as_str(), f.as_str()),
+        [f] => (
+            st.bridges.first().map(|b| b.name.as_str()).unwrap_or(""),
+            f.as_str(),
+        ),
+        _ => return Err("usage: ofproto/trace BRIDGE FLOW".into()),
+    };
+    let bi = bridge_index(st, bridge)?;
+    let pipe = st.shared.pipeline.load();
+    let Some(bt) = pipe.bridges.get(bi).cloned() else {
+        return Err("no such bridge".into());
+    };
+    let mut map = xvs_ofctl::value::PortMap::new();
+    for p in bt.ports.values() {
+        map.insert(p.ofport as u16, &p.name);
+    }
+    let spec = xvs_ofctl::flow::parse_flow(text, xvs_ofctl::flow::ParseFor::Stats, Some(&map))?;
+    let m = spec
+        .match_
+        .to_codec(6, 0, 0)
+        .map_err(|e| format!("{text}: {e}"))?;
+    let mut pkey = [0u64; PKEY_WORDS];
+    for f in &m.fields {
+        let Some(l) = loc(f.field) else {
+            return Err(format!("field {} is not supported", f.field.info().name));
+        };
+        let mut v = f.value_u128();
+        if f.field == openflow::Field::InPort {
+            v = openflow::action::port_from_of10(v as u16) as u128;
+        }
+        l.set_masked(&mut pkey, v, f.mask_u128());
+    }
+    let cfg = st.shared.config.load();
+    let inp = XlateIn {
+        pipe: &pipe,
+        cfg: &cfg,
+        macs: &st.shared.macs,
+        now: st.shared.now_sec.load(Ordering::Relaxed),
+        now_ms: st.started.elapsed().as_millis() as u64,
+        pkt_len: 64,
+        trace: true,
+    };
+    let _ = flow::DP;
+    let x = xlate::translate_pkey(&inp, &bt, pkey);
+    let name = |p: u16| {
+        st.ports
+            .iter()
+            .find(|x| x.dp == p)
+            .map(|x| x.xdp.name.clone())
+            .unwrap_or_else(|| p.to_string())
+    };
+    let mut s = format!("Flow: {text}\n\n");
+    for l in &x.trace {
+        s.push_str(l);
+        s.push('\n');
+    }
+    if let Some(d) = x.drop {
+        let _ = writeln!(s, "\nDropped: {d:?}");
+    }
+    let mf = crate::cache::Megaflow {
+        key: crate::pipeline::masked(&FlowKeyOf(&pkey).key(), &x.mask),
+        mask: 0,
+        actions: x.actions.clone(),
+        last_output: 0,
+        learn: None,
+        rules: Vec::new(),
+        packets: 0,
+        bytes: 0,
+        folded_packets: 0,
+        folded_bytes: 0,
+        created: 0,
+        used: 0,
+    };
+    let line = crate::cache::format_megaflow(&mf, &x.mask, 0, &name);
+    let (flow_part, acts) = line
+        .split_once(", packets:")
+        .map(|(a, b)| {
+            (
+                a.to_string(),
+                b.split("actions:").nth(1).unwrap_or("").to_string(),
+            )
+        })
+        .unwrap_or((line.clone(), String::new()));
+    let _ = writeln!(s, "\nMegaflow: {flow_part}");
+    let _ = writeln!(
+        s,
+        "Datapath actions: {}{}",
+        acts,
+        if x.cacheable {
+            ""
+        } else {
+            " (not cacheable: translated per packet)"
+        }
+    );
+    Ok(s)
+}
+
+/// The datapath key inside a pipeline key.
+struct FlowKeyOf<'a>(&'a crate::pipeline::flow::PKey);
+
+impl FlowKeyOf<'_> {
+    fn key(&self) -> crate::packet::key::FlowKey {
+        let mut k = crate::packet::key::FlowKey::default();
+        k.w.copy_from_slice(&self.0[crate::pipeline::flow::DP..]);
+        k
+    }
 }

@@ -191,10 +191,10 @@ impl<'a> Xlate<'a> {
         self.out.rules.push(rule.stats.clone());
         self.trace(|| {
             format!(
-                "{table}. priority {}, cookie {:#x}: {:?}",
+                "{table}. {}, priority {}, cookie {:#x}",
+                describe_match(&rule.match_),
                 rule.priority,
-                rule.cookie,
-                describe_match(&rule.match_)
+                rule.cookie
             )
         });
         let (saved_table, saved_cookie) = (self.table_id, self.cookie);
@@ -260,7 +260,20 @@ impl<'a> Xlate<'a> {
             } => {
                 loc.set_masked(&mut self.flow, *value, *mask);
                 loc.or_mask(&mut self.dirty, *mask);
-                self.trace(|| format!("set_field:{value:#x}/{mask:#x}->{}", field.info().name));
+                self.trace(|| {
+                    let name = match field {
+                        Field::Reg(n) => format!("reg{n}"),
+                        Field::Xreg(n) => format!("xreg{n}"),
+                        Field::Xxreg(n) => format!("xxreg{n}"),
+                        Field::TunMetadata(n) => format!("tun_metadata{n}"),
+                        f => f.info().name.to_string(),
+                    };
+                    if *mask == loc.full() {
+                        format!("set_field:{value:#x}->{name}")
+                    } else {
+                        format!("set_field:{value:#x}/{mask:#x}->{name}")
+                    }
+                });
             }
             Ofpact::Move { src, dst } => {
                 self.read_sub(src);
@@ -945,18 +958,17 @@ pub fn packet_in_metadata(flow: &PKey) -> Vec<(Field, u128)> {
 }
 
 fn describe_match(m: &openflow::Match) -> String {
-    let mut parts = Vec::new();
-    for f in &m.fields {
-        let name = f.field.info().name;
-        match &f.mask {
-            Some(_) => parts.push(format!("{name}={:#x}/{:#x}", f.value_u128(), f.mask_u128())),
-            None => parts.push(format!("{name}={:#x}", f.value_u128())),
+    // ovs-ofctl's own syntax, as ofproto/trace prints rules
+    match xvs_ofctl::flowmatch::FlowMatch::from_codec(m) {
+        Ok((fm, _)) => {
+            let t = fm.format(None, None);
+            if t.is_empty() {
+                "(catch-all)".into()
+            } else {
+                t
+            }
         }
-    }
-    if parts.is_empty() {
-        "(catch-all)".into()
-    } else {
-        parts.join(",")
+        Err(_) => format!("{m:?}"),
     }
 }
 
@@ -975,6 +987,23 @@ pub fn translate(inp: &XlateIn, key: &FlowKey, in_dp: DpPort) -> XlateOut {
     let flow = flow::pkey_of(key, of);
     let mut x = Xlate::new(inp, br, flow, in_dp);
     x.trace(|| format!("bridge {}: in_port {of}", br.name));
+    x.run_table(0);
+    x.finish()
+}
+
+/// Translates a pipeline key as given (ofproto/trace): `flow` already holds the OpenFlow input
+/// port and any pipeline fields the user set.
+pub fn translate_pkey(inp: &XlateIn, bridge: &BridgeTables, flow: PKey) -> XlateOut {
+    let in_of = lf(Field::InPortOxm).get(&flow) as u32;
+    let in_dp = bridge
+        .ports
+        .get(&in_of)
+        .map(|p| p.dp)
+        .unwrap_or(DpPort::MAX);
+    let mut flow = flow;
+    flow[DP + w::META] = (flow[DP + w::META] & !0xffff_ffff) | in_dp as u64;
+    let mut x = Xlate::new(inp, bridge, flow, in_dp);
+    x.trace(|| format!("bridge(\"{}\")", bridge.name));
     x.run_table(0);
     x.finish()
 }
