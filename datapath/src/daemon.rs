@@ -398,6 +398,7 @@ fn control_loop(
             st.watch_links();
             st.age_macs();
             ofproto::expire_flows(st);
+            ofproto::probe_connections(st);
         }
         if st.exit_requested {
             // give replies (to `exit`) a chance to leave

@@ -790,6 +790,20 @@ impl Match {
         }
     }
 
+    /// The TLVs as bytes (entries back to back, no padding): an `nx_match` body, for messages
+    /// this codec carries raw (flow monitor requests and updates).
+    pub fn tlv_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.emit_tlvs(&mut w);
+        w.buf
+    }
+
+    /// Decodes an `nx_match` body (no padding), with the same checks as in messages.
+    pub fn from_tlv_bytes(b: &[u8]) -> Result<Match> {
+        let mut r = Reader::new(b, OfpErr::OFPBMC_BAD_LEN);
+        Self::parse_tlvs(&mut r)
+    }
+
     /// Length of the TLVs when encoded.
     pub fn tlv_len(&self) -> usize {
         let mut w = Writer::new();

@@ -53,6 +53,34 @@ pub mod role {
     pub const SLAVE: u32 = 3;
 }
 
+/// Which asynchronous message a mask filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsyncKind {
+    PacketIn,
+    PortStatus,
+    FlowRemoved,
+}
+
+/// SET_ASYNC masks, per kind, [master/equal, slave]; bit n allows reason n. The defaults are
+/// OpenFlow's: masters get packet-ins for no-match, action and invalid-TTL (1.4+: also action
+/// set, group, packet-out), every port-status and flow-removed; slaves get only port-status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncMasks {
+    pub packet_in: [u32; 2],
+    pub port_status: [u32; 2],
+    pub flow_removed: [u32; 2],
+}
+
+impl Default for AsyncMasks {
+    fn default() -> Self {
+        AsyncMasks {
+            packet_in: [0x3f, 0],
+            port_status: [0x7, 0x7],
+            flow_removed: [0x3f, 0],
+        }
+    }
+}
+
 /// A bundle being built (OFPBCT_OPEN ... COMMIT).
 pub struct Bundle {
     pub flags: u16,
@@ -87,6 +115,14 @@ pub struct Conn {
     /// defaults of the role.
     pub async_config: Option<Vec<u8>>,
     pub closed: bool,
+    /// Flow monitors (NXST_FLOW_MONITOR) this connection registered.
+    pub monitors: Vec<super::monitor::Monitor>,
+    /// Last time anything arrived, and the outstanding inactivity probe.
+    pub last_rx: std::time::Instant,
+    pub probe_sent: Option<std::time::Instant>,
+    /// Asynchronous message masks (SET_ASYNC): [master/equal, slave] for packet-in,
+    /// port-status and flow-removed reasons.
+    pub async_masks: AsyncMasks,
     /// Messages received, for `ofproto/conns`-style diagnostics.
     pub rx_msgs: u64,
     pub tx_msgs: u64,
@@ -114,6 +150,10 @@ impl Conn {
             barriers: VecDeque::new(),
             async_config: None,
             closed: false,
+            monitors: Vec::new(),
+            last_rx: std::time::Instant::now(),
+            probe_sent: None,
+            async_masks: AsyncMasks::default(),
             rx_msgs: 0,
             tx_msgs: 0,
         }
@@ -176,6 +216,10 @@ impl Conn {
             }
         }
         self.rx_msgs += msgs.len() as u64;
+        if !msgs.is_empty() {
+            self.last_rx = std::time::Instant::now();
+            self.probe_sent = None;
+        }
         msgs
     }
 
@@ -210,6 +254,84 @@ impl Conn {
     /// non-zero miss_send_len).
     pub fn wants_async(&self) -> bool {
         self.version != 0 && self.role != role::SLAVE && !(self.service && self.miss_send_len == 0)
+    }
+
+    /// Whether asynchronous message `kind` with `reason` passes this connection's masks.
+    pub fn async_allows(&self, kind: AsyncKind, reason: u8) -> bool {
+        let i = if self.role == role::SLAVE { 1 } else { 0 };
+        let m = match kind {
+            AsyncKind::PacketIn => self.async_masks.packet_in[i],
+            AsyncKind::PortStatus => self.async_masks.port_status[i],
+            AsyncKind::FlowRemoved => self.async_masks.flow_removed[i],
+        };
+        reason < 32 && m & (1 << reason) != 0
+    }
+
+    /// Applies a SET_ASYNC body: OpenFlow 1.3's six masks, or 1.4+'s properties.
+    pub fn set_async(&mut self, b: &[u8]) {
+        self.async_config = Some(b.to_vec());
+        let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        if self.version <= 4 {
+            if b.len() >= 24 {
+                let m = &mut self.async_masks;
+                m.packet_in = [u32_at(0), u32_at(4)];
+                m.port_status = [u32_at(8), u32_at(12)];
+                m.flow_removed = [u32_at(16), u32_at(20)];
+            }
+            return;
+        }
+        let mut o = 0;
+        while o + 8 <= b.len() {
+            let ty = u16::from_be_bytes([b[o], b[o + 1]]);
+            let len = u16::from_be_bytes([b[o + 2], b[o + 3]]) as usize;
+            if len < 8 {
+                break;
+            }
+            let v = u32_at(o + 4);
+            let m = &mut self.async_masks;
+            match ty {
+                0 => m.packet_in[1] = v,
+                1 => m.packet_in[0] = v,
+                2 => m.port_status[1] = v,
+                3 => m.port_status[0] = v,
+                4 => m.flow_removed[1] = v,
+                5 => m.flow_removed[0] = v,
+                _ => {}
+            }
+            o += (len + 7) & !7;
+        }
+    }
+
+    /// The GET_ASYNC reply body in this connection's version.
+    pub fn async_body(&self) -> Vec<u8> {
+        let m = &self.async_masks;
+        let mut v = Vec::new();
+        if self.version <= 4 {
+            for x in [
+                m.packet_in[0],
+                m.packet_in[1],
+                m.port_status[0],
+                m.port_status[1],
+                m.flow_removed[0],
+                m.flow_removed[1],
+            ] {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+        } else {
+            for (ty, x) in [
+                (0u16, m.packet_in[1]),
+                (1, m.packet_in[0]),
+                (2, m.port_status[1]),
+                (3, m.port_status[0]),
+                (4, m.flow_removed[1]),
+                (5, m.flow_removed[0]),
+            ] {
+                v.extend_from_slice(&ty.to_be_bytes());
+                v.extend_from_slice(&8u16.to_be_bytes());
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+        }
+        v
     }
 
     /// Handles HELLO: negotiates the version. Returns false when there is none in common.

@@ -17,6 +17,7 @@
 
 pub mod conn;
 pub mod mods;
+pub mod monitor;
 mod pio;
 mod stats;
 
@@ -35,7 +36,7 @@ use crate::daemon::State;
 use crate::pipeline::Frozen;
 use crate::pmd::{handoff, ExecJob, PinMeta};
 use conn::Conn;
-use mods::{Meter, ModError, Removed};
+use mods::{Changes, Meter, ModError};
 
 pub enum ListenerKind {
     Unix(UnixListener),
@@ -230,7 +231,7 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
     match msg {
         Message::Hello(_) => {}
         Message::EchoRequest(d) => c.send(xid, &Message::EchoReply(d)),
-        Message::EchoReply(_) => {}
+        Message::EchoReply(_) => c.probe_sent = None,
         Message::Error(e) => debug!(peer = %c.peer, ?e, "error from controller"),
         Message::FeaturesRequest => {
             let f = stats::features(st, c);
@@ -245,13 +246,20 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
         ),
         Message::SetConfig(cfg) => c.miss_send_len = cfg.miss_send_len,
         Message::FlowMod(ref fm) => {
-            let r = apply_flow_mod(st, c.bridge, fm, c.version, c.flow_mod_table_id);
+            let mut ch = Changes::default();
+            let r = apply_flow_mod(st, c.bridge, fm, c.version, c.flow_mod_table_id, &mut ch);
+            let b = c.bridge;
+            after_changes(st, Some(&mut *c), b, xid, ch);
             if let Err(e) = r {
                 send_error(st, c, raw, e.err, &e.why);
             }
         }
         Message::GroupMod(ref gm) => {
-            if let Err(e) = apply_group_mod(st, c.bridge, gm) {
+            let mut ch = Changes::default();
+            let r = apply_group_mod(st, c.bridge, gm, &mut ch);
+            let b = c.bridge;
+            after_changes(st, Some(&mut *c), b, xid, ch);
+            if let Err(e) = r {
                 send_error(st, c, raw, e.err, &e.why);
             }
         }
@@ -301,6 +309,39 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
             reply.role = c.role;
             c.send(xid, &Message::RoleReply(reply));
         }
+        Message::MultipartRequest(openflow::MultipartRequest {
+            body:
+                openflow::MpRequest::Experimenter {
+                    experimenter: openflow::NX_VENDOR_ID,
+                    exp_type: monitor::NXST_FLOW_MONITOR,
+                    body,
+                },
+            ..
+        }) => match monitor::parse_request(&body) {
+            Ok(ms) => {
+                if ms.iter().any(|m| c.monitors.iter().any(|x| x.id == m.id)) {
+                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "monitor id in use");
+                    return;
+                }
+                let rules: Vec<_> = st
+                    .pipeline
+                    .bridges
+                    .get(c.bridge)
+                    .map(|b| {
+                        b.tables
+                            .iter()
+                            .flat_map(|t| {
+                                t.cls.iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let m = monitor::initial_reply(c, &ms, &rules);
+                c.monitors.extend(ms);
+                c.send(xid, &m);
+            }
+            Err(e) => send_error(st, c, raw, e, "flow monitor request"),
+        },
         Message::MultipartRequest(req) => stats::multipart(st, c, xid, raw, &req),
         Message::BundleControl(bc) => bundle_control(st, c, xid, raw, &bc),
         Message::BundleAdd(ba) => {
@@ -337,7 +378,7 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
             }
         }
         Message::GetAsyncRequest => c.send(xid, &Message::GetAsyncReply(stats::async_config(c))),
-        Message::SetAsync(b) => c.async_config = Some(b),
+        Message::SetAsync(b) => c.set_async(&b),
         Message::Resume(p) => {
             if let Err(e) = pio::resume(st, c.bridge, &p) {
                 send_error(st, c, raw, e.err, &e.why);
@@ -379,7 +420,13 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
             }
             // no connection tracker yet: nothing to flush, accepted as OVS accepts them
             Experimenter::CtFlushZone(_) | Experimenter::CtFlush { .. } => {}
-            Experimenter::FlowMonitorCancel(_) => {}
+            Experimenter::FlowMonitorCancel(id) => {
+                let before = c.monitors.len();
+                c.monitors.retain(|m| m.id != id);
+                if c.monitors.len() == before {
+                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "no such monitor");
+                }
+            }
             _ => send_error(
                 st,
                 c,
@@ -405,19 +452,18 @@ pub fn apply_flow_mod(
     fm: &openflow::message::FlowMod,
     version: u8,
     table_ext: bool,
+    changes: &mut Changes,
 ) -> Result<(), ModError> {
     st.ofproto.stats.flow_mods += 1;
     let now = now_ms(st);
-    let mut removed = Vec::new();
     let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
         return Err(ModError {
             err: OfpErr::OFPBRC_EPERM,
             why: "no such bridge".into(),
         });
     };
-    let r = mods::flow_mod(Arc::make_mut(bt), fm, version, table_ext, now, &mut removed);
+    let r = mods::flow_mod(Arc::make_mut(bt), fm, version, table_ext, now, changes);
     st.ofproto.dirty = true;
-    send_flow_removed(st, bridge, removed);
     r
 }
 
@@ -425,19 +471,49 @@ fn apply_group_mod(
     st: &mut State,
     bridge: usize,
     gm: &openflow::message::GroupMod,
+    changes: &mut Changes,
 ) -> Result<(), ModError> {
     let now = now_ms(st);
-    let mut removed = Vec::new();
     let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
         return Err(ModError {
             err: OfpErr::OFPBRC_EPERM,
             why: "no such bridge".into(),
         });
     };
-    let r = mods::group_mod(Arc::make_mut(bt), gm, now, &mut removed);
+    let r = mods::group_mod(Arc::make_mut(bt), gm, now, changes);
     st.ofproto.dirty = true;
-    send_flow_removed(st, bridge, removed);
     r
+}
+
+/// Tells connections about changes: FLOW_REMOVED for removed flows that asked for it, flow
+/// monitor updates. `origin` is the connection that made them (it is not in the connection map
+/// while its message is handled), `xid` its message's.
+pub fn after_changes(
+    st: &mut State,
+    mut origin: Option<&mut Conn>,
+    bridge: usize,
+    xid: u32,
+    changes: Changes,
+) {
+    if changes.added.is_empty() && changes.modified.is_empty() && changes.removed.is_empty() {
+        return;
+    }
+    let origin_id = origin.as_ref().map(|c| c.id).unwrap_or(0);
+    let now = now_ms(st);
+    for c in st.ofproto.conns.values_mut().chain(origin.as_deref_mut()) {
+        monitor::notify(c, bridge, &changes, origin_id, xid);
+        if c.bridge != bridge || !c.wants_async() {
+            continue;
+        }
+        for r in &changes.removed {
+            if r.rule.flags & mods::flags::SEND_FLOW_REM != 0
+                && c.async_allows(conn::AsyncKind::FlowRemoved, r.reason)
+            {
+                let m = stats::flow_removed(c, &r.rule, r.reason, now);
+                c.send(0, &m);
+            }
+        }
+    }
 }
 
 fn port_mod(
@@ -572,7 +648,9 @@ fn bundle_control(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], bc: &Bundl
                 return;
             };
             match commit_bundle(st, c, b) {
-                Ok(()) => {
+                Ok(changes) => {
+                    let b = c.bridge;
+                    after_changes(st, Some(&mut *c), b, xid, changes);
                     st.ofproto.stats.bundles_committed += 1;
                     publish(st);
                     reply(c, COMMIT + 1);
@@ -606,15 +684,15 @@ fn commit_bundle(
     st: &mut State,
     c: &Conn,
     b: conn::Bundle,
-) -> Result<(), Box<(u32, Message, ModError)>> {
+) -> Result<Changes, Box<(u32, Message, ModError)>> {
     let bridge = c.bridge;
     let now = now_ms(st);
     let Some(orig) = st.pipeline.bridges.get(bridge).cloned() else {
-        return Ok(());
+        return Ok(Changes::default());
     };
     let mut scratch = (*orig).clone();
     let mut meters = st.ofproto.extra[bridge].meters.clone();
-    let mut removed: Vec<Removed> = Vec::new();
+    let mut changes = Changes::default();
     for (xid, m) in b.msgs {
         let r = match &m {
             Message::FlowMod(fm) => {
@@ -625,10 +703,10 @@ fn commit_bundle(
                     c.version,
                     c.flow_mod_table_id,
                     now,
-                    &mut removed,
+                    &mut changes,
                 )
             }
-            Message::GroupMod(gm) => mods::group_mod(&mut scratch, gm, now, &mut removed),
+            Message::GroupMod(gm) => mods::group_mod(&mut scratch, gm, now, &mut changes),
             Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm),
             Message::PortMod(_) => Ok(()),
             _ => Err(ModError {
@@ -643,25 +721,7 @@ fn commit_bundle(
     st.pipeline.bridges[bridge] = Arc::new(scratch);
     st.ofproto.extra[bridge].meters = meters;
     st.ofproto.dirty = true;
-    send_flow_removed(st, bridge, removed);
-    Ok(())
-}
-
-/// Sends FLOW_REMOVED for removed rules that asked for it, to connections that want it.
-pub fn send_flow_removed(st: &mut State, bridge: usize, removed: Vec<Removed>) {
-    let now = now_ms(st);
-    for r in removed {
-        if r.rule.flags & mods::flags::SEND_FLOW_REM == 0 {
-            continue;
-        }
-        for c in st.ofproto.conns.values_mut() {
-            if c.bridge != bridge || !c.wants_async() {
-                continue;
-            }
-            let m = stats::flow_removed(c, &r.rule, r.reason, now);
-            c.send(0, &m);
-        }
-    }
+    Ok(changes)
 }
 
 /// Expires flows whose idle or hard timeout passed (checked once a second).
@@ -703,11 +763,20 @@ pub fn expire_flows(st: &mut State) {
         for (t, id, why) in victims {
             let tab = Arc::make_mut(&mut bt.tables[t as usize]);
             if let Some(rule) = tab.cls.remove(id) {
-                removed.push(Removed { rule, reason: why });
+                removed.push(mods::Removed { rule, reason: why });
             }
         }
         st.ofproto.dirty = true;
-        send_flow_removed(st, bi, removed);
+        after_changes(
+            st,
+            None,
+            bi,
+            0,
+            Changes {
+                removed,
+                ..Default::default()
+            },
+        );
     }
 }
 
@@ -717,7 +786,10 @@ pub fn port_status(st: &mut State, bridge: usize, ofport: u32, reason: u8) {
         return;
     };
     for c in st.ofproto.conns.values_mut() {
-        if c.bridge == bridge && c.wants_async() {
+        if c.bridge == bridge
+            && c.wants_async()
+            && c.async_allows(conn::AsyncKind::PortStatus, reason)
+        {
             c.send(
                 0,
                 &Message::PortStatus {
@@ -747,4 +819,28 @@ pub fn deliver_packet_ins(st: &mut State) {
 /// Logs a listener's creation.
 pub fn log_listener(bridge: &str, what: &str) {
     info!(bridge, listener = what, "OpenFlow listener");
+}
+
+/// Inactivity probes on controller connections (OVS: 5 s): an idle connection gets an echo
+/// request; one that stays silent for another interval is closed (and an active one is
+/// reconnected by the control loop).
+pub fn probe_connections(st: &mut State) {
+    let interval = std::time::Duration::from_secs(5);
+    for c in st.ofproto.conns.values_mut() {
+        if c.service || c.version == 0 {
+            continue;
+        }
+        match c.probe_sent {
+            Some(t) if t.elapsed() >= interval => {
+                warn!(peer = %c.peer, "no reply to the inactivity probe: disconnecting");
+                c.closed = true;
+            }
+            Some(_) => {}
+            None if c.last_rx.elapsed() >= interval => {
+                c.probe_sent = Some(Instant::now());
+                c.send(0, &Message::EchoRequest(Vec::new()));
+            }
+            None => {}
+        }
+    }
 }

@@ -61,6 +61,14 @@ pub struct Removed {
     pub reason: u8,
 }
 
+/// What a modification did, for FLOW_REMOVED messages and flow monitors.
+#[derive(Default)]
+pub struct Changes {
+    pub removed: Vec<Removed>,
+    pub added: Vec<Arc<Rule>>,
+    pub modified: Vec<Arc<Rule>>,
+}
+
 /// Converts a match into the pipeline key's (value, mask). Also returns the NXM cookie
 /// pseudo-field (value, mask) when present.
 /// (value, mask, NXM cookie filter) of a match.
@@ -125,7 +133,7 @@ pub fn flow_mod(
     version: u8,
     table_ext: bool,
     now_ms: u64,
-    removed: &mut Vec<Removed>,
+    changes: &mut Changes,
 ) -> Result<(), ModError> {
     if fm.buffer_id != 0xffff_ffff && fm.command <= cmd::MODIFY_STRICT {
         return fail(
@@ -151,7 +159,7 @@ pub fn flow_mod(
             } else {
                 table
             };
-            add(bt, fm, t, version, value, mask, m, now_ms)
+            add(bt, fm, t, version, value, mask, m, now_ms, changes)
         }
         cmd::MODIFY | cmd::MODIFY_STRICT => {
             let strict = fm.command == cmd::MODIFY_STRICT;
@@ -219,17 +227,19 @@ pub fn flow_mod(
                         let _ = tab.cls.set_conjunctions(id, &new.clauses);
                     }
                     if let Some(slot) = tab.cls.get_mut(id) {
-                        *slot = Arc::new(new);
+                        let new = Arc::new(new);
+                        changes.modified.push(new.clone());
+                        *slot = new;
                     }
                     n += 1;
                 }
             }
             if n == 0 && version <= 2 && table != 255 {
                 // OpenFlow 1.0/1.1: a modify that matches nothing adds
-                return add(bt, fm, table, version, value, mask, m, now_ms);
+                return add(bt, fm, table, version, value, mask, m, now_ms, changes);
             }
             if n == 0 && version <= 2 && table == 255 {
-                return add(bt, fm, 0, version, value, mask, m, now_ms);
+                return add(bt, fm, 0, version, value, mask, m, now_ms, changes);
             }
             Ok(())
         }
@@ -275,7 +285,7 @@ pub fn flow_mod(
                 let tab = Arc::make_mut(tab);
                 for id in ids {
                     if let Some(r) = tab.cls.remove(id) {
-                        removed.push(Removed {
+                        changes.removed.push(Removed {
                             rule: r,
                             reason: reason::DELETE,
                         });
@@ -298,6 +308,7 @@ fn add(
     mask: PKey,
     m: Match,
     now_ms: u64,
+    changes: &mut Changes,
 ) -> Result<(), ModError> {
     if table as usize >= bt.tables.len() {
         return fail(OfpErr::OFPFMFC_BAD_TABLE_ID, format!("table {table}"));
@@ -343,10 +354,12 @@ fn add(
         instructions: fm.instructions.clone(),
         of_version: version,
     };
-    tab.insert(Arc::new(rule)).map_err(|e| ModError {
+    let rule = Arc::new(rule);
+    tab.insert(rule.clone()).map_err(|e| ModError {
         err: OfpErr::NXBAC_BAD_CONJUNCTION,
         why: e,
     })?;
+    changes.added.push(rule);
     Ok(())
 }
 
@@ -430,7 +443,7 @@ pub fn group_mod(
     bt: &mut BridgeTables,
     gm: &GroupMod,
     now_ms: u64,
-    removed: &mut Vec<Removed>,
+    changes: &mut Changes,
 ) -> Result<(), ModError> {
     match gm.command {
         gcmd::ADD => {
@@ -467,7 +480,7 @@ pub fn group_mod(
             };
             for id in ids {
                 bt.groups.remove(&id);
-                delete_flows_using_group(bt, id, removed);
+                delete_flows_using_group(bt, id, changes);
             }
             Ok(())
         }
@@ -479,7 +492,7 @@ pub fn group_mod(
     }
 }
 
-fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, removed: &mut Vec<Removed>) {
+fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, changes: &mut Changes) {
     for tab in bt.tables.iter_mut() {
         if tab.is_empty() {
             continue;
@@ -496,7 +509,7 @@ fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, removed: &mut Vec
         let t: &mut Table = Arc::make_mut(tab);
         for id in ids {
             if let Some(r) = t.cls.remove(id) {
-                removed.push(Removed {
+                changes.removed.push(Removed {
                     rule: r,
                     reason: reason::GROUP_DELETE,
                 });
@@ -709,7 +722,7 @@ mod tests {
     #[test]
     fn add_modify_delete_with_filters() {
         let mut bt = BridgeTables::new("br", 0, 1);
-        let mut rm = Vec::new();
+        let mut rm = Changes::default();
         flow_mod(
             &mut bt,
             &fm(cmd::ADD, 10, vec![reg(0, 1)], 1),
@@ -769,7 +782,7 @@ mod tests {
         d.out_port = 2;
         flow_mod(&mut bt, &d, 6, false, 0, &mut rm).unwrap();
         assert_eq!(bt.n_flows(), 2);
-        assert_eq!(rm.len(), 1);
+        assert_eq!(rm.removed.len(), 1);
         // delete all (table 255)
         let mut d = fm(cmd::DELETE, 0, vec![], 0);
         d.table_id = 255;
@@ -780,7 +793,7 @@ mod tests {
     #[test]
     fn errors_are_openflow_errors() {
         let mut bt = BridgeTables::new("br", 0, 1);
-        let mut rm = Vec::new();
+        let mut rm = Changes::default();
         let mut f = fm(cmd::ADD, 1, vec![], 1);
         f.table_id = 255;
         assert_eq!(

@@ -83,6 +83,9 @@ pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
         if c.controller_id != spec.spec.controller_id {
             continue;
         }
+        if !c.async_allows(super::conn::AsyncKind::PacketIn, spec.spec.reason) {
+            continue;
+        }
         // the controller action's max_len bytes (0xffff: the whole packet)
         let cut = data.len().min(spec.spec.max_len as usize);
         let body = &data[..cut];

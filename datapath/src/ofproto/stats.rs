@@ -710,18 +710,9 @@ fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<u8> {
     out
 }
 
-/// GET_ASYNC reply body for the connection's role (OpenFlow 1.3 layout: packet-in,
-/// port-status, flow-removed masks for master/equal and for slave).
+/// GET_ASYNC reply body for the connection's role and version.
 pub fn async_config(c: &Conn) -> Vec<u8> {
-    if let Some(b) = &c.async_config {
-        return b.clone();
-    }
-    let mut v = Vec::new();
-    // packet_in_mask[2], port_status_mask[2], flow_removed_mask[2]
-    for x in [0x7u32, 0, 0x7, 0x7, 0xf, 0] {
-        v.extend_from_slice(&x.to_be_bytes());
-    }
-    v
+    c.async_body()
 }
 
 /// One table's `ofp_table_features` (OpenFlow 1.3+): what the pipeline really supports —

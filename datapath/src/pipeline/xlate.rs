@@ -1111,7 +1111,7 @@ mod tests {
             match_: MatchRepr::Oxm(Match { fields }),
             instructions: vec![Instruction::ApplyActions(acts)],
         };
-        mods::flow_mod(bt, &fm, 6, false, 0, &mut Vec::new()).unwrap();
+        mods::flow_mod(bt, &fm, 6, false, 0, &mut mods::Changes::default()).unwrap();
     }
 
     fn f(field: Field, v: u128) -> MatchField {
@@ -1376,7 +1376,7 @@ mod tests {
                 .collect(),
             props: Vec::new(),
         };
-        mods::group_mod(&mut bt, &gm, 0, &mut Vec::new()).unwrap();
+        mods::group_mod(&mut bt, &gm, 0, &mut mods::Changes::default()).unwrap();
         add(&mut bt, 0, 10, vec![], vec![Action::Group(5)]);
         let mut seen = std::collections::HashSet::new();
         for sport in 1000..1040u16 {
