@@ -490,7 +490,7 @@ fn apply_group_mod(
 /// while its message is handled), `xid` its message's.
 pub fn after_changes(
     st: &mut State,
-    mut origin: Option<&mut Conn>,
+    origin: Option<&mut Conn>,
     bridge: usize,
     xid: u32,
     changes: Changes,
@@ -500,7 +500,7 @@ pub fn after_changes(
     }
     let origin_id = origin.as_ref().map(|c| c.id).unwrap_or(0);
     let now = now_ms(st);
-    for c in st.ofproto.conns.values_mut().chain(origin.as_deref_mut()) {
+    for c in st.ofproto.conns.values_mut().chain(origin) {
         monitor::notify(c, bridge, &changes, origin_id, xid);
         if c.bridge != bridge || !c.wants_async() {
             continue;

@@ -75,7 +75,7 @@ pub fn parse_request(body: &[u8]) -> Result<Vec<Monitor>, OfpErr> {
         let out_port = openflow::action::port_from_of10(u16::from_be_bytes([b[6], b[7]]));
         let match_len = u16::from_be_bytes([b[8], b[9]]) as usize;
         let table_id = b[10];
-        let padded = (match_len + 7) / 8 * 8;
+        let padded = match_len.div_ceil(8) * 8;
         if b.len() < 16 + padded {
             return Err(OfpErr::OFPBRC_BAD_LEN);
         }
