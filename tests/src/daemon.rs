@@ -74,6 +74,11 @@ impl Daemon {
         }
     }
 
+    /// The OpenFlow management socket of `bridge` (`RUNDIR/BRIDGE.mgmt`).
+    pub fn mgmt(&self, bridge: &str) -> PathBuf {
+        self.rundir.join(format!("{bridge}.mgmt"))
+    }
+
     /// The process id (the same process `ip netns exec` became).
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)

@@ -7,7 +7,7 @@
 //!
 //! What the harness gives a test:
 //!
-//! * **Binaries** ([`bin`]): `xvswitchd` and `xvs-appctl` from `$XVS_BIN_DIR`, else
+//! * **Binaries** ([`bin`]): `xvswitchd`, `xvs-appctl` and `xvs-ofctl` from `$XVS_BIN_DIR`, else
 //!   `<workspace>/target/release`, else `<workspace>/target/debug`. `cargo test -p xvs-tests`
 //!   does not build other packages' binaries: build them first (`cargo build --release
 //!   --workspace`) or point `XVS_BIN_DIR` at them.
@@ -35,6 +35,14 @@
 //! * **Topologies**: [`Lab`] is the common shape: one switch namespace holding the switch-side
 //!   veth ends (the daemon's ports) and one namespace per host holding the other end, addressed
 //!   `10.200.0.N/24` with MAC `02:00:00:00:00:0N`.
+//! * **OpenFlow**: [`ofctl::Ofctl`] runs the real `ovs-ofctl` (or `xvs-ofctl`) against a switch's
+//!   run directory in a chosen protocol version and parses flow dumps, port counters and
+//!   `monitor` output ([`ofctl::Monitor`], with a probe-based [`sync`](ofctl::Monitor::sync) so
+//!   a test knows what the monitor has seen without waiting for time to pass);
+//!   [`ofraw::OfConn`] is a raw-bytes OpenFlow 1.3 client for what ovs-ofctl cannot do (a
+//!   plain connection that never sets `miss_send_len`, messages ovs-ofctl refuses to build, the
+//!   controller side of an active connection); [`ovs::OvsSwitch`] is a private real
+//!   `ovs-vswitchd` (userspace datapath, own database and run directory) to compare with.
 //!
 //! Running (as root, from the workspace):
 //!
@@ -44,11 +52,15 @@
 //! ```
 //!
 //! Tools used besides the binaries under test: `ip` (iproute2), `ping`, `ss`, `ethtool`,
-//! `iperf3`, `ovs-appctl` (openvswitch-switch), `cat`, `sysctl`. Every test leaves no namespace,
+//! `iperf3`, `ovs-appctl`, `ovs-ofctl`, `ovs-vsctl`, `ovsdb-tool`, `ovsdb-server`, `ovs-vswitchd`
+//! (openvswitch-switch), `cat`, `sysctl`. Every test leaves no namespace,
 //! link, process or file behind, whether it passes or fails.
 
 pub mod daemon;
 pub mod netns;
+pub mod ofctl;
+pub mod ofraw;
+pub mod ovs;
 pub mod pkt;
 pub mod raw;
 pub mod stats;

@@ -8,5 +8,7 @@ mod appctl;
 mod forwarding;
 mod l2;
 mod lifecycle;
+mod openflow;
+mod ovs_interop;
 mod pmd_stats;
 mod vm_tap;
