@@ -120,6 +120,17 @@ pub fn attach(
 /// 60-byte IPv4/UDP frame (64 bytes on the wire with the FCS) between addresses of the RFC 2544
 /// benchmarking range 198.18.0.0/15, UDP port 9 (discard), checksum 0.
 pub fn build_frame(size: usize, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    build_frame_ports(size, dst, src, 9, 9)
+}
+
+/// [`build_frame`] with the given UDP source and destination ports.
+pub fn build_frame_ports(
+    size: usize,
+    dst: [u8; 6],
+    src: [u8; 6],
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
     let size = size.max(60);
     let mut p = vec![0u8; size];
     p[0..6].copy_from_slice(&dst);
@@ -146,8 +157,8 @@ pub fn build_frame(size: usize, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
         ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     }
     let udp_len = ip_len - 20;
-    p[34..36].copy_from_slice(&9u16.to_be_bytes());
-    p[36..38].copy_from_slice(&9u16.to_be_bytes());
+    p[34..36].copy_from_slice(&sport.to_be_bytes());
+    p[36..38].copy_from_slice(&dport.to_be_bytes());
     p[38..40].copy_from_slice(&udp_len.to_be_bytes());
     p
 }
@@ -167,6 +178,31 @@ fn gen(a: &Args) -> std::result::Result<(), String> {
     let frame = build_frame(size, dst, src);
     let prog = bpf::prog_load_xdp(&asm::ifindex_redirect(idx), "xvsperf_gen")
         .map_err(|e| format!("load generator program: {e}"))?;
+    if let Some(n) = a.get("dports") {
+        // one frame per UDP destination port, each sent once, paced
+        let n: u32 = n.parse().map_err(|_| "--dports: bad number".to_string())?;
+        let first: u16 = a.num("dport-first", 1000)?;
+        let pps: f64 = a.num("pps", 5000.0)?;
+        if let Some(c) = a.get("cpu").and_then(|c| c.parse::<usize>().ok()) {
+            util::set_affinity(0, &[c]).map_err(|e| e.to_string())?;
+        }
+        let frames: Vec<Vec<u8>> = (0..n)
+            .map(|i| build_frame_ports(size, dst, src, 9, first.wrapping_add(i as u16)))
+            .collect();
+        let gap = std::time::Duration::from_secs_f64(1.0 / pps.max(1.0));
+        let t0 = std::time::Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            let due = t0 + gap * i as u32;
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            bpf::prog_test_run_live(prog.as_raw_fd(), f, 1, 1)
+                .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifname}: {e}"))?;
+        }
+        out(&format!("DONE {n} {:.6}", t0.elapsed().as_secs_f64()));
+        return Ok(());
+    }
     if let Some(n) = a.get("count") {
         let n: u32 = n.parse().map_err(|_| "--count: bad number".to_string())?;
         bpf::prog_test_run_live(prog.as_raw_fd(), &frame, n.max(1), batch.min(n.max(1)))

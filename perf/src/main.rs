@@ -2,11 +2,16 @@
 //!
 //! ```text
 //! xvs-perf p2p [OPTIONS]          generator -> switch -> sink, xvswitchd vs OVS vs the kernel
+//! xvs-perf flowmod [OPTIONS]      100k OVN-shaped flows: add/dump/del with ovs-ofctl, vs OVS
+//! xvs-perf miss [OPTIONS]         cost of a megaflow miss through a 10-table chain, vs OVS
 //! xvs-perf agent KIND [ARGS]      (internal) helpers the scenarios start in namespaces
 //! ```
 
 mod agent;
+mod flowmod;
+mod flows;
 mod minfwd;
+mod miss;
 mod ovs;
 mod p2p;
 mod util;
@@ -19,6 +24,12 @@ Scenarios:
   p2p     64-byte frames port 1 -> port 2 through one switch core: the kernel's XDP_REDIRECT,
           a minimal AF_XDP forwarder, xvswitchd and OVS 3.1 afxdp side by side
           (xvs-perf p2p --help)
+  flowmod ovs-ofctl add-flows (plain and --bundle), dump-flows and del-flows of 100,000
+          OVN-shaped flows into xvswitchd and OVS 3.1; seconds, daemon CPU, resident memory
+          (xvs-perf flowmod --help)
+  miss    first-packet cost: a stream of packets that each miss the megaflow cache and go
+          through a 10-table resubmit chain; upcall microseconds in xvswitchd and OVS 3.1
+          (xvs-perf miss --help)
 
 Results go to perf/results/ as JSON; see perf/README.md.
 ";
@@ -27,6 +38,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("p2p") => std::process::exit(p2p::main(&args[1..])),
+        Some("flowmod") => std::process::exit(flowmod::main(&args[1..])),
+        Some("miss") => std::process::exit(miss::main(&args[1..])),
         Some("agent") if args.len() >= 2 => agent::main(&args[1], &args[2..]),
         Some("-h") | Some("--help") | None => print!("{USAGE}"),
         Some("-V") | Some("--version") => println!("xvs-perf {}", env!("CARGO_PKG_VERSION")),

@@ -26,6 +26,10 @@ pub struct OvsOpts<'a> {
     /// `options:n_rxq` (None: OVS's default of 1).
     pub n_rxq: Option<u32>,
     pub flows: Vec<String>,
+    /// `fail_mode=secure` on the bridge (no NORMAL flow at start, none when flows are deleted).
+    pub fail_secure: bool,
+    /// Extra `Open_vSwitch . other_config:KEY=VALUE` settings, applied before ovs-vswitchd starts.
+    pub other_config: Vec<String>,
 }
 
 pub struct Ovs {
@@ -54,7 +58,8 @@ impl Ovs {
         self.dir.join("run/ovs-vswitchd.ctl")
     }
 
-    fn mgmt(&self) -> String {
+    /// The bridge's OpenFlow management socket, as an ovs-ofctl target.
+    pub fn mgmt(&self) -> String {
         format!("unix:{}/run/{}.mgmt", self.dir.display(), self.bridge)
     }
 
@@ -142,6 +147,15 @@ impl Ovs {
             ".",
             &format!("other_config:pmd-cpu-mask=0x{mask:x}"),
         ])?;
+        for kv in &o.other_config {
+            ovs.vsctl(&[
+                "--no-wait",
+                "set",
+                "Open_vSwitch",
+                ".",
+                &format!("other_config:{kv}"),
+            ])?;
+        }
 
         // ovs-vswitchd in the switch namespace with a private bpffs (libxdp wants one)
         let script = format!(
@@ -192,6 +206,11 @@ impl Ovs {
         }
 
         let br = ovs.bridge.clone();
+        let fail = if o.fail_secure {
+            "fail_mode=secure"
+        } else {
+            "fail_mode=standalone"
+        };
         ovs.vsctl(&[
             "add-br",
             &br,
@@ -200,6 +219,7 @@ impl Ovs {
             "bridge",
             &br,
             "datapath_type=netdev",
+            fail,
         ])?;
         for (name, ofport) in &o.ports {
             let mut args: Vec<String> = [
@@ -250,6 +270,9 @@ impl Ovs {
         // the PMD must poll every port before we measure
         let names: Vec<String> = o.ports.iter().map(|p| p.0.clone()).collect();
         let polled = util::wait_for(Duration::from_secs(15), || {
+            if names.is_empty() {
+                return Some(String::new());
+            }
             let s = ovs.appctl(&["dpif-netdev/pmd-rxq-show"]).ok()?;
             names
                 .iter()
@@ -302,6 +325,11 @@ impl Ovs {
         let l = s.lines().find(|l| l.contains("tx pkts="))?;
         let v = l.split("tx pkts=").nth(1)?;
         v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    }
+
+    /// ovs-vswitchd's own pid, from its pid file (the child we spawned execs into it).
+    pub fn daemon_pid(&self) -> Option<i32> {
+        util::read_pidfile(&self.dir.join("run/ovs-vswitchd.pid")).or(self.vswitchd_pid())
     }
 
     pub fn vswitchd_pid(&self) -> Option<i32> {

@@ -283,25 +283,25 @@ impl Opts {
 // ------------------------------------------------------------------ topology
 
 #[derive(Clone, Debug)]
-struct End {
-    ns: Option<String>,
-    name: String,
+pub(crate) struct End {
+    pub ns: Option<String>,
+    pub name: String,
 }
 
 impl End {
-    fn ns(&self) -> Option<&str> {
+    pub fn ns(&self) -> Option<&str> {
         self.ns.as_deref()
     }
 }
 
-struct Topo {
-    veth: bool,
-    gen: Option<End>,
-    inp: End,
-    out: End,
-    sink: Option<End>,
-    gen_mac: String,
-    sink_mac: String,
+pub(crate) struct Topo {
+    pub veth: bool,
+    pub gen: Option<End>,
+    pub inp: End,
+    pub out: End,
+    pub sink: Option<End>,
+    pub gen_mac: String,
+    pub sink_mac: String,
 }
 
 const NS_GEN: &str = "xpgen";
@@ -311,7 +311,7 @@ const GEN_MAC: &str = "02:00:00:00:00:01";
 const SINK_MAC: &str = "02:00:00:00:00:02";
 
 impl Topo {
-    fn veth() -> Topo {
+    pub fn veth() -> Topo {
         let e = |ns: &str, n: &str| End {
             ns: Some(ns.into()),
             name: n.into(),
@@ -354,7 +354,7 @@ impl Topo {
     }
 
     /// Deletes leftovers of an earlier (killed) run and creates the namespaces.
-    fn create_namespaces() -> Result<()> {
+    pub fn create_namespaces() -> Result<()> {
         Self::delete_namespaces();
         for n in Self::namespaces() {
             util::ip(&["netns", "add", n])?;
@@ -368,7 +368,7 @@ impl Topo {
         Ok(())
     }
 
-    fn delete_namespaces() {
+    pub fn delete_namespaces() {
         let list = util::run_always(std::process::Command::new("ip").args(["netns", "list"]))
             .unwrap_or_default();
         for n in Self::namespaces() {
@@ -381,7 +381,7 @@ impl Topo {
     }
 
     /// Fresh veths for every run: nothing (XDP programs, threaded NAPI, stats) carries over.
-    fn reset_veths(&self) -> Result<()> {
+    pub fn reset_veths(&self) -> Result<()> {
         let _ = std::process::Command::new("ip")
             .args(["-n", NS_GEN, "link", "del", "xpgen"])
             .stderr(std::process::Stdio::null())
@@ -411,7 +411,7 @@ impl Topo {
 }
 
 /// Reads /sys/class/net/IF/ATTR in `ns`.
-fn sysfs_read(ns: Option<&str>, ifname: &str, attr: &str) -> Option<String> {
+pub(crate) fn sysfs_read(ns: Option<&str>, ifname: &str, attr: &str) -> Option<String> {
     match ns {
         None => std::fs::read_to_string(format!("/sys/class/net/{ifname}/{attr}"))
             .ok()
@@ -422,7 +422,7 @@ fn sysfs_read(ns: Option<&str>, ifname: &str, attr: &str) -> Option<String> {
     }
 }
 
-fn sysfs_write(ns: Option<&str>, ifname: &str, attr: &str, v: &str) -> Result<()> {
+pub(crate) fn sysfs_write(ns: Option<&str>, ifname: &str, attr: &str, v: &str) -> Result<()> {
     match ns {
         None => std::fs::write(format!("/sys/class/net/{ifname}/{attr}"), v)
             .map_err(|e| Error::Msg(format!("write {v} to /sys/class/net/{ifname}/{attr}: {e}"))),
@@ -442,7 +442,7 @@ fn if_counter(ns: Option<&str>, ifname: &str, which: &str) -> Option<u64> {
 
 /// Puts an interface's NAPI into a threaded kthread and pins it (round-robin over `cpus`),
 /// optionally SCHED_FIFO. Returns the kthreads' pids.
-fn thread_napi(end: &End, cpus: &[usize], fifo: Option<i32>) -> Result<Vec<i32>> {
+pub(crate) fn thread_napi(end: &End, cpus: &[usize], fifo: Option<i32>) -> Result<Vec<i32>> {
     sysfs_write(end.ns(), &end.name, "threaded", "1")?;
     let pids = util::wait_for(Duration::from_secs(2), || {
         let p = util::napi_pids(&end.name);
@@ -625,7 +625,7 @@ impl Drop for Session {
 }
 
 /// One instance at a time: runs would fight over the same cores and namespace names.
-fn lock() -> Result<std::fs::File> {
+pub(crate) fn lock() -> Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     let p = if Path::new("/run/lock").exists() {
         PathBuf::from("/run/lock/xvs-perf.lock")
@@ -767,6 +767,7 @@ impl Session {
                     rundir: &rundir,
                     ports: &[inp.name.clone(), out.name.clone()],
                     pmd_cpus: &o.pmd_cpus,
+                    idle: "busy",
                     extra: &o.xvs_args,
                 }))?;
                 rr.xvs = Some(x);
@@ -815,6 +816,8 @@ impl Session {
                         fallback_best_effort: true,
                         n_rxq: o.nic.as_ref().and_then(|n| n.queues),
                         flows: vec!["in_port=1,actions=output:2".into()],
+                        fail_secure: false,
+                        other_config: Vec::new(),
                     },
                 ))?;
                 notes.extend(ovs.notes.iter().cloned());
@@ -1312,7 +1315,7 @@ fn ratio_str(v: &Option<Value>) -> String {
     }
 }
 
-fn host_info(hz: f64) -> Value {
+pub(crate) fn host_info(hz: f64) -> Value {
     let rd = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_string())
@@ -1333,7 +1336,7 @@ fn host_info(hz: f64) -> Value {
     })
 }
 
-fn git_rev() -> Value {
+pub(crate) fn git_rev() -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let rev = std::process::Command::new("git")
         .arg("-C")

@@ -608,6 +608,186 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+// ------------------------------------------------------------------ timed commands, memory
+
+/// What [`run_timed`] saw.
+#[derive(Clone, Debug, Default)]
+pub struct Timed {
+    /// From just before the spawn to the exit (reaped by a thread blocked in wait4).
+    pub wall_s: f64,
+    /// CPU time of the command itself (user + system, from wait4's rusage).
+    pub cpu_s: f64,
+    /// Lines of stdout containing the `count` pattern (0 when not counting).
+    pub lines: u64,
+    /// Bytes of stdout (0 when not counting).
+    pub bytes: u64,
+    pub success: bool,
+    pub status: String,
+    /// The first lines of stderr.
+    pub stderr: String,
+}
+
+/// Runs `cmd` (a child that dies with us), timing it; stdout is discarded, or read and its lines
+/// containing `count` counted. Gives up (SIGKILL) after `timeout`; honours Ctrl-C.
+pub fn run_timed(
+    cmd: &mut Command,
+    timeout: Duration,
+    count: Option<&str>,
+    stderr_file: &Path,
+) -> Result<Timed> {
+    use std::io::Read;
+    check_stop()?;
+    let errf = std::fs::File::create(stderr_file)
+        .map_err(|e| format!("cannot create {}: {e}", stderr_file.display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(if count.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::from(errf));
+    guard_child(cmd, libc::SIGKILL);
+    let desc = describe(cmd);
+    let t0 = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {desc}: {e}"))?;
+    let pid = child.id() as i32;
+    let reader = child.stdout.take().map(|mut out| {
+        let pat = count.unwrap_or("").as_bytes().to_vec();
+        std::thread::spawn(move || {
+            // count lines containing `pat` without building strings
+            let mut lines = 0u64;
+            let mut bytes = 0u64;
+            let mut cur: Vec<u8> = Vec::with_capacity(512);
+            let mut buf = vec![0u8; 1 << 16];
+            let has = |l: &[u8]| pat.is_empty() || l.windows(pat.len()).any(|w| w == pat);
+            loop {
+                let n = match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                bytes += n as u64;
+                for &b in &buf[..n] {
+                    if b == b'\n' {
+                        if has(&cur) {
+                            lines += 1;
+                        }
+                        cur.clear();
+                    } else {
+                        cur.push(b);
+                    }
+                }
+            }
+            if !cur.is_empty() && has(&cur) {
+                lines += 1;
+            }
+            (lines, bytes)
+        })
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child's pid, with valid pointers for both out-parameters.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        let end = Instant::now();
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let _ = tx.send((r, status, end, tv(ru.ru_utime) + tv(ru.ru_stime)));
+    });
+    // the child is reaped by the thread above, never through `child` (dropping a Child neither
+    // waits nor kills)
+    drop(child);
+    let deadline = t0 + timeout;
+    let (r, status, end, cpu) = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(v) => break v,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if stopped() || Instant::now() >= deadline {
+                    kill(pid, libc::SIGKILL);
+                    let _ = rx.recv_timeout(Duration::from_secs(5));
+                    if stopped() {
+                        return Err(Error::Interrupted);
+                    }
+                    bail!("{desc}: no result within {timeout:?} (killed)");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("{desc}: waiter thread died"),
+        }
+    };
+    let (lines, bytes) = reader.and_then(|h| h.join().ok()).unwrap_or((0, 0));
+    if r != pid {
+        bail!("{desc}: wait4 failed");
+    }
+    let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let status_s = if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("status {status}")
+    };
+    Ok(Timed {
+        wall_s: end.duration_since(t0).as_secs_f64(),
+        cpu_s: cpu,
+        lines,
+        bytes,
+        success,
+        status: status_s,
+        stderr: tail_head(stderr_file, 6),
+    })
+}
+
+/// The first `n` lines of a file.
+pub fn tail_head(path: &Path, n: usize) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    s.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
+pub fn rss_kib(pid: i32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let get = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((get("VmRSS:")?, get("VmHWM:").unwrap_or(0)))
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in seconds.
+pub fn proc_cpu_s(pid: i32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let r = s.rfind(')')?;
+    let f: Vec<&str> = s[r + 2..].split_whitespace().collect();
+    let t = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(t as f64 / clk_tck())
+}
+
+/// The pid written in a pid file.
+pub fn read_pidfile(p: &Path) -> Option<i32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Waits (at most `max_s` seconds) for a second in which the CPUs, all together, are busy less
+/// than `pct` %. Returns (seconds waited, busy % of the last one-second sample).
+pub fn wait_quiet(max_s: f64, pct: f64) -> Result<(f64, f64)> {
+    let t = Instant::now();
+    loop {
+        let a = cpu_ticks();
+        sleep(Duration::from_secs(1))?;
+        let b = cpu_ticks();
+        let v = cpu_busy_pct(&a, &b);
+        let busy = v.iter().map(|x| x.1).sum::<f64>() / v.len().max(1) as f64;
+        let waited = t.elapsed().as_secs_f64();
+        if busy < pct || waited >= max_s {
+            return Ok((waited, busy));
+        }
+    }
+}
+
 // ------------------------------------------------------------------ time
 
 #[inline(always)]

@@ -14,6 +14,8 @@ pub struct Xvs {
     child: Option<Child>,
     pub ctl: PathBuf,
     pub log: PathBuf,
+    /// The bridge's OpenFlow management socket (`RUNDIR/br0.mgmt`).
+    pub mgmt: PathBuf,
 }
 
 pub struct XvsOpts<'a> {
@@ -22,6 +24,8 @@ pub struct XvsOpts<'a> {
     pub rundir: &'a Path,
     pub ports: &'a [String],
     pub pmd_cpus: &'a [usize],
+    /// `--pmd-idle`: `busy` (measure forwarding) or `sleep` (control-plane scenarios).
+    pub idle: &'a str,
     pub extra: &'a [String],
 }
 
@@ -38,7 +42,7 @@ impl Xvs {
         }
         let cpus: Vec<String> = o.pmd_cpus.iter().map(|c| c.to_string()).collect();
         c.args(["--pmd-cpus", &cpus.join(",")])
-            .args(["--pmd-idle", "busy"])
+            .args(["--pmd-idle", o.idle])
             .arg("--pidfile")
             .arg(o.rundir.join("xvswitchd.pid"))
             .args(o.extra)
@@ -54,6 +58,7 @@ impl Xvs {
             child: Some(child),
             ctl: o.rundir.join("xvswitchd.ctl"),
             log,
+            mgmt: o.rundir.join(format!("{BRIDGE}.mgmt")),
         };
         let ports = o.ports.to_vec();
         let r = util::wait_for(Duration::from_secs(15), || {
