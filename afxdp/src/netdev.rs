@@ -71,6 +71,54 @@ pub fn link_state(name: &str) -> (bool, bool) {
     (admin_up, carrier)
 }
 
+/// Brings an interface administratively up or down (SIOCGIFFLAGS/SIOCSIFFLAGS on IFF_UP), as
+/// ovs-vswitchd does for OpenFlow `mod-port ... up|down`.
+pub fn set_admin_up(name: &str, up: bool) -> Result<()> {
+    #[repr(C)]
+    struct IfReqFlags {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    if name.is_empty() || name.len() >= 16 {
+        return Err(Error::NoSuchInterface(name.to_string()));
+    }
+    let mut req = IfReqFlags {
+        name: [0; 16],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: a datagram socket used only for two ioctls and closed on every path; `req` is a
+    // live, correctly sized `struct ifreq` (name + short flags, padded to 40 bytes).
+    let rc: std::result::Result<(), std::io::Error> = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(Error::last("socket for SIOCSIFFLAGS"));
+        }
+        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req);
+        if rc == 0 {
+            if up {
+                req.flags |= libc::IFF_UP as libc::c_short;
+            } else {
+                req.flags &= !(libc::IFF_UP as libc::c_short);
+            }
+            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    };
+    rc.map_err(|source| Error::Sys {
+        op: "SIOCSIFFLAGS",
+        source,
+    })
+}
+
 /// The driver name (veth, tun, mlx5_core, ...), from ETHTOOL_GDRVINFO.
 pub fn driver(name: &str) -> Option<String> {
     const SIOCETHTOOL: libc::c_ulong = 0x8946;

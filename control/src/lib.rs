@@ -118,10 +118,19 @@ fn parse_request(v: Value) -> Result<Request, ProtocolError> {
 }
 
 /// Encodes a reply: `Ok(text)` as a result, `Err(text)` as an error.
+/// A non-empty body gets a trailing newline when it lacks one, as ovs-vswitchd's
+/// (unixctl_command_reply__) so ovs-appctl's output ends where it should.
 pub fn encode_reply(id: &Value, reply: &Result<String, String>) -> Vec<u8> {
+    let nl = |s: &str| {
+        if s.is_empty() || s.ends_with('\n') {
+            s.to_string()
+        } else {
+            format!("{s}\n")
+        }
+    };
     let v = match reply {
-        Ok(r) => serde_json::json!({"id": id, "result": r, "error": null}),
-        Err(e) => serde_json::json!({"id": id, "result": null, "error": e}),
+        Ok(r) => serde_json::json!({"id": id, "result": nl(r), "error": null}),
+        Err(e) => serde_json::json!({"id": id, "result": null, "error": nl(e)}),
     };
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -293,7 +302,8 @@ mod tests {
         assert!(v["error"].is_null());
         let err = encode_reply(&serde_json::json!(3), &Err("bad".into()));
         let v: Value = serde_json::from_slice(&err).unwrap();
-        assert_eq!(v["error"], "bad");
+        // a newline is added, as by ovs-vswitchd
+        assert_eq!(v["error"], "bad\n");
         assert!(v["result"].is_null());
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mio::net::UnixListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::control::{self, commands, Conn};
@@ -61,8 +61,12 @@ pub struct State {
     pub started: Instant,
     pub exit_requested: bool,
     pub hz: f64,
-    /// The master copy of the OpenFlow tables (snapshots go to `shared.pipeline`).
+    /// The master copy of the OpenFlow tables (snapshots go to `shared.pipeline`). Change it
+    /// through [`State::pipeline_mut`].
     pub pipeline: Pipeline,
+    /// The snapshot the last publish retired, and the changes made since it was published:
+    /// once no PMD reads it, it becomes the next master copy (see `Pipeline::reclaim`).
+    pub retired: Option<(Arc<Pipeline>, crate::pipeline::tables::Journal)>,
     /// The OpenFlow server.
     pub ofproto: Ofproto,
     /// Wakes the control thread when PMDs queue packet-ins.
@@ -95,16 +99,45 @@ impl State {
     }
 
     /// Publishes a new configuration snapshot and invalidates cached flows.
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         self.shared.config.store(Arc::new(self.dp_config()));
         self.sync_pipeline_ports();
-        self.shared.pipeline.store(Arc::new(self.pipeline.clone()));
+        self.publish_pipeline();
         self.shared.invalidate();
+    }
+
+    /// Hands the master tables to the PMDs. The master is moved, not copied; the control
+    /// thread keeps a shallow copy (shared tables) until [`State::pipeline_mut`] reclaims the
+    /// retired snapshot. So a flow mod followed by a barrier costs the change twice, not a
+    /// copy of the table (ovs-ofctl add-flows sends a barrier after every flow).
+    pub(crate) fn publish_pipeline(&mut self) {
+        let journal = self.pipeline.take_journal();
+        let front = Arc::new(std::mem::take(&mut self.pipeline));
+        let old = self.shared.pipeline.swap(front.clone());
+        self.pipeline = (*front).clone();
+        self.retired = Some((old, journal));
+    }
+
+    /// The master tables, ready to change: the retired snapshot brought up to date when no
+    /// PMD holds it any more (they let go within an upcall), else the shallow copy, whose
+    /// tables are then copied on write.
+    pub(crate) fn pipeline_mut(&mut self) -> &mut Pipeline {
+        if let Some((old, journal)) = self.retired.take() {
+            match Arc::try_unwrap(old) {
+                Ok(p) => {
+                    let current = std::mem::take(&mut self.pipeline);
+                    self.pipeline = p.reclaim(&current, &journal);
+                }
+                Err(_) => debug!("retired tables still in use; copying on write"),
+            }
+        }
+        &mut self.pipeline
     }
 
     /// Brings the pipeline's port maps in line with the ports.
     fn sync_pipeline_ports(&mut self) {
         let mut bridge_of_dp = HashMap::new();
+        self.pipeline_mut();
         for (bi, b) in self.bridges.iter().enumerate() {
             let Some(bt) = self.pipeline.bridges.get_mut(bi) else {
                 continue;
@@ -603,6 +636,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         exit_requested: false,
         hz,
         pipeline,
+        retired: None,
         ofproto: ofp,
         control_waker,
     };

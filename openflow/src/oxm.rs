@@ -1122,11 +1122,144 @@ impl Of10Match {
         }
         m
     }
+
+    /// The OpenFlow 1.0 form of a field set, for connections that kept the standard flow
+    /// format. Like Open vSwitch's `ofputil_match_to_ofp10_match`, what OpenFlow 1.0 cannot
+    /// express (registers, metadata, partial MAC masks, IPv6...) is left out: the result
+    /// matches at least the packets the field set matches.
+    pub fn from_match(m: &Match) -> Of10Match {
+        use of10_wc::*;
+        let mut o = Of10Match {
+            wildcards: ALL,
+            ..Default::default()
+        };
+        // prefix length of a CIDR mask, None when not a prefix
+        let prefix = |mask: u32| {
+            let n = mask.leading_ones();
+            (mask.checked_shl(n).unwrap_or(0) == 0).then_some(n)
+        };
+        let mut pcp_vlan = None;
+        for f in &m.fields {
+            let v = f.value_u128();
+            let exact = f.mask.is_none();
+            let mk = f.mask_u128();
+            match f.field {
+                Field::InPort if exact => {
+                    o.in_port = if f.value.len() == 4 {
+                        crate::action::port_to_of10(v as u32)
+                    } else {
+                        v as u16
+                    };
+                    o.wildcards &= !IN_PORT;
+                }
+                Field::EthSrc if exact => {
+                    o.dl_src.copy_from_slice(&(v as u64).to_be_bytes()[2..]);
+                    o.wildcards &= !DL_SRC;
+                }
+                Field::EthDst if exact => {
+                    o.dl_dst.copy_from_slice(&(v as u64).to_be_bytes()[2..]);
+                    o.wildcards &= !DL_DST;
+                }
+                Field::VlanTci => {
+                    pcp_vlan = Some((v as u16, if exact { 0xffff } else { mk as u16 }))
+                }
+                Field::EthType if exact => {
+                    o.dl_type = v as u16;
+                    o.wildcards &= !DL_TYPE;
+                }
+                Field::IpTos if exact => {
+                    o.nw_tos = v as u8 & 0xfc;
+                    o.wildcards &= !NW_TOS;
+                }
+                Field::IpDscp if exact => {
+                    o.nw_tos = (v as u8) << 2;
+                    o.wildcards &= !NW_TOS;
+                }
+                Field::IpProto if exact => {
+                    o.nw_proto = v as u8;
+                    o.wildcards &= !NW_PROTO;
+                }
+                Field::ArpOp if exact && v <= 0xff => {
+                    o.nw_proto = v as u8;
+                    o.wildcards &= !NW_PROTO;
+                }
+                Field::IpSrc | Field::ArpSpa | Field::IpDst | Field::ArpTpa => {
+                    let mask = if exact { u32::MAX } else { mk as u32 };
+                    let Some(n) = prefix(mask) else { continue };
+                    let wild = 32 - n;
+                    if matches!(f.field, Field::IpSrc | Field::ArpSpa) {
+                        o.nw_src = v as u32 & mask;
+                        o.wildcards =
+                            (o.wildcards & !(0x3f << NW_SRC_SHIFT)) | (wild << NW_SRC_SHIFT);
+                    } else {
+                        o.nw_dst = v as u32 & mask;
+                        o.wildcards =
+                            (o.wildcards & !(0x3f << NW_DST_SHIFT)) | (wild << NW_DST_SHIFT);
+                    }
+                }
+                Field::TcpSrc | Field::UdpSrc | Field::SctpSrc | Field::IcmpType if exact => {
+                    o.tp_src = v as u16;
+                    o.wildcards &= !TP_SRC;
+                }
+                Field::TcpDst | Field::UdpDst | Field::SctpDst | Field::IcmpCode if exact => {
+                    o.tp_dst = v as u16;
+                    o.wildcards &= !TP_DST;
+                }
+                _ => {}
+            }
+        }
+        if let Some((v, mask)) = pcp_vlan {
+            if mask == 0xffff && v == 0 {
+                // no 802.1Q header
+                o.dl_vlan = 0xffff;
+                o.wildcards &= !DL_VLAN;
+            } else if v & 0x1000 != 0 {
+                if mask & 0x1fff == 0x1fff {
+                    o.dl_vlan = v & 0xfff;
+                    o.wildcards &= !DL_VLAN;
+                }
+                if mask & 0xf000 == 0xf000 {
+                    o.dl_vlan_pcp = (v >> 13) as u8;
+                    o.wildcards &= !DL_VLAN_PCP;
+                }
+            }
+        }
+        o
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of10_match_round_trips_through_field_sets() {
+        let o = Of10Match {
+            wildcards: of10_wc::ALL
+                & !(of10_wc::IN_PORT
+                    | of10_wc::DL_SRC
+                    | of10_wc::DL_TYPE
+                    | of10_wc::NW_PROTO
+                    | of10_wc::TP_DST
+                    | of10_wc::DL_VLAN
+                    | (0x3f << of10_wc::NW_SRC_SHIFT))
+                | (8 << of10_wc::NW_SRC_SHIFT),
+            in_port: 3,
+            dl_src: [0, 1, 2, 3, 4, 5],
+            dl_vlan: 10,
+            dl_type: 0x0800,
+            nw_proto: 17,
+            nw_src: 0x0a01_0200,
+            tp_dst: 53,
+            ..Default::default()
+        };
+        assert_eq!(Of10Match::from_match(&o.to_match()), o);
+        // nothing OpenFlow 1.0 can express: everything wildcarded
+        assert_eq!(
+            Of10Match::from_match(&Match::default()).wildcards,
+            of10_wc::ALL
+        );
+    }
 
     fn tlvs(bytes: &[u8]) -> Result<Match> {
         Match::parse_tlvs(&mut Reader::new(bytes, OfpErr::OFPBMC_BAD_LEN))

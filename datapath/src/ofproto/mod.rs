@@ -153,11 +153,14 @@ fn now_ms(st: &State) -> u64 {
     st.started.elapsed().as_millis() as u64
 }
 
-/// Sends an error reply echoing (up to 64 bytes of) the request, as OVS does.
+/// Sends an error reply echoing the whole request, as OVS 3.1 does (the spec asks for at
+/// least 64 bytes; ovs-ofctl decodes the rejected message only when all of it is there).
+/// The echo is capped so the reply still fits the 16-bit length with an experimenter
+/// error header.
 pub fn send_error(st: &mut State, c: &mut Conn, req: &[u8], err: OfpErr, why: &str) {
     let v = if c.version == 0 { 1 } else { c.version };
     let xid = Header::parse(req).map(|h| h.xid).unwrap_or(0);
-    let data = req[..req.len().min(64)].to_vec();
+    let data = req[..req.len().min(usize::from(u16::MAX) - 16)].to_vec();
     let m = Message::Error(ErrorMsg {
         code: err.code(v),
         data,
@@ -267,6 +270,13 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
             let b = c.bridge;
             if let Err(e) = mods::meter_mod(&mut st.ofproto.extra[b].meters, mm) {
                 send_error(st, c, raw, e.err, &e.why);
+            } else if mm.command == mods::METER_DELETE {
+                let mut ch = Changes::default();
+                if let Some(bt) = st.pipeline_mut().bridges.get_mut(b) {
+                    mods::delete_flows_using_meter(Arc::make_mut(bt), mm.meter_id, &mut ch);
+                    st.ofproto.dirty = true;
+                }
+                after_changes(st, Some(&mut *c), b, xid, ch);
             }
         }
         Message::PortMod(pm) => {
@@ -331,7 +341,7 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
                         b.tables
                             .iter()
                             .flat_map(|t| {
-                                t.cls.iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
+                                t.cls().iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
                             })
                             .collect()
                     })
@@ -456,12 +466,14 @@ pub fn apply_flow_mod(
 ) -> Result<(), ModError> {
     st.ofproto.stats.flow_mods += 1;
     let now = now_ms(st);
+    st.pipeline_mut();
     let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
         return Err(ModError {
             err: OfpErr::OFPBRC_EPERM,
             why: "no such bridge".into(),
         });
     };
+    mods::check_references(bt, &st.ofproto.extra[bridge].meters, fm)?;
     let r = mods::flow_mod(Arc::make_mut(bt), fm, version, table_ext, now, changes);
     st.ofproto.dirty = true;
     r
@@ -474,6 +486,7 @@ fn apply_group_mod(
     changes: &mut Changes,
 ) -> Result<(), ModError> {
     let now = now_ms(st);
+    st.pipeline_mut();
     let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
         return Err(ModError {
             err: OfpErr::OFPBRC_EPERM,
@@ -521,28 +534,69 @@ fn port_mod(
     bridge: usize,
     pm: &openflow::message::PortMod,
 ) -> Result<(), ModError> {
-    let Some(bt) = st.pipeline.bridges.get_mut(bridge) else {
+    let Some(bt) = st.pipeline.bridges.get(bridge) else {
         return Err(ModError {
             err: OfpErr::OFPPMFC_BAD_PORT,
             why: "no such bridge".into(),
         });
     };
-    let bt = Arc::make_mut(bt);
-    let Some(p) = bt.ports.get_mut(&pm.port_no) else {
+    let Some(p) = bt.ports.get(&pm.port_no) else {
         return Err(ModError {
             err: OfpErr::OFPPMFC_BAD_PORT,
             why: format!("port {}", pm.port_no),
         });
     };
-    p.config = (p.config & !pm.mask) | (pm.config & pm.mask);
-    if let Some(ps) = st
+    const OFPPC_PORT_DOWN: u32 = 1;
+    let (mac, admin_up) = st
+        .ports
+        .iter()
+        .find(|x| x.ofport == pm.port_no && x.bridge as usize == bridge)
+        .map(|x| (x.mac, x.admin_up))
+        .unwrap_or((None, true));
+    if mac.is_some_and(|m| m.0 != pm.hw_addr) {
+        // OVS (handle_port_mod) refuses a mod aimed at another port's address
+        return Err(ModError {
+            err: OfpErr::OFPPMFC_BAD_HW_ADDR,
+            why: format!("port {}: hardware address differs", pm.port_no),
+        });
+    }
+    let old = p.config | if admin_up { 0 } else { OFPPC_PORT_DOWN };
+    let new = (old & !pm.mask) | (pm.config & pm.mask);
+    let Some(ps) = st
         .ports
         .iter_mut()
         .find(|x| x.ofport == pm.port_no && x.bridge as usize == bridge)
-    {
-        ps.of_config = p.config;
+    else {
+        return Ok(());
+    };
+    // PORT_DOWN is the interface's administrative state, as in OVS (update_port_config turns
+    // NETDEV_UP off): the kernel link goes down and nothing is sent or received on it.
+    let down = new & OFPPC_PORT_DOWN != 0;
+    if pm.mask & OFPPC_PORT_DOWN != 0 && down == ps.admin_up {
+        if let Err(e) = afxdp::netdev::set_admin_up(&ps.xdp.name, !down) {
+            warn!(port = %ps.xdp.name, error = %e, "mod-port: cannot change link state");
+            return Err(ModError {
+                err: OfpErr::OFPPMFC_BAD_CONFIG,
+                why: format!("{}: {e}", ps.xdp.name),
+            });
+        }
+        let (up, carrier) = afxdp::netdev::link_state(&ps.xdp.name);
+        ps.admin_up = up;
+        ps.carrier = carrier;
     }
-    st.ofproto.dirty = true;
+    // the port's own flags are kept apart from the link state
+    ps.of_config = new & !OFPPC_PORT_DOWN;
+    if let Some(p) = Arc::make_mut(&mut st.pipeline_mut().bridges[bridge])
+        .ports
+        .get_mut(&pm.port_no)
+    {
+        p.config = new & !OFPPC_PORT_DOWN;
+    }
+    st.publish();
+    if old != new {
+        // OVS tells controllers about any configuration change (OFPPR_MODIFY)
+        port_status(st, bridge, pm.port_no, 2);
+    }
     Ok(())
 }
 
@@ -554,7 +608,7 @@ pub fn publish(st: &mut State) {
     }
     st.ofproto.dirty = false;
     st.ofproto.last_publish = Instant::now();
-    st.shared.pipeline.store(Arc::new(st.pipeline.clone()));
+    st.publish_pipeline();
     st.shared.invalidate();
     for p in &st.pmds {
         p.waker.wake_if_sleeping();
@@ -697,7 +751,8 @@ fn commit_bundle(
         let r = match &m {
             Message::FlowMod(fm) => {
                 st.ofproto.stats.flow_mods += 1;
-                mods::flow_mod(
+                mods::check_references(&scratch, &meters, fm).and_then(|()| {
+                    mods::flow_mod(
                     &mut scratch,
                     fm,
                     c.version,
@@ -705,9 +760,14 @@ fn commit_bundle(
                     now,
                     &mut changes,
                 )
+                })
             }
             Message::GroupMod(gm) => mods::group_mod(&mut scratch, gm, now, &mut changes),
-            Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm),
+            Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm).map(|()| {
+                if mm.command == mods::METER_DELETE {
+                    mods::delete_flows_using_meter(&mut scratch, mm.meter_id, &mut changes);
+                }
+            }),
             Message::PortMod(_) => Ok(()),
             _ => Err(ModError {
                 err: OfpErr::OFPBFC_MSG_UNSUP,
@@ -718,7 +778,7 @@ fn commit_bundle(
             return Err(Box::new((xid, m, e)));
         }
     }
-    st.pipeline.bridges[bridge] = Arc::new(scratch);
+    st.pipeline_mut().bridges[bridge] = Arc::new(scratch);
     st.ofproto.extra[bridge].meters = meters;
     st.ofproto.dirty = true;
     Ok(changes)
@@ -733,7 +793,7 @@ pub fn expire_flows(st: &mut State) {
             if tab.is_empty() {
                 continue;
             }
-            for r in tab.cls.iter() {
+            for r in tab.cls().iter() {
                 let rule = r.payload;
                 if rule.idle_timeout == 0 && rule.hard_timeout == 0 {
                     continue;
@@ -758,11 +818,11 @@ pub fn expire_flows(st: &mut State) {
         if victims.is_empty() {
             continue;
         }
-        let bt = Arc::make_mut(&mut st.pipeline.bridges[bi]);
+        let bt = Arc::make_mut(&mut st.pipeline_mut().bridges[bi]);
         let mut removed = Vec::new();
         for (t, id, why) in victims {
             let tab = Arc::make_mut(&mut bt.tables[t as usize]);
-            if let Some(rule) = tab.cls.remove(id) {
+            if let Some(rule) = tab.remove(id) {
                 removed.push(mods::Removed { rule, reason: why });
             }
         }
@@ -782,10 +842,16 @@ pub fn expire_flows(st: &mut State) {
 
 /// Tells interested connections that a port changed (OFPPR_ADD 0, DELETE 1, MODIFY 2).
 pub fn port_status(st: &mut State, bridge: usize, ofport: u32, reason: u8) {
-    let Some(p) = stats::port_desc(st, bridge, ofport) else {
+    let descs: Vec<Option<openflow::types::Port>> = (0..=6)
+        .map(|v| stats::port_desc(st, bridge, ofport, v))
+        .collect();
+    if descs.iter().all(Option::is_none) {
         return;
-    };
+    }
     for c in st.ofproto.conns.values_mut() {
+        let Some(p) = descs.get(c.version as usize).cloned().flatten() else {
+            continue;
+        };
         if c.bridge == bridge
             && c.wants_async()
             && c.async_allows(conn::AsyncKind::PortStatus, reason)

@@ -16,6 +16,9 @@ use crate::pipeline::flow::{loc, PKey, PKEY_WORDS};
 use crate::pipeline::ofpact::{self, Ofpact};
 use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, Table};
 
+/// The last table, read-only (OVS uses it for internal flows and hides it).
+pub const HIDDEN_TABLE: u8 = 254;
+
 /// Flow-mod commands.
 pub mod cmd {
     pub const ADD: u8 = 0;
@@ -146,6 +149,10 @@ pub fn flow_mod(
     } else {
         fm.table_id
     };
+    if table == HIDDEN_TABLE && fm.command <= cmd::MODIFY_STRICT {
+        // OVS keeps table 254 for internal flows, read-only to controllers
+        return fail(OfpErr::OFPBRC_EPERM, "table 254 is read-only");
+    }
     let m = fm.match_.to_match();
     let (value, mask, nx_cookie) = match_to_key(&m)?;
     let (cookie_f, cookie_mask_f) = nx_cookie.unwrap_or((fm.cookie, fm.cookie_mask));
@@ -177,18 +184,18 @@ pub fn flow_mod(
                     continue;
                 }
                 let ids: Vec<_> = if strict {
-                    tab.cls
+                    tab.cls()
                         .find_exact(&value, &mask, fm.priority as u32)
                         .into_iter()
                         .collect()
                 } else {
-                    tab.cls
+                    tab.cls()
                         .iter_covered_by(&value, &mask)
                         .map(|r| r.id)
                         .collect()
                 };
                 for id in ids {
-                    let Some(old) = tab.cls.get(id).cloned() else {
+                    let Some(old) = tab.cls().get(id).cloned() else {
                         continue;
                     };
                     if !cookie_ok(&old, cookie_f, cookie_mask_f) {
@@ -203,7 +210,14 @@ pub fn flow_mod(
                     let new = Rule {
                         table: t,
                         priority: old.priority,
-                        cookie: old.cookie,
+                        // OpenFlow 1.0 (and NXT_FLOW_MOD) carry the new cookie in the
+                        // header; all ones means "keep" (OVS ofputil_decode_flow_mod sets
+                        // new_cookie, modify_flows applies it). Later versions keep it.
+                        cookie: if version == 1 && fm.cookie != u64::MAX {
+                            fm.cookie
+                        } else {
+                            old.cookie
+                        },
                         match_: old.match_.clone(),
                         value: old.value,
                         mask: old.mask,
@@ -223,13 +237,9 @@ pub fn flow_mod(
                         of_version: version,
                     };
                     let tab = Arc::make_mut(tab);
-                    if new.clauses != old.clauses {
-                        let _ = tab.cls.set_conjunctions(id, &new.clauses);
-                    }
-                    if let Some(slot) = tab.cls.get_mut(id) {
-                        let new = Arc::new(new);
-                        changes.modified.push(new.clone());
-                        *slot = new;
+                    let new = Arc::new(new);
+                    if tab.replace(id, new.clone()) {
+                        changes.modified.push(new);
                     }
                     n += 1;
                 }
@@ -258,14 +268,14 @@ pub fn flow_mod(
                     continue;
                 }
                 let ids: Vec<_> = if strict {
-                    tab.cls
+                    tab.cls()
                         .find_exact(&value, &mask, fm.priority as u32)
                         .into_iter()
                         .collect()
                 } else if mask.iter().all(|&w| w == 0) {
-                    tab.cls.iter().map(|r| r.id).collect()
+                    tab.cls().iter().map(|r| r.id).collect()
                 } else {
-                    tab.cls
+                    tab.cls()
                         .iter_covered_by(&value, &mask)
                         .map(|r| r.id)
                         .collect()
@@ -273,7 +283,7 @@ pub fn flow_mod(
                 let ids: Vec<_> = ids
                     .into_iter()
                     .filter(|id| {
-                        tab.cls.get(*id).is_some_and(|r| {
+                        tab.cls().get(*id).is_some_and(|r| {
                             cookie_ok(r, cookie_f, cookie_mask_f)
                                 && out_ok(r, fm.out_port, fm.out_group)
                         })
@@ -284,7 +294,7 @@ pub fn flow_mod(
                 }
                 let tab = Arc::make_mut(tab);
                 for id in ids {
-                    if let Some(r) = tab.cls.remove(id) {
+                    if let Some(r) = tab.remove(id) {
                         changes.removed.push(Removed {
                             rule: r,
                             reason: reason::DELETE,
@@ -320,15 +330,15 @@ fn add(
     check_conjunction(&ofpacts)?;
     let tab = Arc::make_mut(&mut bt.tables[table as usize]);
     if fm.flags & flags::CHECK_OVERLAP != 0
-        && tab.cls.has_overlap(&value, &mask, fm.priority as u32)
+        && tab.cls().has_overlap(&value, &mask, fm.priority as u32)
     {
         return fail(OfpErr::OFPFMFC_OVERLAP, "overlapping flow");
     }
     let mut stats = Arc::new(RuleStats::default());
     let mut created = now_ms;
-    if let Some(id) = tab.cls.find_exact(&value, &mask, fm.priority as u32) {
+    if let Some(id) = tab.cls().find_exact(&value, &mask, fm.priority as u32) {
         // an identical flow is replaced; OVS keeps its counters unless reset_counts
-        if let Some(old) = tab.cls.remove(id) {
+        if let Some(old) = tab.remove(id) {
             if fm.flags & flags::RESET_COUNTS == 0 {
                 stats = old.stats.clone();
                 created = old.created_ms;
@@ -492,13 +502,86 @@ pub fn group_mod(
     }
 }
 
+/// Refuses a flow whose actions name a group or a meter that does not exist, as OVS does
+/// (ofproto.c ofproto_check_ofpacts): OFPBAC_BAD_OUT_GROUP, OFPMMFC_INVALID_METER. Only adds
+/// and modifies are checked; actions that fail to normalize are left for `flow_mod` to refuse
+/// with its own error.
+pub fn check_references(
+    bt: &BridgeTables,
+    meters: &HashMap<u32, Meter>,
+    fm: &FlowMod,
+) -> Result<(), ModError> {
+    if fm.command > cmd::MODIFY_STRICT {
+        return Ok(());
+    }
+    let Ok(acts) = ofpact::from_instructions(&fm.instructions, fm.table_id) else {
+        return Ok(());
+    };
+    check_refs(bt, meters, &acts)
+}
+
+fn check_refs(
+    bt: &BridgeTables,
+    meters: &HashMap<u32, Meter>,
+    acts: &[Ofpact],
+) -> Result<(), ModError> {
+    for a in acts {
+        match a {
+            Ofpact::Group(g) if !bt.groups.contains_key(g) => {
+                return fail(OfpErr::OFPBAC_BAD_OUT_GROUP, format!("group {g} does not exist"))
+            }
+            Ofpact::Meter(m) if !meters.contains_key(m) => {
+                return fail(
+                    OfpErr::OFPMMFC_INVALID_METER,
+                    format!("meter {m} does not exist"),
+                )
+            }
+            Ofpact::Clone(inner) | Ofpact::WriteActions(inner) => check_refs(bt, meters, inner)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the flows whose meter instruction names `meter` (OFPRR_METER_DELETE), as OVS does
+/// when a meter is deleted. `meter` METER_ALL: every metered flow.
+pub fn delete_flows_using_meter(bt: &mut BridgeTables, meter: u32, changes: &mut Changes) {
+    let uses = |acts: &[Ofpact]| {
+        acts.iter()
+            .any(|a| matches!(a, Ofpact::Meter(m) if meter == METER_ALL || *m == meter))
+    };
+    for tab in bt.tables.iter_mut() {
+        if tab.is_empty() {
+            continue;
+        }
+        let ids: Vec<_> = tab
+            .cls()
+            .iter()
+            .filter(|r| uses(&r.payload.ofpacts))
+            .map(|r| r.id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let t: &mut Table = Arc::make_mut(tab);
+        for id in ids {
+            if let Some(r) = t.remove(id) {
+                changes.removed.push(Removed {
+                    rule: r,
+                    reason: reason::METER_DELETE,
+                });
+            }
+        }
+    }
+}
+
 fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, changes: &mut Changes) {
     for tab in bt.tables.iter_mut() {
         if tab.is_empty() {
             continue;
         }
         let ids: Vec<_> = tab
-            .cls
+            .cls()
             .iter()
             .filter(|r| ofpact::outputs_to_group(&r.payload.ofpacts, group))
             .map(|r| r.id)
@@ -508,7 +591,7 @@ fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, changes: &mut Cha
         }
         let t: &mut Table = Arc::make_mut(tab);
         for id in ids {
-            if let Some(r) = t.cls.remove(id) {
+            if let Some(r) = t.remove(id) {
                 changes.removed.push(Removed {
                     rule: r,
                     reason: reason::GROUP_DELETE,
@@ -532,6 +615,8 @@ pub struct Meter {
 }
 
 pub const METER_ALL: u32 = 0xffff_ffff;
+/// OFPMC_DELETE.
+pub const METER_DELETE: u16 = 2;
 /// Meter flags.
 pub const MF_KBPS: u16 = 1;
 pub const MF_PKTPS: u16 = 2;
@@ -575,7 +660,7 @@ impl Meter {
 pub fn meter_mod(meters: &mut HashMap<u32, Meter>, mm: &MeterMod) -> Result<(), ModError> {
     const ADD: u16 = 0;
     const MODIFY: u16 = 1;
-    const DELETE: u16 = 2;
+    const DELETE: u16 = METER_DELETE;
     let make = |mm: &MeterMod| -> Result<Meter, ModError> {
         if mm.flags & (MF_KBPS | MF_PKTPS) == (MF_KBPS | MF_PKTPS) {
             return fail(OfpErr::OFPMMFC_BAD_FLAGS, "both kbps and pktps");
@@ -772,7 +857,7 @@ mod tests {
         )
         .unwrap();
         let outs: Vec<bool> = bt.tables[0]
-            .cls
+            .cls()
             .iter()
             .map(|r| ofpact::outputs_to(&r.payload.ofpacts, 9))
             .collect();

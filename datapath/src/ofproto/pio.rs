@@ -18,8 +18,43 @@ use crate::pipeline::xlate::{self, XlateIn};
 use crate::pipeline::{ofpact, Frozen, PacketInSpec};
 use crate::pmd::{ExecJob, PinMeta};
 
-/// Magic prefix of our continuations (opaque to controllers, which echo them back).
+/// Magic prefix of our continuation ids (opaque to controllers, which echo them back).
 const CONT_MAGIC: &[u8; 8] = b"XVSCONT1";
+/// NXCPT_BRIDGE, the continuation property OVS fills with the bridge's UUID (ofp-packet.c,
+/// enum nx_continuation_prop_type). We put the magic and the stored frozen state's id there:
+/// ovs-ofctl decodes it as a UUID and sends it back verbatim in NXT_RESUME, and a controller
+/// cannot tell it from OVS's.
+const NXCPT_BRIDGE: u16 = 0x8000;
+
+/// The NXPINT_CONTINUATION property value for continuation `id`: 4 bytes of padding (nested
+/// properties start 8-aligned), then NXCPT_BRIDGE (header + 16 bytes, padded to 24).
+fn encode_continuation(id: u64) -> Vec<u8> {
+    let mut v = vec![0u8; 4];
+    v.extend_from_slice(&NXCPT_BRIDGE.to_be_bytes());
+    v.extend_from_slice(&20u16.to_be_bytes());
+    v.extend_from_slice(CONT_MAGIC);
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(&[0; 4]);
+    v
+}
+
+/// The continuation id in a NXPINT_CONTINUATION value, whatever other nested properties a
+/// controller put around it.
+fn decode_continuation(v: &[u8]) -> Option<u64> {
+    let mut rest = v.get(4..)?;
+    while rest.len() >= 4 {
+        let ty = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if ty == NXCPT_BRIDGE && len == 20 && &rest[4..12] == CONT_MAGIC {
+            return Some(u64::from_be_bytes(rest[12..20].try_into().ok()?));
+        }
+        rest = &rest[len.next_multiple_of(8).min(rest.len())..];
+    }
+    None
+}
 
 fn mf(field: Field, version: u8, value: u128) -> Option<MatchField> {
     let bytes = (field.info().width as usize).clamp(1, 16);
@@ -70,9 +105,7 @@ pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
     }
     let cont = spec.frozen.clone().map(|f| {
         let id = st.ofproto.store_continuation(f);
-        let mut v = CONT_MAGIC.to_vec();
-        v.extend_from_slice(&id.to_be_bytes());
-        v
+        encode_continuation(id)
     });
     let total_len = meta.total_len;
     let mut sent = 0;
@@ -213,6 +246,8 @@ pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), M
         trace: false,
     };
     let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
+    // flows the packet went through (output:TABLE, resubmit) count it, as in OVS
+    credit(&x.rules, po.data.len(), inp.now_ms);
     let actions = x.actions;
     send_packet_ins_inline(st, &po.data, &actions);
     let actions: Vec<_> = actions
@@ -221,6 +256,12 @@ pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), M
         .collect();
     send_job(st, &po.data, actions, lay);
     Ok(())
+}
+
+fn credit(rules: &[Arc<crate::pipeline::tables::RuleStats>], len: usize, now_ms: u64) {
+    for r in rules {
+        r.add(1, len as u64, now_ms);
+    }
 }
 
 /// Packet-ins generated while translating in the control thread (packet-out, resume) go out
@@ -254,10 +295,7 @@ pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModErr
             _ => None,
         })
         .ok_or_else(stale)?;
-    if cont.len() != 16 || &cont[..8] != CONT_MAGIC {
-        return Err(stale());
-    }
-    let id = u64::from_be_bytes(cont[8..16].try_into().map_err(|_| stale())?);
+    let id = decode_continuation(&cont).ok_or_else(stale)?;
     let frozen: Arc<Frozen> = Ofproto::take_continuation(&mut st.ofproto, id).ok_or_else(stale)?;
     let data = p
         .props
@@ -306,6 +344,7 @@ pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModErr
         trace: false,
     };
     let x = xlate::resume(&inp, &bt, pkey, &frozen);
+    credit(&x.rules, data.len(), inp.now_ms);
     send_packet_ins_inline(st, &data, &x.actions);
     let actions: Vec<_> = x
         .actions
@@ -314,4 +353,32 @@ pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModErr
         .collect();
     send_job(st, &data, actions, lay);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuations_round_trip_as_an_nxcpt_bridge_property() {
+        let v = encode_continuation(0x0102_0304_0506_0708);
+        // pad, NXCPT_BRIDGE len 20, "XVSCONT1", id, pad
+        assert_eq!(
+            v,
+            [
+                0, 0, 0, 0, 0x80, 0, 0, 20, b'X', b'V', b'S', b'C', b'O', b'N', b'T', b'1', 1, 2,
+                3, 4, 5, 6, 7, 8, 0, 0, 0, 0
+            ]
+        );
+        assert_eq!(decode_continuation(&v), Some(0x0102_0304_0506_0708));
+        // another nested property first (NXCPT_TABLE_ID, u8 padded to 8) is skipped
+        let mut w = vec![0u8; 4];
+        w.extend_from_slice(&[0x80, 4, 0, 5, 3, 0, 0, 0]);
+        w.extend_from_slice(&v[4..]);
+        assert_eq!(decode_continuation(&w), Some(0x0102_0304_0506_0708));
+        // garbage: no id, no panic
+        assert_eq!(decode_continuation(&[0, 0, 0, 0, 0x80, 0, 0, 2]), None);
+        assert_eq!(decode_continuation(&v[..10]), None);
+        assert_eq!(decode_continuation(&[]), None);
+    }
 }

@@ -57,7 +57,7 @@ pub fn features(st: &State, c: &Conn) -> SwitchFeatures {
         ps.sort();
         f.ports = ps
             .into_iter()
-            .filter_map(|p| port_desc(st, c.bridge, p))
+            .filter_map(|p| port_desc(st, c.bridge, p, c.version))
             .collect();
     }
     f
@@ -71,8 +71,9 @@ fn name16(s: &str) -> [u8; 16] {
     n
 }
 
-/// The OpenFlow description of a port (OFPPS_LINK_DOWN when the link is down).
-pub fn port_desc(st: &State, bridge: usize, ofport: u32) -> Option<Port> {
+/// The OpenFlow description of a port as a connection of `version` reads it: link down or
+/// (OpenFlow 1.1+) live, and the feature bits of that version's layout.
+pub fn port_desc(st: &State, bridge: usize, ofport: u32, version: u8) -> Option<Port> {
     let p = st
         .ports
         .iter()
@@ -87,9 +88,13 @@ pub fn port_desc(st: &State, bridge: usize, ofport: u32) -> Option<Port> {
         hw_addr: p.mac.map(|m| m.0).unwrap_or([0; 6]),
         name: name16(&p.xdp.name),
         config,
-        state: if up { 0 } else { 1 },
+        state: match (up, version) {
+            (false, _) => OFPPS_LINK_DOWN,
+            (true, 1) => 0,
+            (true, _) => OFPPS_LIVE,
+        },
         // 10 Gb/s full duplex, copper, as OVS reports for virtual devices
-        curr: 0x40 | 0x800,
+        curr: port_features(OFPPF_10GB_FD | OFPPF_COPPER, version),
         advertised: 0,
         supported: 0,
         peer: 0,
@@ -97,6 +102,24 @@ pub fn port_desc(st: &State, bridge: usize, ofport: u32) -> Option<Port> {
         max_speed: 0,
         extra_props: Vec::new(),
     })
+}
+
+const OFPPS_LINK_DOWN: u32 = 1;
+/// OpenFlow 1.1+: the port can forward (OVS sets it whenever the link is up).
+const OFPPS_LIVE: u32 = 4;
+/// Port feature bits in the OpenFlow 1.1+ layout.
+const OFPPF_10GB_FD: u32 = 1 << 6;
+const OFPPF_COPPER: u32 = 1 << 11;
+
+/// Feature bits (OpenFlow 1.1+ layout) for a connection of `version`: OpenFlow 1.0 has no
+/// 40G/100G/1T/other-speed bits, so copper, fiber, autoneg, pause and pause_asym sit four bits
+/// lower (OpenFlow 1.0 §5.2.1 vs 1.3 §7.2.1; OVS netdev_port_features_to_ofp10).
+fn port_features(f: u32, version: u8) -> u32 {
+    if version == 1 {
+        (f & 0x7f) | ((f & 0xf800) >> 4)
+    } else {
+        f
+    }
 }
 
 fn port_counter(st: &State, dp: u16, s: PortStat) -> u64 {
@@ -200,8 +223,15 @@ fn action_for_of10(a: &Action) -> Action {
 
 /// The match in the form the request used (NXM for Nicira requests and NXM flow format,
 /// OXM for 1.1+).
+/// NXFF_NXM, the Nicira flow format of NXT_SET_FLOW_FORMAT.
+const NXFF_NXM: u32 = 2;
+
+/// The match as a connection of `version` reads it: `nx` for the Nicira message forms, the
+/// OpenFlow 1.0 `ofp_match` for standard 1.0 messages, OXM otherwise.
 fn match_repr(m: &Match, version: u8, nx: bool) -> MatchRepr {
-    if version == 1 || nx {
+    if version == 1 && !nx {
+        MatchRepr::Of10(openflow::oxm::Of10Match::from_match(m))
+    } else if nx {
         MatchRepr::Nxm(m.clone())
     } else {
         MatchRepr::Oxm(m.clone())
@@ -233,7 +263,7 @@ fn selected<'a>(
             continue;
         }
         let mut rules: Vec<_> = tab
-            .cls
+            .cls()
             .iter_covered_by(&value, &mask)
             .map(|r| r.payload)
             .filter(|r| r.cookie & cookie_mask == cookie & cookie_mask)
@@ -283,7 +313,9 @@ pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
     let bytes = r.stats.bytes.load(Ordering::Relaxed);
     let dur = duration(now_ms, r.created_ms);
     let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
-    let nx = c.version == 1;
+    // OpenFlow 1.0 connections get NXT_FLOW_REMOVED only after asking for the NXM flow
+    // format (NXT_SET_FLOW_FORMAT), as from OVS (ofputil_encode_flow_removed)
+    let nx = c.version == 1 && c.flow_format == NXFF_NXM;
     Message::FlowRemoved(FlowRemoved {
         cookie: r.cookie,
         priority: r.priority,
@@ -450,7 +482,7 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
             let descs: Vec<Port> = ps
                 .into_iter()
                 .filter(|p| port_no.is_none_or(|x| x == ports::ANY || x == *p))
-                .filter_map(|p| port_desc(st, c.bridge, p))
+                .filter_map(|p| port_desc(st, c.bridge, p, c.version))
                 .collect();
             reply(c, MpReply::PortDesc(descs))
         }
@@ -690,13 +722,15 @@ fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<u8> {
         .filter(|g| id == mods::GROUP_ALL || g.group_id == id)
         .collect();
     gs.sort_by_key(|g| g.group_id);
+    let refs = bt.group_ref_counts();
     for g in gs {
         let len = 40 + 16 * g.buckets.len();
         let dur = duration(now_ms, g.created_ms);
         out.extend_from_slice(&(len as u16).to_be_bytes());
         out.extend_from_slice(&[0; 2]);
         out.extend_from_slice(&g.group_id.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes()); // ref_count
+        let ref_count = refs.get(&g.group_id).copied().unwrap_or(0);
+        out.extend_from_slice(&ref_count.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&g.stats.packets.load(Ordering::Relaxed).to_be_bytes());
         out.extend_from_slice(&g.stats.bytes.load(Ordering::Relaxed).to_be_bytes());

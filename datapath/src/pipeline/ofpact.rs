@@ -531,6 +531,17 @@ pub fn outputs_to(acts: &[Ofpact], port: u32) -> bool {
     })
 }
 
+/// Appends the groups the actions name.
+pub fn groups_used(acts: &[Ofpact], out: &mut Vec<u32>) {
+    for a in acts {
+        match a {
+            Ofpact::Group(g) => out.push(*g),
+            Ofpact::Clone(inner) | Ofpact::WriteActions(inner) => groups_used(inner, out),
+            _ => {}
+        }
+    }
+}
+
 /// Whether any action references group `g` (out_group filters).
 pub fn outputs_to_group(acts: &[Ofpact], g: u32) -> bool {
     acts.iter().any(|a| match a {

@@ -111,11 +111,39 @@ impl Rule {
 }
 
 /// One flow table.
-#[derive(Clone)]
+///
+/// Changes go through [`Table::insert`], [`Table::remove`] and [`Table::replace`], which also
+/// record them in a journal: the control thread keeps two copies of the tables (the one the
+/// PMDs read and the one it changes) and brings the retired copy up to date by replaying the
+/// journal rather than cloning whole classifiers (see [`Pipeline::reclaim`]). `version` counts
+/// the changes, so a replay that missed one is detected.
 pub struct Table {
-    pub cls: Classifier<Arc<Rule>, PKEY_WORDS>,
+    cls: Classifier<Arc<Rule>, PKEY_WORDS>,
     /// Lookups and matches, for table stats.
     pub stats: Arc<TableStats>,
+    version: u64,
+    journal: Vec<TableOp>,
+}
+
+/// One change of a table, as recorded for replay on the other copy. Rule ids agree between
+/// copies: both start equal and the classifier allocates ids deterministically.
+#[derive(Clone)]
+pub enum TableOp {
+    Insert(Arc<Rule>),
+    Remove(RuleId),
+    Replace(RuleId, Arc<Rule>),
+}
+
+impl Clone for Table {
+    /// A copy of the rules; the journal stays with the original.
+    fn clone(&self) -> Self {
+        Table {
+            cls: self.cls.clone(),
+            stats: self.stats.clone(),
+            version: self.version,
+            journal: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +157,8 @@ impl Default for Table {
         Table {
             cls: Classifier::new(&flow::stages()),
             stats: Arc::new(TableStats::default()),
+            version: 0,
+            journal: Vec::new(),
         }
     }
 }
@@ -144,18 +174,85 @@ impl Table {
         self.cls.get(id)
     }
 
+    /// The rules, for lookups and iteration (changes go through the methods below).
+    pub fn cls(&self) -> &Classifier<Arc<Rule>, PKEY_WORDS> {
+        &self.cls
+    }
+
     /// Inserts a rule (conjunctive when it carries clauses; they were validated when the
     /// actions were normalized).
     pub fn insert(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
+        let id = self.insert_quiet(rule.clone())?;
+        self.journal.push(TableOp::Insert(rule));
+        Ok(id)
+    }
+
+    fn insert_quiet(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
         let (v, m, p) = (rule.value, rule.mask, rule.priority as u32);
-        if rule.clauses.is_empty() {
-            Ok(self.cls.insert(v, m, p, rule))
+        let id = if rule.clauses.is_empty() {
+            self.cls.insert(v, m, p, rule)
         } else {
             let c = rule.clauses.clone();
             self.cls
                 .try_insert_conjunctive(v, m, p, &c, rule)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?
+        };
+        self.version += 1;
+        Ok(id)
+    }
+
+    /// Removes a rule.
+    pub fn remove(&mut self, id: RuleId) -> Option<Arc<Rule>> {
+        let r = self.remove_quiet(id)?;
+        self.journal.push(TableOp::Remove(id));
+        Some(r)
+    }
+
+    fn remove_quiet(&mut self, id: RuleId) -> Option<Arc<Rule>> {
+        let r = self.cls.remove(id)?;
+        self.version += 1;
+        Some(r)
+    }
+
+    /// Puts `new` (same match and priority; new actions, clauses, cookie...) in the place of
+    /// rule `id`. Returns false when there is no such rule.
+    pub fn replace(&mut self, id: RuleId, new: Arc<Rule>) -> bool {
+        if !self.replace_quiet(id, new.clone()) {
+            return false;
         }
+        self.journal.push(TableOp::Replace(id, new));
+        true
+    }
+
+    fn replace_quiet(&mut self, id: RuleId, new: Arc<Rule>) -> bool {
+        let Some(old) = self.cls.get(id) else {
+            return false;
+        };
+        if old.clauses != new.clauses && self.cls.set_conjunctions(id, &new.clauses).is_err() {
+            return false;
+        }
+        match self.cls.get_mut(id) {
+            Some(slot) => *slot = new,
+            None => return false,
+        }
+        self.version += 1;
+        true
+    }
+
+    /// Applies changes recorded on the other copy. False when one of them does not apply:
+    /// the copies differ and this one must not be used.
+    fn replay<'a>(&mut self, ops: impl IntoIterator<Item = &'a TableOp>) -> bool {
+        for op in ops {
+            let ok = match op {
+                TableOp::Insert(r) => self.insert_quiet(r.clone()).is_ok(),
+                TableOp::Remove(id) => self.remove_quiet(*id).is_some(),
+                TableOp::Replace(id, r) => self.replace_quiet(*id, r.clone()),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -261,6 +358,24 @@ impl BridgeTables {
         let _ = Arc::make_mut(&mut self.tables[0]).insert(Arc::new(r));
     }
 
+    /// How many flows use each group (OpenFlow group stats `ref_count`; OVS counts the rules
+    /// whose actions name the group, not other groups' buckets).
+    pub fn group_ref_counts(&self) -> HashMap<u32, u32> {
+        let mut n: HashMap<u32, u32> = HashMap::new();
+        for t in &self.tables {
+            for r in t.cls.iter() {
+                let mut seen: Vec<u32> = Vec::new();
+                crate::pipeline::ofpact::groups_used(&r.payload.ofpacts, &mut seen);
+                seen.sort_unstable();
+                seen.dedup();
+                for g in seen {
+                    *n.entry(g).or_default() += 1;
+                }
+            }
+        }
+        n
+    }
+
     pub fn n_flows(&self) -> usize {
         self.tables.iter().map(|t| t.len()).sum()
     }
@@ -278,5 +393,169 @@ impl Pipeline {
     pub fn bridge_of(&self, dp: DpPort) -> Option<&BridgeTables> {
         let b = *self.bridge_of_dp.get(&dp)?;
         self.bridges.get(b as usize).map(|b| &**b)
+    }
+
+    /// Takes the changes recorded since the last call: (bridge, table, changes).
+    pub fn take_journal(&mut self) -> Journal {
+        let mut out = Vec::new();
+        for (b, bt) in self.bridges.iter_mut().enumerate() {
+            // shared bridges and tables have not changed since they were shared (changing
+            // them would have copied them first)
+            let Some(bt) = Arc::get_mut(bt) else {
+                continue;
+            };
+            for (t, tab) in bt.tables.iter_mut().enumerate() {
+                if let Some(tab) = Arc::get_mut(tab) {
+                    if !tab.journal.is_empty() {
+                        out.push((b, t, std::mem::take(&mut tab.journal)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Turns `self`, a retired snapshot, into a private copy equal to `current` by replaying
+    /// `journal` (the changes made between the two) — instead of cloning every changed
+    /// classifier, which made each flow mod + barrier cost O(table size). Tables whose replay
+    /// does not end in exactly `current`'s version and size are shared with `current` instead
+    /// (the next change copies them), so a mistake costs time, never correctness. The other
+    /// parts of each bridge (groups, ports) are small and copied.
+    pub fn reclaim(mut self, current: &Pipeline, journal: &Journal) -> Pipeline {
+        let mut ops: HashMap<(usize, usize), Vec<&TableOp>> = HashMap::new();
+        for (b, t, j) in journal {
+            ops.entry((*b, *t)).or_default().extend(j.iter());
+        }
+        self.bridges.truncate(current.bridges.len());
+        for (b, cur) in current.bridges.iter().enumerate() {
+            if b >= self.bridges.len() || Arc::ptr_eq(&self.bridges[b], cur) {
+                if b >= self.bridges.len() {
+                    self.bridges.push(cur.clone());
+                }
+                continue;
+            }
+            if self.bridges[b].tables.len() != cur.tables.len() {
+                self.bridges[b] = cur.clone();
+                continue;
+            }
+            let bt = Arc::make_mut(&mut self.bridges[b]);
+            bt.name.clone_from(&cur.name);
+            bt.index = cur.index;
+            bt.groups.clone_from(&cur.groups);
+            bt.ports.clone_from(&cur.ports);
+            bt.of_of_dp.clone_from(&cur.of_of_dp);
+            bt.datapath_id = cur.datapath_id;
+            for (t, cur_t) in cur.tables.iter().enumerate() {
+                let mine = &mut bt.tables[t];
+                if Arc::ptr_eq(mine, cur_t) {
+                    continue;
+                }
+                let ok = match ops.get(&(b, t)) {
+                    Some(list) => Arc::make_mut(mine).replay(list.iter().copied()),
+                    None => true,
+                };
+                if !ok || mine.version != cur_t.version || mine.len() != cur_t.len() {
+                    *mine = cur_t.clone();
+                }
+            }
+        }
+        self.bridge_of_dp.clone_from(&current.bridge_of_dp);
+        self
+    }
+}
+
+/// Changes recorded in a pipeline's tables: (bridge, table, changes in order).
+pub type Journal = Vec<(usize, usize, Vec<TableOp>)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(p: &Pipeline) -> Vec<(RuleId, u16, usize)> {
+        let mut v: Vec<_> = p.bridges[0].tables[0]
+            .cls()
+            .iter()
+            .map(|r| (r.id, r.payload.priority, Arc::as_ptr(r.payload) as usize))
+            .collect();
+        v.sort_by_key(|x| x.0.index());
+        v
+    }
+
+    /// Publishes `master` as `publish_pipeline` does: returns (front, journal) and leaves the
+    /// shallow copy in `master`.
+    fn publish(master: &mut Pipeline) -> (Arc<Pipeline>, Journal) {
+        let j = master.take_journal();
+        let front = Arc::new(std::mem::take(master));
+        *master = (*front).clone();
+        (front, j)
+    }
+
+    fn table0(p: &mut Pipeline) -> &mut Table {
+        Arc::make_mut(&mut Arc::make_mut(&mut p.bridges[0]).tables[0])
+    }
+
+    #[test]
+    fn a_retired_snapshot_is_brought_up_to_date_by_replay_not_copy() {
+        let mut master = Pipeline::default();
+        master
+            .bridges
+            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
+        let (front0, _) = publish(&mut master);
+        // first change after a publish copies the shared table (no retired copy yet)
+        let ids: Vec<RuleId> = (1..=4u16)
+            .map(|p| {
+                table0(&mut master)
+                    .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)))
+                    .unwrap()
+            })
+            .collect();
+        let (front1, j1) = publish(&mut master);
+        let mut back = Arc::try_unwrap(front0)
+            .ok()
+            .unwrap()
+            .reclaim(&front1, &j1);
+        assert_eq!(rules(&back), rules(&front1));
+        assert!(!Arc::ptr_eq(
+            &back.bridges[0].tables[0],
+            &front1.bridges[0].tables[0]
+        ));
+        // the reclaimed copy is private: changing it copies nothing
+        let before = Arc::as_ptr(&back.bridges[0].tables[0]);
+        table0(&mut back).remove(ids[1]).unwrap();
+        assert!(table0(&mut back).replace(ids[2], Arc::new(Rule::catch_all(0, 3, Vec::new(), 7))));
+        table0(&mut back)
+            .insert(Arc::new(Rule::catch_all(0, 9, Vec::new(), 0)))
+            .unwrap();
+        assert_eq!(Arc::as_ptr(&back.bridges[0].tables[0]), before);
+        // and the next round replays remove, replace and insert onto front1
+        let (front2, j2) = publish(&mut back);
+        let again = Arc::try_unwrap(front1).ok().unwrap().reclaim(&front2, &j2);
+        assert_eq!(rules(&again), rules(&front2));
+        assert_eq!(rules(&again).len(), 4);
+    }
+
+    #[test]
+    fn a_replay_that_misses_a_change_falls_back_to_sharing() {
+        let mut master = Pipeline::default();
+        master
+            .bridges
+            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
+        let (front0, _) = publish(&mut master);
+        for p in 1..=3u16 {
+            table0(&mut master)
+                .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)))
+                .unwrap();
+        }
+        let (front1, mut j1) = publish(&mut master);
+        j1[0].2.pop(); // lose the last insert
+        let back = Arc::try_unwrap(front0)
+            .ok()
+            .unwrap()
+            .reclaim(&front1, &j1);
+        assert!(Arc::ptr_eq(
+            &back.bridges[0].tables[0],
+            &front1.bridges[0].tables[0]
+        ));
+        assert_eq!(rules(&back), rules(&front1));
     }
 }
