@@ -635,44 +635,22 @@ pub struct OxsStats {
     pub flow_count: Option<u32>,
 }
 
-/// Parses an `ofp_stats` block (reserved, length, OXS TLVs, padding).
-pub fn parse_oxs(b: &[u8]) -> Result<OxsStats, String> {
+/// The OXS statistics as `oxs_pull_stat` keeps them (idle age in whole seconds; a later
+/// entry of the same kind wins).
+pub fn oxs_stats(x: &openflow::stats::OxsStats) -> OxsStats {
+    use openflow::stats::OxsEntry;
     let mut st = OxsStats::default();
-    if b.len() < 4 {
-        return Err("OXS stats too short".into());
-    }
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    if len < 4 || len > b.len() {
-        return Err("OXS stats length".into());
-    }
-    let mut p = &b[4..len];
-    while p.len() >= 4 {
-        let h = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-        let class = (h >> 16) as u16;
-        let field = ((h >> 9) & 0x7f) as u8;
-        let plen = (h & 0xff) as usize;
-        let hl = if class == 0xffff { 8 } else { 4 };
-        if p.len() < hl + plen.saturating_sub(hl - 4) {
-            return Err("OXS entry length".into());
+    for e in &x.entries {
+        match e {
+            OxsEntry::Duration { sec, nsec } => st.duration = Some((*sec, *nsec)),
+            OxsEntry::IdleTime { sec, .. } => st.idle_age = Some(*sec),
+            OxsEntry::FlowCount(n) => st.flow_count = Some(*n),
+            OxsEntry::PacketCount(n) => st.packet_count = Some(*n),
+            OxsEntry::ByteCount(n) => st.byte_count = Some(*n),
+            OxsEntry::Other { .. } => {}
         }
-        let payload_len = plen - if class == 0xffff { 4 } else { 0 };
-        let payload = p
-            .get(hl..hl + payload_len)
-            .ok_or_else(|| "OXS entry length".to_string())?;
-        let u64v = |x: &[u8]| -> Option<u64> { x.try_into().ok().map(u64::from_be_bytes) };
-        if class == 0x8002 {
-            match field {
-                0 => st.duration = u64v(payload).map(|d| ((d >> 32) as u32, d as u32)),
-                1 => st.idle_age = u64v(payload).map(|d| (d >> 32) as u32),
-                3 => st.flow_count = payload.try_into().ok().map(u32::from_be_bytes),
-                4 => st.packet_count = u64v(payload),
-                5 => st.byte_count = u64v(payload),
-                _ => {}
-            }
-        }
-        p = &p[hl + payload_len..];
     }
-    Ok(st)
+    st
 }
 
 /// Decodes one codec flow-stats entry (`ofputil_decode_flow_stats_reply`).
@@ -712,7 +690,7 @@ pub fn decode_flow_stats(fs: &FlowStats, version: u8) -> Result<FlowEntry, Strin
         }
     }
     if version >= 6 && !nx && !matches!(fs.match_, MatchRepr::Of10(_)) {
-        let st = parse_oxs(&fs.oxs_stats)?;
+        let st = oxs_stats(&fs.oxs_stats);
         let (s, ns) = st.duration.unwrap_or((u32::MAX, u32::MAX));
         e.duration_sec = s;
         e.duration_nsec = ns;

@@ -633,22 +633,7 @@ pub fn group_desc_request(version: u8, group_id: u32, xid: u32) -> Vec<u8> {
 
 /// The group-statistics request for `version` (NXST_GROUP in OpenFlow 1.0).
 pub fn group_stats_request(version: u8, group_id: u32, xid: u32) -> Vec<u8> {
-    let mut body = group_id.to_be_bytes().to_vec();
-    body.extend([0u8; 4]);
-    if version == 1 {
-        let mut m = vec![1u8, 16, 0, 0];
-        m.extend(xid.to_be_bytes());
-        m.extend(0xffffu16.to_be_bytes());
-        m.extend(0u16.to_be_bytes());
-        m.extend(NX_VENDOR_ID.to_be_bytes());
-        m.extend(7u32.to_be_bytes());
-        m.extend([0u8; 4]);
-        m.extend(body);
-        let n = m.len() as u16;
-        m[2..4].copy_from_slice(&n.to_be_bytes());
-        return m;
-    }
-    let body = MpRequest::Raw { mp_type: 6, body };
+    let body = MpRequest::GroupStats { group_id };
     openflow::encode(
         version,
         xid,

@@ -720,18 +720,18 @@ fn cmd_queue_stats(o: &Opts, args: &[String]) {
         _ => u32::MAX,
     };
     let mut c = open(o, name);
-    let mut body = Vec::new();
-    if c.version == 1 {
-        let p = if port == ports::ANY { ports::ALL } else { port };
-        body.extend(p.to_be_bytes());
-        body.extend([0, 0]);
+    // OpenFlow 1.0 asks for all ports with OFPP_ALL
+    let p = if c.version == 1 && port == ports::ANY {
+        ports::ALL
     } else {
-        body.extend(port_to_ofp11(port).to_be_bytes());
-    }
-    body.extend(queue.to_be_bytes());
+        port
+    };
     let req = Message::MultipartRequest(MultipartRequest {
         flags: 0,
-        body: MpRequest::Raw { mp_type: 5, body },
+        body: MpRequest::QueueStats {
+            port_no: port_to_ofp11(p),
+            queue_id: queue,
+        },
     });
     let map = names_to_show(o, name);
     dump_transaction(&mut c, &req, map.as_ref(), o.verbosity);

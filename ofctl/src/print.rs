@@ -10,7 +10,9 @@ use openflow::message::{
     Experimenter, FlowMod, FlowRemoved, GroupMod, PacketIn, PacketIn2, PacketIn2Prop, PacketOut,
     Role, SwitchConfig, SwitchFeatures,
 };
+use openflow::monitor::FlowMonitorForm;
 use openflow::multipart::{MpReply, MpRequest};
+use openflow::stats::{GroupStats, PortStats, PortStatsEthernet, QueueStats, TableStats};
 use openflow::types::{Bucket, Port};
 use openflow::{Header, MatchRepr, Message};
 
@@ -18,15 +20,12 @@ use crate::actions::{decode_actions, format_actions, packet_in_reason_to_string,
 use crate::errnames::{Num, ERRORS};
 use crate::flow::{decode_flow_stats, format_duration, format_flow_entry, of10_to_flowmatch};
 use crate::flowmatch::FlowMatch;
-use crate::monitor::Layout;
 use crate::packet::packet_to_string;
 use crate::value::{format_mac, format_port, port_from_ofp11, ports, PortMap};
 
 /// The message's name as Open vSwitch's `ofpraw` table spells it.
 /// Nicira's experimenter ID.
 const NX_VENDOR: u32 = 0x0000_2320;
-/// The ONF's experimenter ID.
-const ONF_VENDOR: u32 = 0x4f4e_4600;
 
 pub fn msg_name(h: &Header, m: &Message) -> String {
     let v = h.version;
@@ -78,6 +77,13 @@ pub fn msg_name(h: &Header, m: &Message) -> String {
                 MpRequest::GroupFeatures => "OFPST_GROUP_FEATURES".into(),
                 MpRequest::MeterFeatures => "OFPST_METER_FEATURES".into(),
                 MpRequest::TableDesc => "OFPST_TABLE_DESC".into(),
+                MpRequest::QueueStats { .. } => "OFPST_QUEUE".into(),
+                MpRequest::GroupStats { .. } if v == 1 => nxst_name(7),
+                MpRequest::GroupStats { .. } => "OFPST_GROUP".into(),
+                MpRequest::MeterStats { .. } => "OFPST_METER".into(),
+                MpRequest::MeterConfig { .. } => "OFPST_METER_CONFIG".into(),
+                MpRequest::TableFeatures(_) => "OFPST_TABLE_FEATURES".into(),
+                MpRequest::FlowMonitor { form, .. } => monitor_name(*form),
                 MpRequest::Raw { mp_type, .. } => mp_name(*mp_type).into(),
                 MpRequest::Experimenter { exp_type, .. } => nxst_name(*exp_type),
             };
@@ -106,6 +112,15 @@ pub fn msg_name(h: &Header, m: &Message) -> String {
                 MpReply::GroupFeatures(_) => "OFPST_GROUP_FEATURES".into(),
                 MpReply::MeterConfig(_) => "OFPST_METER_CONFIG".into(),
                 MpReply::MeterFeatures(_) => "OFPST_METER_FEATURES".into(),
+                MpReply::TableStats(_) => "OFPST_TABLE".into(),
+                MpReply::TableFeatures(_) => "OFPST_TABLE_FEATURES".into(),
+                MpReply::PortStats(_) => "OFPST_PORT".into(),
+                MpReply::QueueStats(_) => "OFPST_QUEUE".into(),
+                MpReply::GroupStats(_) if v == 1 => nxst_name(7),
+                MpReply::GroupStats(_) => "OFPST_GROUP".into(),
+                MpReply::MeterStats(_) => "OFPST_METER".into(),
+                MpReply::TableDesc(_) => "OFPST_TABLE_DESC".into(),
+                MpReply::FlowMonitor { form, .. } => monitor_name(*form),
                 MpReply::Raw { mp_type, .. } => mp_name(*mp_type).into(),
                 MpReply::Experimenter { exp_type, .. } => nxst_name(*exp_type),
             };
@@ -269,6 +284,14 @@ fn raw_msg_name(b: &[u8]) -> Option<String> {
     })
 }
 
+fn monitor_name(form: FlowMonitorForm) -> String {
+    match form {
+        FlowMonitorForm::Nicira => nxst_name(2),
+        FlowMonitorForm::Onf => nxst_name(1870),
+        FlowMonitorForm::OpenFlow => mp_name(16).into(),
+    }
+}
+
 fn nxst_name(sub: u32) -> String {
     match sub {
         2 => "NXST_FLOW_MONITOR".into(),
@@ -388,7 +411,7 @@ fn body_to_string(h: &Header, m: &Message, map: Names, verbosity: u8) -> Result<
         Message::GetConfigReply(c) | Message::SetConfig(c) => format_config(c, v),
         Message::PacketIn(p) => format_packet_in(p, v, map, verbosity)?,
         Message::PacketIn2(p) | Message::Resume(p) => format_packet_in2(p, v, map, verbosity)?,
-        Message::FlowRemoved(f) => format_flow_removed(f, map)?,
+        Message::FlowRemoved(f) => format_flow_removed(f, v, map)?,
         Message::PortStatus { reason, port } => {
             let r = match reason {
                 0 => " ADD:",
@@ -1053,7 +1076,7 @@ fn format_flow_mod(f: &FlowMod, v: u8, map: Names) -> Result<String, String> {
     Ok(s)
 }
 
-fn format_flow_removed(f: &FlowRemoved, map: Names) -> Result<String, String> {
+fn format_flow_removed(f: &FlowRemoved, v: u8, map: Names) -> Result<String, String> {
     let (m, _) = decode_match(&f.match_)?;
     let reason = match f.reason {
         0 => "idle".to_string(),
@@ -1082,8 +1105,8 @@ fn format_flow_removed(f: &FlowRemoved, map: Names) -> Result<String, String> {
         f.packet_count,
         f.byte_count,
     );
-    if !f.oxs_stats.is_empty() {
-        let st = crate::flow::parse_oxs(&f.oxs_stats)?;
+    if v >= 6 && matches!(f.match_, MatchRepr::Oxm(_)) {
+        let st = crate::flow::oxs_stats(&f.oxs_stats);
         if let Some((a, b)) = st.duration {
             dsec = a;
             dnsec = b;
@@ -1389,18 +1412,8 @@ fn format_mp_request(b: &MpRequest, v: u8, map: Names) -> Result<String, String>
             s.push_str(&m.format(map, None));
             s
         }
-        MpRequest::Experimenter {
-            experimenter: NX_VENDOR,
-            exp_type: 2,
-            body,
-        } => crate::monitor::format_requests(body, Layout::Nx, map)?,
-        MpRequest::Experimenter {
-            experimenter: ONF_VENDOR,
-            exp_type: 1870,
-            body,
-        } => crate::monitor::format_requests(body, Layout::Onf, map)?,
-        MpRequest::Raw { mp_type: 16, body } => {
-            crate::monitor::format_requests(body, Layout::Of14, map)?
+        MpRequest::FlowMonitor { form, monitors } => {
+            crate::monitor::format_requests(monitors, *form, map)?
         }
         MpRequest::Experimenter {
             experimenter: NX_VENDOR,
@@ -1410,32 +1423,19 @@ fn format_mp_request(b: &MpRequest, v: u8, map: Names) -> Result<String, String>
         MpRequest::GroupDesc { group_id } => {
             format!(" group_id={}", group_name(group_id.unwrap_or(0xffff_fffc)))
         }
-        MpRequest::Experimenter {
-            experimenter: NX_VENDOR,
-            exp_type: 7,
-            body,
-        } if body.len() >= 4 => format!(" group_id={}", group_name(u32_at(body, 0))),
-        MpRequest::Raw { mp_type: 6, body } if body.len() >= 4 => {
-            format!(" group_id={}", group_name(u32_at(body, 0)))
+        MpRequest::GroupStats { group_id } => format!(" group_id={}", group_name(*group_id)),
+        MpRequest::MeterStats { meter_id } | MpRequest::MeterConfig { meter_id } => {
+            format!(" meter={}", meter_name(*meter_id))
         }
-        MpRequest::Raw {
-            mp_type: 9 | 10,
-            body,
-        } if body.len() >= 4 => format!(" meter={}", meter_name(u32_at(body, 0))),
-        MpRequest::Raw { mp_type: 5, body } if body.len() >= 8 => {
-            let (port, queue) = if v == 1 {
-                // OpenFlow 1.0 says "all ports" with OFPP_ALL here; OVS shows it as ANY.
-                let p = u16_at(body, 0);
-                (
-                    if p == ports::ALL { ports::ANY } else { p },
-                    u32_at(body, 4),
-                )
+        MpRequest::QueueStats { port_no, queue_id } => {
+            let p = port_from_ofp11(*port_no).unwrap_or(ports::ANY);
+            // OpenFlow 1.0 says "all ports" with OFPP_ALL here; OVS shows it as ANY.
+            let port = if v == 1 && p == ports::ALL {
+                ports::ANY
             } else {
-                (
-                    port_from_ofp11(u32_at(body, 0)).unwrap_or(ports::ANY),
-                    u32_at(body, 4),
-                )
+                p
             };
+            let queue = *queue_id;
             let q = if queue == u32::MAX {
                 "ALL".to_string()
             } else {
@@ -1447,92 +1447,39 @@ fn format_mp_request(b: &MpRequest, v: u8, map: Names) -> Result<String, String>
     })
 }
 
-/// Group statistics reply (`ofputil_group_stats_format`); `v` 1.1/1.2 have no
-/// duration (Nicira's OpenFlow 1.0 form uses the 1.3 layout).
-fn format_group_stats(body: &[u8], v: u8) -> Result<String, String> {
+/// Group statistics reply (`ofputil_group_stats_format`; Nicira's OpenFlow 1.0 form uses
+/// the 1.3 layout).
+fn format_group_stats(gs: &[GroupStats]) -> String {
     let mut s = String::new();
-    let mut p = body;
-    let base = if v <= 3 { 32 } else { 40 };
-    while !p.is_empty() {
-        let len = u16_at(p, 0) as usize;
-        if len < base || len > p.len() {
-            s.push_str(" ***parse error***");
-            break;
-        }
-        let e = &p[..len];
-        s.push_str(&format!("\n group_id={},", u32_at(e, 4)));
-        if base == 40 && u32_at(e, 32) != u32::MAX {
+    for g in gs {
+        s.push_str(&format!("\n group_id={},", g.group_id));
+        if g.duration_sec != u32::MAX {
             s.push_str(&format!(
                 "duration={}s,",
-                format_duration(u32_at(e, 32), u32_at(e, 36))
+                format_duration(g.duration_sec, g.duration_nsec)
             ));
         }
         s.push_str(&format!(
             "ref_count={},packet_count={},byte_count={}",
-            u32_at(e, 8),
-            u64_at(e, 16),
-            u64_at(e, 24)
+            g.ref_count, g.packet_count, g.byte_count
         ));
-        for (i, b) in e[base..].chunks_exact(16).enumerate() {
-            if u64_at(b, 0) != u64::MAX {
+        for (i, b) in g.buckets.iter().enumerate() {
+            if b.packet_count != u64::MAX {
                 s.push_str(&format!(
                     ",bucket{i}:packet_count={},byte_count={}",
-                    u64_at(b, 0),
-                    u64_at(b, 8)
+                    b.packet_count, b.byte_count
                 ));
             }
         }
-        p = &p[len..];
     }
-    Ok(s)
+    s
 }
 
 /// Queue statistics reply (`ofputil_queue_stats_reply_format`).
-fn format_queue_stats(body: &[u8], v: u8, map: Names, verbosity: u8) -> Result<String, String> {
-    // (port, queue, bytes, packets, errors, duration)
-    type QueueStat = (u16, u32, u64, u64, u64, Option<(u32, u32)>);
-    let mut qs: Vec<QueueStat> = Vec::new();
-    let mut p = body;
-    let bad = || "queue stats reply: bad length".to_string();
-    while !p.is_empty() {
-        let (len, e) = match v {
-            1 => {
-                let e = p.get(..32).ok_or_else(bad)?;
-                (32, (u16_at(e, 0), u32_at(e, 4), 8, None))
-            }
-            2..=4 => {
-                let n = if v == 4 { 40 } else { 32 };
-                let e = p.get(..n).ok_or_else(bad)?;
-                let d = (v == 4).then(|| (u32_at(e, 32), u32_at(e, 36)));
-                let port = port_from_ofp11(u32_at(e, 0)).unwrap_or(ports::ANY);
-                (n, (port, u32_at(e, 4), 8, d))
-            }
-            _ => {
-                let n = u16_at(p, 0) as usize;
-                if n < 48 || n > p.len() {
-                    return Err(bad());
-                }
-                let e = &p[..n];
-                let port = port_from_ofp11(u32_at(e, 8)).unwrap_or(ports::ANY);
-                let d = Some((u32_at(e, 40), u32_at(e, 44)));
-                (n, (port, u32_at(e, 12), 16, d))
-            }
-        };
-        let (port, queue, off, dur) = e;
-        let c = &p[..len];
-        qs.push((
-            port,
-            queue,
-            u64_at(c, off),
-            u64_at(c, off + 8),
-            u64_at(c, off + 16),
-            dur.filter(|d| d.0 != u32::MAX),
-        ));
-        p = &p[len..];
-    }
+fn format_queue_stats(qs: &[QueueStats], v: u8, map: Names, verbosity: u8) -> String {
     let mut s = format!(" {} queues\n", qs.len());
     if verbosity < 1 {
-        return Ok(s);
+        return s;
     }
     let stat = |x: u64| {
         if x == u64::MAX {
@@ -1541,7 +1488,12 @@ fn format_queue_stats(body: &[u8], v: u8, map: Names, verbosity: u8) -> Result<S
             x.to_string()
         }
     };
-    for (port, queue, bytes, pkts, errs, dur) in qs {
+    for q in qs {
+        let port = port_from_ofp11(q.port_no).unwrap_or(ports::ANY);
+        // OpenFlow 1.0 has no duration
+        let dur =
+            (v != 1 && q.duration_sec != u32::MAX).then_some((q.duration_sec, q.duration_nsec));
+        let (queue, bytes, pkts, errs) = (q.queue_id, q.tx_bytes, q.tx_packets, q.tx_errors);
         let q = if queue == u32::MAX {
             "ALL".to_string()
         } else {
@@ -1559,7 +1511,7 @@ fn format_queue_stats(body: &[u8], v: u8, map: Names, verbosity: u8) -> Result<S
             }
         ));
     }
-    Ok(s)
+    s
 }
 
 fn meter_name(m: u32) -> String {
@@ -1598,8 +1550,8 @@ fn format_mp_reply(b: &MpReply, v: u8, map: Names, verbosity: u8) -> Result<Stri
         } => {
             format!(" packet_count={packet_count} byte_count={byte_count} flow_count={flow_count}")
         }
-        MpReply::AggregateOxs(raw) => {
-            let st = crate::flow::parse_oxs(raw)?;
+        MpReply::AggregateOxs(x) => {
+            let st = crate::flow::oxs_stats(x);
             format!(
                 " packet_count={} byte_count={} flow_count={}",
                 st.packet_count.unwrap_or(0),
@@ -1630,26 +1582,11 @@ fn format_mp_reply(b: &MpReply, v: u8, map: Names, verbosity: u8) -> Result<Stri
             }
             s
         }
-        MpReply::Raw { mp_type: 4, body } => format_port_stats(body, v, map, verbosity)?,
-        MpReply::Raw { mp_type: 5, body } => format_queue_stats(body, v, map, verbosity)?,
-        MpReply::Raw { mp_type: 6, body } => format_group_stats(body, v)?,
-        MpReply::Experimenter {
-            experimenter: NX_VENDOR,
-            exp_type: 7,
-            body,
-        } => format_group_stats(body, 4)?,
-        MpReply::Experimenter {
-            experimenter: NX_VENDOR,
-            exp_type: 2,
-            body,
-        } => crate::monitor::format_updates(body, v, true, false, map)?,
-        MpReply::Experimenter {
-            experimenter: ONF_VENDOR,
-            exp_type: 1870,
-            body,
-        } => crate::monitor::format_updates(body, v, true, true, map)?,
-        MpReply::Raw { mp_type: 16, body } => {
-            crate::monitor::format_updates(body, v, false, true, map)?
+        MpReply::PortStats(ps) => format_port_stats(ps, v, map, verbosity),
+        MpReply::QueueStats(qs) => format_queue_stats(qs, v, map, verbosity),
+        MpReply::GroupStats(gs) => format_group_stats(gs),
+        MpReply::FlowMonitor { form, updates } => {
+            crate::monitor::format_updates(updates, *form, v, map)?
         }
         MpReply::Experimenter {
             experimenter: NX_VENDOR,
@@ -1663,7 +1600,7 @@ fn format_mp_reply(b: &MpReply, v: u8, map: Names, verbosity: u8) -> Result<Stri
             }
             s
         }
-        MpReply::Raw { mp_type: 3, body } => format_table_stats(body, v)?,
+        MpReply::TableStats(ts) => format_table_stats(ts, v)?,
         _ => String::new(),
     })
 }
@@ -1779,89 +1716,11 @@ fn u16_at(b: &[u8], i: usize) -> u16 {
         .unwrap_or(0)
 }
 
-/// Port statistics of one port.
-#[derive(Debug, Clone, Default)]
-pub struct PortStats {
-    pub port_no: u16,
-    /// rx packets, tx packets, rx bytes, tx bytes, rx dropped, tx dropped, rx errors,
-    /// tx errors, rx frame, rx over, rx crc, collisions (u64::MAX = unknown).
-    pub c: [u64; 12],
-    pub duration: Option<(u32, u32)>,
-}
-
-/// Parses a port-stats reply body.
-pub fn parse_port_stats(body: &[u8], v: u8) -> Result<Vec<PortStats>, String> {
-    let mut out = Vec::new();
-    let mut p = body;
-    while !p.is_empty() {
-        let mut ps = PortStats::default();
-        let len = match v {
-            1 => 104,
-            2 | 3 => 104,
-            4 => 112,
-            _ => u16_at(p, 0) as usize,
-        };
-        if len < 8 || len > p.len() {
-            return Err("port stats length".into());
-        }
-        let e = &p[..len];
-        match v {
-            1 => {
-                ps.port_no = u16_at(e, 0);
-                for i in 0..12 {
-                    ps.c[i] = u64_at(e, 8 + 8 * i);
-                }
-            }
-            2..=4 => {
-                ps.port_no = port_from_ofp11(u32_at(e, 0)).unwrap_or(0);
-                for i in 0..12 {
-                    ps.c[i] = u64_at(e, 8 + 8 * i);
-                }
-                if v == 4 {
-                    ps.duration = Some((u32_at(e, 104), u32_at(e, 108)));
-                }
-            }
-            _ => {
-                if len < 80 {
-                    return Err("port stats length".into());
-                }
-                ps.port_no = port_from_ofp11(u32_at(e, 4)).unwrap_or(0);
-                ps.duration = Some((u32_at(e, 8), u32_at(e, 12)));
-                for i in 0..8 {
-                    ps.c[i] = u64_at(e, 16 + 8 * i);
-                }
-                for i in 8..12 {
-                    ps.c[i] = u64::MAX;
-                }
-                // Properties: the Ethernet one holds frame/over/crc/collisions.
-                let mut q = &e[80..];
-                while q.len() >= 4 {
-                    let t = u16_at(q, 0);
-                    let l = u16_at(q, 2) as usize;
-                    if l < 4 || l > q.len() {
-                        break;
-                    }
-                    if t == 0 && l >= 40 {
-                        for i in 0..4 {
-                            ps.c[8 + i] = u64_at(q, 8 + 8 * i);
-                        }
-                    }
-                    let adv = l.div_ceil(8) * 8;
-                    q = q.get(adv..).unwrap_or(&[]);
-                }
-            }
-        }
-        out.push(ps);
-        p = &p[len..];
-    }
-    Ok(out)
-}
-
-fn format_port_stats(body: &[u8], v: u8, map: Names, verbosity: u8) -> Result<String, String> {
-    let stats = parse_port_stats(body, v)?;
+/// Port statistics reply (`ofputil_port_stats_format`).
+fn format_port_stats(stats: &[PortStats], v: u8, map: Names, verbosity: u8) -> String {
     let mut s = format!(" {} ports\n", stats.len());
     if verbosity < 1 {
-        return Ok(s);
+        return s;
     }
     let st = |x: u64| {
         if x == u64::MAX {
@@ -1870,90 +1729,53 @@ fn format_port_stats(body: &[u8], v: u8, map: Names, verbosity: u8) -> Result<St
             x.to_string()
         }
     };
-    for ps in &stats {
+    for ps in stats {
+        let port_no = port_from_ofp11(ps.port_no).unwrap_or(0);
         s.push_str("  port ");
-        if ps.port_no < 10 {
+        if port_no < 10 {
             s.push(' ');
         }
-        s.push_str(&format_port(ps.port_no, map));
-        let c = &ps.c;
+        s.push_str(&format_port(port_no, map));
+        // (OpenFlow 1.4+ without the Ethernet property: unknown)
+        let e = ps.ethernet.unwrap_or(PortStatsEthernet {
+            rx_frame_err: u64::MAX,
+            rx_over_err: u64::MAX,
+            rx_crc_err: u64::MAX,
+            collisions: u64::MAX,
+        });
         s.push_str(&format!(
             ": rx pkts={}, bytes={}, drop={}, errs={}, frame={}, over={}, crc={}\n",
-            st(c[0]),
-            st(c[2]),
-            st(c[4]),
-            st(c[6]),
-            st(c[8]),
-            st(c[9]),
-            st(c[10])
+            st(ps.rx_packets),
+            st(ps.rx_bytes),
+            st(ps.rx_dropped),
+            st(ps.rx_errors),
+            st(e.rx_frame_err),
+            st(e.rx_over_err),
+            st(e.rx_crc_err)
         ));
         s.push_str(&format!(
             "           tx pkts={}, bytes={}, drop={}, errs={}, coll={}\n",
-            st(c[1]),
-            st(c[3]),
-            st(c[5]),
-            st(c[7]),
-            st(c[11])
+            st(ps.tx_packets),
+            st(ps.tx_bytes),
+            st(ps.tx_dropped),
+            st(ps.tx_errors),
+            st(e.collisions)
         ));
-        if let Some((a, b)) = ps.duration {
-            if a != u32::MAX {
-                s.push_str(&format!("           duration={}s\n", format_duration(a, b)));
-            }
+        // OpenFlow 1.0 has no duration
+        if v != 1 && ps.duration_sec != u32::MAX {
+            s.push_str(&format!(
+                "           duration={}s\n",
+                format_duration(ps.duration_sec, ps.duration_nsec)
+            ));
         }
     }
-    Ok(s)
+    s
 }
 
 /// Table statistics (and, for OpenFlow 1.0, the features they carry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TableStats {
-    table_id: u8,
-    name: String,
-    wildcards: u32,
-    max_entries: u32,
-    active: u32,
-    lookup: u64,
-    matched: u64,
-}
-
-fn format_table_stats(body: &[u8], v: u8) -> Result<String, String> {
-    let mut tables = Vec::new();
-    let mut p = body;
-    let len = match v {
-        1 => 64,
-        4..=6 => 24,
-        _ => return Err("table stats for this version".into()),
-    };
-    while p.len() >= len {
-        let e = &p[..len];
-        let t = if v == 1 {
-            let name_b = &e[4..36];
-            let end = name_b.iter().position(|&x| x == 0).unwrap_or(32);
-            TableStats {
-                table_id: e[0],
-                name: String::from_utf8_lossy(&name_b[..end]).into_owned(),
-                wildcards: u32_at(e, 36),
-                max_entries: u32_at(e, 40),
-                active: u32_at(e, 44),
-                lookup: u64_at(e, 48),
-                matched: u64_at(e, 56),
-            }
-        } else {
-            TableStats {
-                table_id: e[0],
-                name: String::new(),
-                wildcards: 0,
-                max_entries: 0,
-                active: u32_at(e, 4),
-                lookup: u64_at(e, 8),
-                matched: u64_at(e, 16),
-            }
-        };
-        tables.push(t);
-        p = &p[len..];
-    }
-    if !p.is_empty() {
-        return Err("table stats length".into());
+fn format_table_stats(tables: &[TableStats], v: u8) -> Result<String, String> {
+    if !matches!(v, 1 | 4..=6) {
+        return Err("table stats for this version".into());
     }
     let mut s = String::new();
     let (mut first, mut last) = (-1i32, -1i32);
@@ -1971,11 +1793,14 @@ fn format_table_stats(body: &[u8], v: u8) -> Result<String, String> {
     for (i, t) in tables.iter().enumerate() {
         let prev = if i > 0 { tables.get(i - 1) } else { None };
         let same_stats = prev.is_some_and(|p| {
-            p.active == t.active && p.lookup == t.lookup && p.matched == t.matched
+            p.active_count == t.active_count
+                && p.lookup_count == t.lookup_count
+                && p.matched_count == t.matched_count
         });
+        let name = t.name_str();
         let same_features =
             prev.is_some_and(|p| p.wildcards == t.wildcards && p.max_entries == t.max_entries);
-        if same_stats && same_features && t.name.is_empty() {
+        if same_stats && same_features && name.is_empty() {
             if first < 0 {
                 first = t.table_id as i32;
             }
@@ -1985,8 +1810,8 @@ fn format_table_stats(body: &[u8], v: u8) -> Result<String, String> {
         finish(&mut s, first, last);
         first = -1;
         s.push_str(&format!("\n  table {}", t.table_id));
-        if !t.name.is_empty() {
-            s.push_str(&format!(" (\"{}\")", t.name));
+        if !name.is_empty() {
+            s.push_str(&format!(" (\"{name}\")"));
         }
         s.push(':');
         if same_stats && same_features {
@@ -1996,7 +1821,7 @@ fn format_table_stats(body: &[u8], v: u8) -> Result<String, String> {
         s.push('\n');
         s.push_str(&format!(
             "    active={}, lookup={}, matched={}\n",
-            t.active, t.lookup, t.matched
+            t.active_count, t.lookup_count, t.matched_count
         ));
         if v == 1 {
             if same_features {

@@ -41,16 +41,24 @@
 //! | FLOW_MOD | ✓ + NXT_FLOW_MOD | ✓ | ✓ | ✓ | all commands, cookie/mask, out_port/group, flags, importance |
 //! | PACKET_IN | ✓ + NXT_PACKET_IN | ✓ | ✓ | ✓ | NXT_PACKET_IN2 / NXT_RESUME in all versions, continuation opaque |
 //! | PACKET_OUT | ✓ | ✓ | ✓ | ✓ (match) | |
-//! | FLOW_REMOVED | ✓ + NXT | ✓ | ✓ | ✓ (OXS kept raw) | |
+//! | FLOW_REMOVED | ✓ + NXT | ✓ | ✓ | ✓ (OXS) | |
 //! | PORT_STATUS, PORT_MOD | ✓ | ✓ | ✓ (props) | ✓ | |
 //! | GROUP_MOD | – | ✓ | ✓ | ✓ (bucket ids, props, selection method) | |
 //! | METER_MOD | – | ✓ | ✓ | ✓ | bands drop / dscp_remark / experimenter |
 //! | TABLE_MOD | – | ✓ | ✓ (props raw) | ✓ | |
 //! | ROLE | NXT | ✓ | ✓ | ✓ | |
 //! | BUNDLE_CONTROL / ADD_MESSAGE | – | ONF ext | ✓ | ✓ | inner message decoded |
-//! | MULTIPART desc, flow, aggregate, port desc, group desc, group/meter features, meter config | ✓/NXST | ✓ | ✓ | ✓ | typed |
-//! | MULTIPART table, port stats, queue, group, meter, table features, table desc, flow monitor | raw | raw | raw | raw | kept verbatim, round-trips |
+//! | MULTIPART desc, flow, aggregate, port desc, port stats, queue stats, table stats | ✓/NXST | ✓ | ✓ | ✓ (OXS) | [`multipart`], [`stats`]: 1.0 table stats with name/wildcards/max_entries; 1.4+ port stats with Ethernet/optical/experimenter properties |
+//! | MULTIPART group stats | NXST | ✓ | ✓ | ✓ | with bucket counters |
+//! | MULTIPART group desc, group features, meter, meter config, meter features, table features | – | ✓ | ✓ | ✓ | band counters; table-feature properties (experimenter ones verbatim) |
+//! | MULTIPART table desc | – | – | ✓ | ✓ | eviction/vacancy properties |
+//! | Flow monitor request / updates | NXST | ONFST | OFPMP | OFPMP | [`monitor`] (the form OVS uses there; NXST and ONFST also decode in other versions): full updates with match and actions/instructions, abbreviated, paused/resumed |
+//! | MULTIPART queue desc, NXST_GROUP_DESC, other experimenter multiparts | raw | raw | raw | raw | kept verbatim, round-trips |
 //! | NXT_SET_FLOW_FORMAT, FLOW_MOD_TABLE_ID, SET_PACKET_IN_FORMAT, SET_CONTROLLER_ID, TLV_TABLE_MOD/REQUEST/REPLY, CT_FLUSH_ZONE, CT_FLUSH, FLOW_MONITOR_CANCEL/PAUSED/RESUMED | ✓ | ✓ | ✓ | ✓ | |
+//!
+//! OpenFlow 1.5 statistics ([`stats::OxsStats`], in flow stats, aggregate replies and
+//! FLOW_REMOVED): duration, idle_time, flow_count, packet_count and byte_count are typed;
+//! other OXS entries (experimenter class, unknown fields) are kept verbatim in order.
 //!
 //! OpenFlow 1.1 and 1.2 are refused with `OFPBRC_BAD_VERSION` (outside HELLO/ERROR/ECHO):
 //! neither OVN nor `ovs-ofctl` needs them against us.
@@ -74,10 +82,13 @@
 
 pub mod action;
 mod buf;
+pub mod compat;
 pub mod error;
 pub mod message;
+pub mod monitor;
 pub mod multipart;
 pub mod oxm;
+pub mod stats;
 pub mod types;
 
 pub use action::{Action, Instruction};

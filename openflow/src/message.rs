@@ -8,6 +8,7 @@ use crate::buf::{pad8, Reader, Writer};
 use crate::error::{fail, Error, ErrorCode, OfpErr, Result};
 use crate::multipart::{MultipartReply, MultipartRequest};
 use crate::oxm::{emit_ofp_match, parse_nx_match, parse_ofp_match, Match, Of10Match};
+use crate::stats::OxsStats;
 use crate::types::{
     actions_to_instructions, emit_bands, emit_buckets, instructions_to_actions, parse_bands,
     parse_buckets, Bucket, MatchRepr, MeterBand, Port,
@@ -286,8 +287,9 @@ pub struct FlowRemoved {
     pub packet_count: u64,
     pub byte_count: u64,
     pub match_: MatchRepr,
-    /// OpenFlow 1.5 OXS stats, verbatim.
-    pub oxs_stats: Vec<u8>,
+    /// OpenFlow 1.5 OXS statistics (duration, idle time, packet and byte counts there;
+    /// the fields above are then unused); empty and not encoded before 1.5.
+    pub oxs_stats: OxsStats,
 }
 
 /// PORT_MOD.
@@ -1139,7 +1141,7 @@ fn decode_flow_removed(r: &mut Reader, v: u8) -> Result<Message> {
         packet_count: 0,
         byte_count: 0,
         match_: MatchRepr::Oxm(Match::default()),
-        oxs_stats: vec![],
+        oxs_stats: OxsStats::default(),
     };
     if v == 1 {
         fr.match_ = MatchRepr::Of10(Of10Match::parse(r)?);
@@ -1174,7 +1176,10 @@ fn decode_flow_removed(r: &mut Reader, v: u8) -> Result<Message> {
         fr.hard_timeout = r.u16("hard")?;
         fr.cookie = r.u64("cookie")?;
         fr.match_ = MatchRepr::Oxm(parse_ofp_match(r)?);
-        fr.oxs_stats = r.take_rest().to_vec();
+        fr.oxs_stats = OxsStats::parse(r)?;
+        if !r.is_empty() {
+            return fail(BRC, "flow removed trailing bytes");
+        }
     }
     Ok(Message::FlowRemoved(fr))
 }
@@ -1203,7 +1208,7 @@ fn decode_nx_flow_removed(r: &mut Reader, _v: u8) -> Result<Message> {
         packet_count,
         byte_count,
         match_: MatchRepr::Nxm(m),
-        oxs_stats: vec![],
+        oxs_stats: OxsStats::default(),
     }))
 }
 
@@ -1871,7 +1876,7 @@ fn emit_flow_removed(f: &FlowRemoved, v: u8, w: &mut Writer) -> u8 {
             w.u16(f.hard_timeout);
             w.u64(f.cookie);
             emit_ofp_match(m, w);
-            w.bytes(&f.oxs_stats);
+            f.oxs_stats.emit(w);
             11
         }
     }

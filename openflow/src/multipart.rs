@@ -1,16 +1,28 @@
 //! MULTIPART (OpenFlow 1.0 "stats") requests and replies, including Nicira NXST_* forms.
 //!
-//! Typed: desc, flow, aggregate, port stats request, port desc, group desc, group features,
-//! meter config, meter features, table/table-desc/meter/group-features requests.  Other bodies
-//! (table stats, port stats replies, queue stats, group/meter statistics, table features,
-//! flow monitor) are kept verbatim in [`MpRequest::Raw`]/[`MpReply::Raw`] (or `Experimenter`)
-//! so they round-trip; they are valid input, just not broken into fields here.
+//! Typed: desc, flow, aggregate (OXS in 1.5), table stats, table features, port stats, port
+//! desc, queue stats, group stats, group desc, group features, meter stats, meter config,
+//! meter features, table desc, and flow monitors in their three forms (NXST, ONFST,
+//! OFPMP 1.4+); in OpenFlow 1.0, group statistics are Nicira's NXST_GROUP.  Other bodies
+//! (queue desc, NXST_GROUP_DESC, other experimenter multiparts, types in versions that do
+//! not define them) are kept verbatim in [`MpRequest::Raw`]/[`MpReply::Raw`] (or
+//! `Experimenter`) so they round-trip.
 
 use crate::action::{port_from_of10, port_to_of10};
 use crate::buf::{Reader, Writer};
 use crate::error::{fail, OfpErr, Result};
 use crate::message::{decode_group_mod, emit_group_mod, GroupMod};
+use crate::monitor::{
+    emit_requests, emit_updates, parse_requests, parse_updates, FlowMonitorForm,
+    FlowMonitorRequest, FlowUpdate,
+};
 use crate::oxm::{emit_ofp_match, parse_nx_match, parse_ofp_match, Of10Match};
+use crate::stats::{
+    emit_group_stats, emit_meter_stats, emit_port_stats, emit_queue_stats, emit_table_desc,
+    emit_table_features, emit_table_stats, parse_group_stats, parse_meter_stats, parse_port_stats,
+    parse_queue_stats, parse_table_desc, parse_table_features, parse_table_stats, GroupStats,
+    MeterStats, OxsStats, PortStats, QueueStats, TableDesc, TableFeatures, TableStats,
+};
 use crate::types::{
     emit_bands, emit_flow_stats, parse_bands, parse_flow_stats, FlowStats, MatchRepr, MeterBand,
     Port,
@@ -51,6 +63,13 @@ pub struct FlowStatsRequest {
     pub match_: MatchRepr,
 }
 
+/// ONF experimenter multipart type of ONFST_FLOW_MONITOR.
+pub const ONFST_FLOW_MONITOR: u32 = 1870;
+/// Nicira experimenter multipart type of NXST_FLOW_MONITOR.
+pub const NXST_FLOW_MONITOR: u32 = 2;
+/// Nicira experimenter multipart type of NXST_GROUP (group statistics in OpenFlow 1.0).
+pub const NXST_GROUP: u32 = 7;
+
 /// A multipart request body.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MpRequest {
@@ -60,6 +79,31 @@ pub enum MpRequest {
     Table,
     PortStats {
         port_no: u32,
+    },
+    /// Queue statistics (`queue_id` 0xffffffff: all queues).  OpenFlow 1.0 carries a 16-bit
+    /// port (OFPP_ALL for all ports), converted like other 1.0 ports.
+    QueueStats {
+        port_no: u32,
+        queue_id: u32,
+    },
+    /// Group statistics (OFPG_ALL for all): OFPMP_GROUP, NXST_GROUP in OpenFlow 1.0.
+    GroupStats {
+        group_id: u32,
+    },
+    /// Meter statistics (OpenFlow 1.3+; OFPM_ALL for all).
+    MeterStats {
+        meter_id: u32,
+    },
+    /// Meter configuration (OpenFlow 1.3+; OFPM_ALL for all).
+    MeterConfig {
+        meter_id: u32,
+    },
+    /// Table features (OpenFlow 1.3+): empty to query, or the tables to set.
+    TableFeatures(Vec<TableFeatures>),
+    /// Flow monitor request (NXST_FLOW_MONITOR, ONFST_FLOW_MONITOR or OFPMP_FLOW_MONITOR).
+    FlowMonitor {
+        form: FlowMonitorForm,
+        monitors: Vec<FlowMonitorRequest>,
     },
     /// `port_no` is present in OpenFlow 1.5.
     PortDesc {
@@ -144,14 +188,30 @@ pub enum MpReply {
         byte_count: u64,
         flow_count: u32,
     },
-    /// OpenFlow 1.5 aggregate reply (OXS stats verbatim).
-    AggregateOxs(Vec<u8>),
+    /// OpenFlow 1.5 aggregate reply: OXS flow, packet and byte counts.
+    AggregateOxs(OxsStats),
+    TableStats(Vec<TableStats>),
+    /// Table features (OpenFlow 1.3+).
+    TableFeatures(Vec<TableFeatures>),
+    PortStats(Vec<PortStats>),
+    QueueStats(Vec<QueueStats>),
     PortDesc(Vec<Port>),
     /// Group descriptions (`command` is unused, 0).
     GroupDesc(Vec<GroupMod>),
     GroupFeatures(GroupFeatures),
     MeterConfig(Vec<MeterConfig>),
     MeterFeatures(MeterFeatures),
+    /// Group statistics: OFPMP_GROUP, NXST_GROUP in OpenFlow 1.0 (same layout as 1.3).
+    GroupStats(Vec<GroupStats>),
+    /// Meter statistics (OpenFlow 1.3+).
+    MeterStats(Vec<MeterStats>),
+    /// Table descriptions (OpenFlow 1.4+).
+    TableDesc(Vec<TableDesc>),
+    /// Flow updates (NXST_FLOW_MONITOR, ONFST_FLOW_MONITOR or OFPMP_FLOW_MONITOR).
+    FlowMonitor {
+        form: FlowMonitorForm,
+        updates: Vec<FlowUpdate>,
+    },
     Raw {
         mp_type: u16,
         body: Vec<u8>,
@@ -311,6 +371,19 @@ impl MultipartRequest {
             (EXPERIMENTER, Some((NX_VENDOR_ID, 1))) => {
                 MpRequest::Aggregate(parse_flow_req(r, v, true)?)
             }
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_FLOW_MONITOR))) => MpRequest::FlowMonitor {
+                form: FlowMonitorForm::Nicira,
+                monitors: parse_requests(r, FlowMonitorForm::Nicira)?,
+            },
+            (EXPERIMENTER, Some((ONF_VENDOR_ID, ONFST_FLOW_MONITOR))) => MpRequest::FlowMonitor {
+                form: FlowMonitorForm::Onf,
+                monitors: parse_requests(r, FlowMonitorForm::Onf)?,
+            },
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP))) if v == 1 => {
+                let group_id = r.u32("group_id")?;
+                r.pad(4, "pad")?;
+                empty(r, MpRequest::GroupStats { group_id })?
+            }
             (EXPERIMENTER, Some((e, s))) => MpRequest::Experimenter {
                 experimenter: e,
                 exp_type: s,
@@ -347,6 +420,37 @@ impl MultipartRequest {
             (GROUP_FEATURES, _) if v != 1 => empty(r, MpRequest::GroupFeatures)?,
             (METER_FEATURES, _) if v >= 4 => empty(r, MpRequest::MeterFeatures)?,
             (TABLE_DESC, _) if v >= 5 => empty(r, MpRequest::TableDesc)?,
+            (QUEUE, _) => {
+                let port_no = if v == 1 {
+                    let p = port_from_of10(r.u16("port_no")?);
+                    r.pad(2, "pad")?;
+                    p
+                } else {
+                    r.u32("port_no")?
+                };
+                let queue_id = r.u32("queue_id")?;
+                empty(r, MpRequest::QueueStats { port_no, queue_id })?
+            }
+            (GROUP, _) if v >= 4 => {
+                let group_id = r.u32("group_id")?;
+                r.pad(4, "pad")?;
+                empty(r, MpRequest::GroupStats { group_id })?
+            }
+            (METER | METER_CONFIG, _) if v >= 4 => {
+                let meter_id = r.u32("meter_id")?;
+                r.pad(4, "pad")?;
+                let b = if t == METER {
+                    MpRequest::MeterStats { meter_id }
+                } else {
+                    MpRequest::MeterConfig { meter_id }
+                };
+                empty(r, b)?
+            }
+            (TABLE_FEATURES, _) if v >= 4 => MpRequest::TableFeatures(parse_table_features(r, v)?),
+            (FLOW_MONITOR, _) if v >= 5 => MpRequest::FlowMonitor {
+                form: FlowMonitorForm::OpenFlow,
+                monitors: parse_requests(r, FlowMonitorForm::OpenFlow)?,
+            },
             (t, _) if t <= 19 => MpRequest::Raw {
                 mp_type: t,
                 body: r.take_rest().to_vec(),
@@ -398,6 +502,39 @@ impl MultipartRequest {
             MpRequest::GroupFeatures => emit_mp_header(w, v, GROUP_FEATURES, f, None),
             MpRequest::MeterFeatures => emit_mp_header(w, v, METER_FEATURES, f, None),
             MpRequest::TableDesc => emit_mp_header(w, v, TABLE_DESC, f, None),
+            MpRequest::QueueStats { port_no, queue_id } => {
+                emit_mp_header(w, v, QUEUE, f, None);
+                if v == 1 {
+                    w.u16(port_to_of10(*port_no));
+                    w.zeros(2);
+                } else {
+                    w.u32(*port_no);
+                }
+                w.u32(*queue_id);
+            }
+            MpRequest::GroupStats { group_id } => {
+                emit_group_stats_header(w, v, f);
+                w.u32(*group_id);
+                w.zeros(4);
+            }
+            MpRequest::MeterStats { meter_id } | MpRequest::MeterConfig { meter_id } => {
+                let t = if matches!(self.body, MpRequest::MeterStats { .. }) {
+                    METER
+                } else {
+                    METER_CONFIG
+                };
+                emit_mp_header(w, v, t, f, None);
+                w.u32(*meter_id);
+                w.zeros(4);
+            }
+            MpRequest::TableFeatures(list) => {
+                emit_mp_header(w, v, TABLE_FEATURES, f, None);
+                emit_table_features(list, v, w);
+            }
+            MpRequest::FlowMonitor { form, monitors } => {
+                emit_monitor_header(w, v, *form, f);
+                emit_requests(monitors, *form, w);
+            }
             MpRequest::Raw { mp_type, body } => {
                 emit_mp_header(w, v, *mp_type, f, None);
                 w.bytes(body);
@@ -424,6 +561,17 @@ impl MultipartReply {
                 flows: parse_flow_stats(r, v, true)?,
             },
             (EXPERIMENTER, Some((NX_VENDOR_ID, 1))) => parse_aggregate(r, true)?,
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_FLOW_MONITOR))) => MpReply::FlowMonitor {
+                form: FlowMonitorForm::Nicira,
+                updates: parse_updates(r, FlowMonitorForm::Nicira, v)?,
+            },
+            (EXPERIMENTER, Some((ONF_VENDOR_ID, ONFST_FLOW_MONITOR))) => MpReply::FlowMonitor {
+                form: FlowMonitorForm::Onf,
+                updates: parse_updates(r, FlowMonitorForm::Onf, v)?,
+            },
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP))) if v == 1 => {
+                MpReply::GroupStats(parse_group_stats(r)?)
+            }
             (EXPERIMENTER, Some((e, s))) => MpReply::Experimenter {
                 experimenter: e,
                 exp_type: s,
@@ -440,7 +588,18 @@ impl MultipartReply {
                 nx: false,
                 flows: parse_flow_stats(r, v, false)?,
             },
-            (AGGREGATE, _) if v >= 6 => MpReply::AggregateOxs(r.take_rest().to_vec()),
+            (AGGREGATE, _) if v >= 6 => MpReply::AggregateOxs(OxsStats::parse(r)?),
+            (TABLE, _) => MpReply::TableStats(parse_table_stats(r, v)?),
+            (PORT_STATS, _) if v == 1 || v >= 4 => MpReply::PortStats(parse_port_stats(r, v)?),
+            (QUEUE, _) if v == 1 || v >= 4 => MpReply::QueueStats(parse_queue_stats(r, v)?),
+            (GROUP, _) if v >= 4 => MpReply::GroupStats(parse_group_stats(r)?),
+            (METER, _) if v >= 4 => MpReply::MeterStats(parse_meter_stats(r)?),
+            (TABLE_FEATURES, _) if v >= 4 => MpReply::TableFeatures(parse_table_features(r, v)?),
+            (TABLE_DESC, _) if v >= 5 => MpReply::TableDesc(parse_table_desc(r)?),
+            (FLOW_MONITOR, _) if v >= 5 => MpReply::FlowMonitor {
+                form: FlowMonitorForm::OpenFlow,
+                updates: parse_updates(r, FlowMonitorForm::OpenFlow, v)?,
+            },
             (AGGREGATE, _) => parse_aggregate(r, false)?,
             (PORT_DESC, _) => {
                 let mut ports = Vec::new();
@@ -561,9 +720,41 @@ impl MultipartReply {
                 w.u32(*flow_count);
                 w.zeros(4);
             }
-            MpReply::AggregateOxs(b) => {
+            MpReply::AggregateOxs(x) => {
                 emit_mp_header(w, v, AGGREGATE, f, None);
-                w.bytes(b);
+                x.emit(w);
+            }
+            MpReply::TableStats(list) => {
+                emit_mp_header(w, v, TABLE, f, None);
+                emit_table_stats(list, v, w);
+            }
+            MpReply::TableFeatures(list) => {
+                emit_mp_header(w, v, TABLE_FEATURES, f, None);
+                emit_table_features(list, v, w);
+            }
+            MpReply::PortStats(list) => {
+                emit_mp_header(w, v, PORT_STATS, f, None);
+                emit_port_stats(list, v, w);
+            }
+            MpReply::QueueStats(list) => {
+                emit_mp_header(w, v, QUEUE, f, None);
+                emit_queue_stats(list, v, w);
+            }
+            MpReply::GroupStats(list) => {
+                emit_group_stats_header(w, v, f);
+                emit_group_stats(list, w);
+            }
+            MpReply::MeterStats(list) => {
+                emit_mp_header(w, v, METER, f, None);
+                emit_meter_stats(list, w);
+            }
+            MpReply::TableDesc(list) => {
+                emit_mp_header(w, v, TABLE_DESC, f, None);
+                emit_table_desc(list, w);
+            }
+            MpReply::FlowMonitor { form, updates } => {
+                emit_monitor_header(w, v, *form, f);
+                emit_updates(updates, *form, v, w);
             }
             MpReply::PortDesc(ports) => {
                 emit_mp_header(w, v, PORT_DESC, f, None);
@@ -620,6 +811,42 @@ impl MultipartReply {
                 w.bytes(body);
             }
         }
+    }
+}
+
+/// OFPMP_GROUP, or NXST_GROUP in OpenFlow 1.0.
+fn emit_group_stats_header(w: &mut Writer, v: u8, flags: u16) {
+    if v == 1 {
+        emit_mp_header(
+            w,
+            v,
+            mp_type::EXPERIMENTER,
+            flags,
+            Some((NX_VENDOR_ID, NXST_GROUP)),
+        );
+    } else {
+        emit_mp_header(w, v, mp_type::GROUP, flags, None);
+    }
+}
+
+fn emit_monitor_header(w: &mut Writer, v: u8, form: FlowMonitorForm, flags: u16) {
+    use mp_type::*;
+    match form {
+        FlowMonitorForm::Nicira => emit_mp_header(
+            w,
+            v,
+            EXPERIMENTER,
+            flags,
+            Some((NX_VENDOR_ID, NXST_FLOW_MONITOR)),
+        ),
+        FlowMonitorForm::Onf => emit_mp_header(
+            w,
+            v,
+            EXPERIMENTER,
+            flags,
+            Some((ONF_VENDOR_ID, ONFST_FLOW_MONITOR)),
+        ),
+        FlowMonitorForm::OpenFlow => emit_mp_header(w, v, FLOW_MONITOR, flags, None),
     }
 }
 

@@ -790,8 +790,8 @@ impl Match {
         }
     }
 
-    /// The TLVs as bytes (entries back to back, no padding): an `nx_match` body, for messages
-    /// this codec carries raw (flow monitor requests and updates).
+    /// The TLVs as bytes (entries back to back, no padding): an `nx_match` body, for callers
+    /// that lay out NXM themselves.
     pub fn tlv_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
         self.emit_tlvs(&mut w);

@@ -4,9 +4,10 @@ use crate::action::{
     emit_actions, emit_instructions, emit_prop, parse_actions, parse_instructions, parse_props,
     port_from_of10, port_to_of10, Action, Instruction,
 };
-use crate::buf::{pad8, Reader, Writer};
+use crate::buf::{Reader, Writer};
 use crate::error::{fail, OfpErr, Result};
 use crate::oxm::{emit_ofp_match, parse_nx_match, parse_ofp_match, Match, Of10Match};
+use crate::stats::OxsStats;
 
 /// How a message carries its match, which also selects the message's wire form
 /// (OFPT_FLOW_MOD 1.0 vs 1.1+ vs NXT_FLOW_MOD, OFPST_FLOW vs NXST_FLOW, ...).
@@ -362,8 +363,9 @@ pub struct FlowStats {
     pub packet_count: u64,
     pub byte_count: u64,
     pub match_: MatchRepr,
-    /// OpenFlow 1.5 OXS statistics (`ofp_stats`), verbatim including its padding.
-    pub oxs_stats: Vec<u8>,
+    /// OpenFlow 1.5 OXS statistics (`ofp_stats`): duration, idle time, packet and byte
+    /// counts there (the fields above are then unused); empty and not encoded before 1.5.
+    pub oxs_stats: OxsStats,
     pub instructions: Vec<Instruction>,
 }
 
@@ -401,7 +403,7 @@ pub(crate) fn parse_flow_stats(r: &mut Reader, version: u8, nx: bool) -> Result<
             packet_count: 0,
             byte_count: 0,
             match_: MatchRepr::Oxm(Match::default()),
-            oxs_stats: vec![],
+            oxs_stats: OxsStats::default(),
             instructions: vec![],
         };
         if nx {
@@ -458,21 +460,12 @@ pub(crate) fn parse_flow_stats(r: &mut Reader, version: u8, nx: bool) -> Result<
             fs.importance = e.u16("importance")?;
             fs.cookie = e.u64("cookie")?;
             fs.match_ = MatchRepr::Oxm(parse_ofp_match(&mut e)?);
-            fs.oxs_stats = parse_oxs_raw(&mut e)?;
+            fs.oxs_stats = OxsStats::parse(&mut e)?;
             fs.instructions = parse_instructions(&mut e, version)?;
         }
         out.push(fs);
     }
     Ok(out)
-}
-
-/// OpenFlow 1.5 `ofp_stats` (OXS): reserved, length, TLVs, pad to 8; kept verbatim.
-pub(crate) fn parse_oxs_raw(r: &mut Reader) -> Result<Vec<u8>> {
-    let len = r.peek_u16(2).ok_or_else(|| r.short("ofp_stats"))? as usize;
-    if len < 4 {
-        return fail(OfpErr::OFPBRC_BAD_LEN, "ofp_stats length");
-    }
-    Ok(r.bytes(pad8(len), "ofp_stats")?.to_vec())
 }
 
 pub(crate) fn emit_flow_stats(list: &[FlowStats], version: u8, w: &mut Writer) {
@@ -542,7 +535,7 @@ pub(crate) fn emit_flow_stats(list: &[FlowStats], version: u8, w: &mut Writer) {
                 w.u16(fs.importance);
                 w.u64(fs.cookie);
                 emit_ofp_match(m, w);
-                w.bytes(&fs.oxs_stats);
+                fs.oxs_stats.emit(w);
                 emit_instructions(&fs.instructions, version, w);
             }
         }

@@ -321,13 +321,12 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
         }
         Message::MultipartRequest(openflow::MultipartRequest {
             body:
-                openflow::MpRequest::Experimenter {
-                    experimenter: openflow::NX_VENDOR_ID,
-                    exp_type: monitor::NXST_FLOW_MONITOR,
-                    body,
+                openflow::MpRequest::FlowMonitor {
+                    form: openflow::monitor::FlowMonitorForm::Nicira,
+                    monitors,
                 },
             ..
-        }) => match monitor::parse_request(&body) {
+        }) => match monitor::parse_request(&monitors) {
             Ok(ms) => {
                 if ms.iter().any(|m| c.monitors.iter().any(|x| x.id == m.id)) {
                     send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "monitor id in use");

@@ -5,11 +5,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use openflow::action::{self as ofa, ports, Action};
+use openflow::action::{ports, Action};
 use openflow::message::{FlowRemoved, Message, SwitchFeatures};
 use openflow::multipart::{
     Desc, FlowStatsRequest, GroupFeatures, MeterConfig, MeterFeatures, MpReply, MpRequest,
     MultipartReply, MultipartRequest,
+};
+use openflow::stats::{
+    fixed_name, BucketCounter, FeatureId, GroupStats, MeterBandStats, MeterStats, OxsEntry,
+    OxsStats, PortStats, PortStatsEthernet, TableFeatureProp, TableFeatures, TableStats,
 };
 use openflow::types::{FlowStats, MatchRepr, Port};
 use openflow::{Instruction, Match, OfpErr};
@@ -152,36 +156,19 @@ fn duration(now_ms: u64, since_ms: u64) -> (u32, u32) {
 }
 
 /// OpenFlow 1.5 OXS statistics: duration, idle_time, packet_count, byte_count.
-fn oxs(dur: (u32, u32), idle: (u32, u32), packets: u64, bytes: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    let tlv = |v: &mut Vec<u8>, field: u8, len: u8, val: &[u8]| {
-        v.extend_from_slice(&0x8002u16.to_be_bytes());
-        v.push(field << 1);
-        v.push(len);
-        v.extend_from_slice(val);
-    };
-    let mut d = Vec::new();
-    d.extend_from_slice(&dur.0.to_be_bytes());
-    d.extend_from_slice(&dur.1.to_be_bytes());
-    tlv(&mut v, 0, 8, &d);
-    let mut i = Vec::new();
-    i.extend_from_slice(&idle.0.to_be_bytes());
-    i.extend_from_slice(&idle.1.to_be_bytes());
-    tlv(&mut v, 1, 8, &i);
-    // OXS fields (OpenFlow 1.5 §7.2.4): duration 0, idle_time 1, flow_count 3,
-    // packet_count 4, byte_count 5
-    tlv(&mut v, 4, 8, &packets.to_be_bytes());
-    tlv(&mut v, 5, 8, &bytes.to_be_bytes());
-    // ofp_stats: reserved(2) length(2) then the TLVs, padded to 8
-    let len = 4 + v.len();
-    let mut out = Vec::new();
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(&v);
-    while out.len() % 8 != 0 {
-        out.push(0);
-    }
-    out
+fn oxs(dur: (u32, u32), idle: (u32, u32), packets: u64, bytes: u64) -> OxsStats {
+    OxsStats::new(vec![
+        OxsEntry::Duration {
+            sec: dur.0,
+            nsec: dur.1,
+        },
+        OxsEntry::IdleTime {
+            sec: idle.0,
+            nsec: idle.1,
+        },
+        OxsEntry::PacketCount(packets),
+        OxsEntry::ByteCount(bytes),
+    ])
 }
 
 /// Converts stored instructions for a connection of another version. OpenFlow 1.0 has no
@@ -302,7 +289,7 @@ pub fn flow_stats(st: &State, r: &Rule, version: u8, nx: bool, now_ms: u64) -> F
         oxs_stats: if version >= 6 {
             oxs(dur, duration(now_ms, used), packets, bytes)
         } else {
-            Vec::new()
+            OxsStats::default()
         },
         instructions: instructions_for(&r.instructions, version),
     }
@@ -331,7 +318,7 @@ pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
         oxs_stats: if c.version >= 6 {
             oxs(dur, duration(now_ms, used), packets, bytes)
         } else {
-            Vec::new()
+            OxsStats::default()
         },
     })
 }
@@ -430,25 +417,13 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                     }
                     let n = rules.len() as u32;
                     if v >= 6 {
-                        // OpenFlow 1.5: OXS flow_count (field 2), packet_count, byte_count
-                        let mut x = Vec::new();
-                        let mut tlv = |field: u8, val: &[u8]| {
-                            x.extend_from_slice(&0x8002u16.to_be_bytes());
-                            x.push(field << 1);
-                            x.push(val.len() as u8);
-                            x.extend_from_slice(val);
-                        };
-                        tlv(3, &n.to_be_bytes());
-                        tlv(4, &p.to_be_bytes());
-                        tlv(5, &b.to_be_bytes());
-                        let mut out = Vec::new();
-                        out.extend_from_slice(&0u16.to_be_bytes());
-                        out.extend_from_slice(&((4 + x.len()) as u16).to_be_bytes());
-                        out.extend_from_slice(&x);
-                        while !out.len().is_multiple_of(8) {
-                            out.push(0);
-                        }
-                        reply(c, MpReply::AggregateOxs(out));
+                        // OpenFlow 1.5: OXS flow_count, packet_count, byte_count
+                        let x = OxsStats::new(vec![
+                            OxsEntry::FlowCount(n),
+                            OxsEntry::PacketCount(p),
+                            OxsEntry::ByteCount(b),
+                        ]);
+                        reply(c, MpReply::AggregateOxs(x));
                     } else {
                         reply(
                             c,
@@ -465,12 +440,12 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
             }
         }
         MpRequest::Table => {
-            let body = table_stats(st, c.bridge, v);
-            reply(c, MpReply::Raw { mp_type: 3, body })
+            let tables = table_stats(st, c.bridge, v);
+            reply(c, MpReply::TableStats(tables))
         }
         MpRequest::PortStats { port_no } => {
-            let body = port_stats(st, c.bridge, *port_no, v);
-            reply(c, MpReply::Raw { mp_type: 4, body })
+            let ps = port_stats(st, c.bridge, *port_no);
+            reply(c, MpReply::PortStats(ps))
         }
         MpRequest::PortDesc { port_no } => {
             let mut ps: Vec<u32> = st.pipeline.bridges[c.bridge]
@@ -522,12 +497,9 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                 max_color: 0,
             }),
         ),
-        MpRequest::Raw { mp_type: 10, body } => {
-            // meter config: body starts with the meter id (OFPM_ALL for all)
-            let id = body
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .unwrap_or(mods::METER_ALL);
+        MpRequest::MeterConfig { meter_id: id } => {
+            // OFPM_ALL for all
+            let id = *id;
             let mut ms: Vec<MeterConfig> = st.ofproto.extra[c.bridge]
                 .meters
                 .iter()
@@ -541,36 +513,16 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
             ms.sort_by_key(|m| m.meter_id);
             reply(c, MpReply::MeterConfig(ms))
         }
-        MpRequest::Raw { mp_type: 9, body } => {
-            let id = body
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .unwrap_or(mods::METER_ALL);
-            let out = meter_stats(st, c.bridge, id);
-            reply(
-                c,
-                MpReply::Raw {
-                    mp_type: 9,
-                    body: out,
-                },
-            )
+        MpRequest::MeterStats { meter_id } => {
+            let out = meter_stats(st, c.bridge, *meter_id);
+            reply(c, MpReply::MeterStats(out))
         }
-        MpRequest::Raw { mp_type: 6, body } => {
-            let id = body
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .unwrap_or(mods::GROUP_ALL);
-            let out = group_stats(st, c.bridge, id, now);
-            reply(
-                c,
-                MpReply::Raw {
-                    mp_type: 6,
-                    body: out,
-                },
-            )
+        MpRequest::GroupStats { group_id } => {
+            let out = group_stats(st, c.bridge, *group_id, now);
+            reply(c, MpReply::GroupStats(out))
         }
-        MpRequest::Raw { mp_type: 12, body } => {
-            if !body.is_empty() {
+        MpRequest::TableFeatures(set) => {
+            if !set.is_empty() {
                 send_error(
                     st,
                     c,
@@ -580,13 +532,20 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                 );
                 return;
             }
-            let tables: Vec<Vec<u8>> = (0..254u8).map(|t| table_features(t, v)).collect();
+            let tables: Vec<TableFeatures> = (0..254u8).map(|t| table_features(t, v)).collect();
             // each table's features is ~1 KiB: split across replies like other multiparts
-            let per = tables.first().map(|t| t.len()).unwrap_or(1);
-            send_parts(c, xid, tables, per, |ts| MpReply::Raw {
-                mp_type: 12,
-                body: ts.concat(),
-            });
+            // (by the encoded size of the first table, without the 16 header bytes)
+            let per = tables
+                .first()
+                .map(|t| {
+                    let one = MultipartReply {
+                        flags: 0,
+                        body: MpReply::TableFeatures(vec![t.clone()]),
+                    };
+                    openflow::encode(v, 0, &Message::MultipartReply(one)).len() - 16
+                })
+                .unwrap_or(1);
+            send_parts(c, xid, tables, per, MpReply::TableFeatures);
         }
         _ => send_error(
             st,
@@ -598,36 +557,35 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
     }
 }
 
-fn table_stats(st: &State, bridge: usize, v: u8) -> Vec<u8> {
+fn table_stats(st: &State, bridge: usize, v: u8) -> Vec<TableStats> {
     let mut out = Vec::new();
     let Some(bt) = st.pipeline.bridges.get(bridge) else {
         return out;
     };
     for (i, t) in bt.tables.iter().enumerate().take(254) {
-        let active = t.len() as u32;
-        let lookups = t.stats.lookups.load(Ordering::Relaxed);
-        let matched = t.stats.matched.load(Ordering::Relaxed);
-        out.push(i as u8);
-        out.extend_from_slice(&[0, 0, 0]);
+        let mut ts = TableStats {
+            table_id: i as u8,
+            active_count: t.len() as u32,
+            lookup_count: t.stats.lookups.load(Ordering::Relaxed),
+            matched_count: t.stats.matched.load(Ordering::Relaxed),
+            ..Default::default()
+        };
         if v == 1 {
             let name = if i == 0 {
                 "classifier".to_string()
             } else {
                 format!("table{i}")
             };
-            out.extend_from_slice(&desc_bytes(&name, 32));
-            out.extend_from_slice(&0x003f_ffffu32.to_be_bytes()); // wildcards
-            out.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
+            ts.name = fixed_name(&name);
+            ts.wildcards = 0x003f_ffff;
+            ts.max_entries = 1_000_000;
         }
-        out.extend_from_slice(&active.to_be_bytes());
-        out.extend_from_slice(&lookups.to_be_bytes());
-        out.extend_from_slice(&matched.to_be_bytes());
+        out.push(ts);
     }
     out
 }
 
-fn port_stats(st: &State, bridge: usize, port_no: u32, v: u8) -> Vec<u8> {
-    let mut out = Vec::new();
+fn port_stats(st: &State, bridge: usize, port_no: u32) -> Vec<PortStats> {
     let now = st.started.elapsed();
     let mut ps: Vec<&crate::daemon::PortState> = st
         .ports
@@ -636,85 +594,61 @@ fn port_stats(st: &State, bridge: usize, port_no: u32, v: u8) -> Vec<u8> {
         .filter(|p| port_no == ports::ANY || port_no == 0xffff || p.ofport == port_no)
         .collect();
     ps.sort_by_key(|p| p.ofport);
-    for p in ps {
-        let g = |s| port_counter(st, p.dp, s);
-        let (rxp, txp, rxb, txb, rxd, txd) = (
-            g(PortStat::RxPackets),
-            g(PortStat::TxPackets),
-            g(PortStat::RxBytes),
-            g(PortStat::TxBytes),
-            g(PortStat::RxDropped),
-            g(PortStat::TxDropped),
-        );
-        let counters = [rxp, txp, rxb, txb, rxd, txd, 0, 0];
-        match v {
-            1 => {
-                out.extend_from_slice(&(ofa::port_to_of10(p.ofport)).to_be_bytes());
-                out.extend_from_slice(&[0; 6]);
-                for x in counters {
-                    out.extend_from_slice(&x.to_be_bytes());
-                }
-                out.extend_from_slice(&[0; 32]); // frame, over, crc errors, collisions
+    ps.into_iter()
+        .map(|p| {
+            let g = |s| port_counter(st, p.dp, s);
+            // duration: the daemon's uptime (OpenFlow 1.3+); the Ethernet error counters
+            // are zero (OpenFlow 1.4+: as the Ethernet property)
+            PortStats {
+                port_no: p.ofport,
+                duration_sec: now.as_secs() as u32,
+                duration_nsec: now.subsec_nanos(),
+                rx_packets: g(PortStat::RxPackets),
+                tx_packets: g(PortStat::TxPackets),
+                rx_bytes: g(PortStat::RxBytes),
+                tx_bytes: g(PortStat::TxBytes),
+                rx_dropped: g(PortStat::RxDropped),
+                tx_dropped: g(PortStat::TxDropped),
+                rx_errors: 0,
+                tx_errors: 0,
+                ethernet: Some(PortStatsEthernet::default()),
+                props: Vec::new(),
             }
-            4 => {
-                out.extend_from_slice(&p.ofport.to_be_bytes());
-                out.extend_from_slice(&[0; 4]);
-                for x in counters {
-                    out.extend_from_slice(&x.to_be_bytes());
-                }
-                out.extend_from_slice(&[0; 32]);
-                out.extend_from_slice(&(now.as_secs() as u32).to_be_bytes());
-                out.extend_from_slice(&now.subsec_nanos().to_be_bytes());
-            }
-            _ => {
-                // OpenFlow 1.4+: length, port, duration, 8 counters, then the Ethernet property
-                out.extend_from_slice(&120u16.to_be_bytes());
-                out.extend_from_slice(&[0; 2]);
-                out.extend_from_slice(&p.ofport.to_be_bytes());
-                out.extend_from_slice(&(now.as_secs() as u32).to_be_bytes());
-                out.extend_from_slice(&now.subsec_nanos().to_be_bytes());
-                for x in counters {
-                    out.extend_from_slice(&x.to_be_bytes());
-                }
-                out.extend_from_slice(&0u16.to_be_bytes()); // OFPPSPT_ETHERNET
-                out.extend_from_slice(&40u16.to_be_bytes());
-                out.extend_from_slice(&[0; 4]);
-                out.extend_from_slice(&[0; 32]);
-            }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
-fn meter_stats(st: &State, bridge: usize, id: u32) -> Vec<u8> {
-    let mut out = Vec::new();
+fn meter_stats(st: &State, bridge: usize, id: u32) -> Vec<MeterStats> {
     let mut ms: Vec<_> = st.ofproto.extra[bridge]
         .meters
         .iter()
         .filter(|(k, _)| id == mods::METER_ALL || **k == id)
         .collect();
     ms.sort_by_key(|(k, _)| **k);
-    for (k, m) in ms {
-        let d = m.created.elapsed();
-        let len = 40 + 16 * m.bands.len();
-        out.extend_from_slice(&k.to_be_bytes());
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(&[0; 6]);
-        out.extend_from_slice(&0u32.to_be_bytes()); // flow_count
-        out.extend_from_slice(&m.packets_in.to_be_bytes());
-        out.extend_from_slice(&0u64.to_be_bytes());
-        out.extend_from_slice(&(d.as_secs() as u32).to_be_bytes());
-        out.extend_from_slice(&d.subsec_nanos().to_be_bytes());
-        for _ in &m.bands {
-            out.extend_from_slice(&m.packets_dropped.to_be_bytes());
-            out.extend_from_slice(&0u64.to_be_bytes());
-        }
-    }
-    out
+    ms.into_iter()
+        .map(|(k, m)| {
+            let d = m.created.elapsed();
+            MeterStats {
+                meter_id: *k,
+                flow_count: 0,
+                packet_in_count: m.packets_in,
+                byte_in_count: 0,
+                duration_sec: d.as_secs() as u32,
+                duration_nsec: d.subsec_nanos(),
+                bands: m
+                    .bands
+                    .iter()
+                    .map(|_| MeterBandStats {
+                        packet_band_count: m.packets_dropped,
+                        byte_band_count: 0,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
-fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<u8> {
-    let mut out = Vec::new();
+fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<GroupStats> {
     let bt = &st.pipeline.bridges[bridge];
     let mut gs: Vec<_> = bt
         .groups
@@ -723,25 +657,27 @@ fn group_stats(st: &State, bridge: usize, id: u32, now_ms: u64) -> Vec<u8> {
         .collect();
     gs.sort_by_key(|g| g.group_id);
     let refs = bt.group_ref_counts();
-    for g in gs {
-        let len = 40 + 16 * g.buckets.len();
-        let dur = duration(now_ms, g.created_ms);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(&[0; 2]);
-        out.extend_from_slice(&g.group_id.to_be_bytes());
-        let ref_count = refs.get(&g.group_id).copied().unwrap_or(0);
-        out.extend_from_slice(&ref_count.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&g.stats.packets.load(Ordering::Relaxed).to_be_bytes());
-        out.extend_from_slice(&g.stats.bytes.load(Ordering::Relaxed).to_be_bytes());
-        out.extend_from_slice(&dur.0.to_be_bytes());
-        out.extend_from_slice(&dur.1.to_be_bytes());
-        for b in &g.buckets {
-            out.extend_from_slice(&b.stats.packets.load(Ordering::Relaxed).to_be_bytes());
-            out.extend_from_slice(&b.stats.bytes.load(Ordering::Relaxed).to_be_bytes());
-        }
-    }
-    out
+    gs.into_iter()
+        .map(|g| {
+            let dur = duration(now_ms, g.created_ms);
+            GroupStats {
+                group_id: g.group_id,
+                ref_count: refs.get(&g.group_id).copied().unwrap_or(0),
+                packet_count: g.stats.packets.load(Ordering::Relaxed),
+                byte_count: g.stats.bytes.load(Ordering::Relaxed),
+                duration_sec: dur.0,
+                duration_nsec: dur.1,
+                buckets: g
+                    .buckets
+                    .iter()
+                    .map(|b| BucketCounter {
+                        packet_count: b.stats.packets.load(Ordering::Relaxed),
+                        byte_count: b.stats.bytes.load(Ordering::Relaxed),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// GET_ASYNC reply body for the connection's role and version.
@@ -751,34 +687,14 @@ pub fn async_config(c: &Conn) -> Vec<u8> {
 
 /// One table's `ofp_table_features` (OpenFlow 1.3+): what the pipeline really supports —
 /// instructions, the tables a goto can reach, the actions and the match/set-field fields.
-fn table_features(table: u8, v: u8) -> Vec<u8> {
+fn table_features(table: u8, v: u8) -> TableFeatures {
     use openflow::Field;
-    let mut props: Vec<u8> = Vec::new();
-    let prop = |props: &mut Vec<u8>, ty: u16, body: &[u8]| {
-        props.extend_from_slice(&ty.to_be_bytes());
-        props.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
-        props.extend_from_slice(body);
-        while !props.len().is_multiple_of(8) {
-            props.push(0);
-        }
-    };
+    let ids = |ts: &[u16]| ts.iter().map(|t| FeatureId::new(*t)).collect::<Vec<_>>();
     // instructions: goto_table, write_metadata, write_actions, apply_actions, clear_actions
-    let mut inst = Vec::new();
-    for t in [1u16, 2, 3, 4, 5] {
-        inst.extend_from_slice(&t.to_be_bytes());
-        inst.extend_from_slice(&4u16.to_be_bytes());
-    }
-    prop(&mut props, 0, &inst);
+    let inst = ids(&[1, 2, 3, 4, 5]);
     let next: Vec<u8> = (table.saturating_add(1)..254).collect();
-    prop(&mut props, 2, &next);
     // actions: output, set_queue, group, set_nw_ttl, dec_nw_ttl, set_field, push/pop vlan
-    let mut acts = Vec::new();
-    for t in [0u16, 17, 18, 21, 22, 23, 24, 25] {
-        acts.extend_from_slice(&t.to_be_bytes());
-        acts.extend_from_slice(&4u16.to_be_bytes());
-    }
-    prop(&mut props, 4, &acts);
-    prop(&mut props, 6, &acts);
+    let acts = ids(&[0, 17, 18, 21, 22, 23, 24, 25]);
     let fields = [
         Field::InPortOxm,
         Field::Metadata,
@@ -815,25 +731,47 @@ fn table_features(table: u8, v: u8) -> Vec<u8> {
         Field::NdTll,
         Field::TunId,
     ];
-    let mut hdrs = Vec::new();
-    for f in fields {
-        if let Some(h) = f.header_for(v.max(4), false) {
-            hdrs.extend_from_slice(&h.word().to_be_bytes());
-        }
+    let hdrs: Vec<_> = fields
+        .iter()
+        .filter_map(|f| f.header_for(v.max(4), false))
+        .collect();
+    TableFeatures {
+        table_id: table,
+        // OF1.3/1.4 pad; OF1.5 command 0 + features 0
+        command: 0,
+        features: 0,
+        name: [0; 32], // no table names
+        metadata_match: u64::MAX,
+        metadata_write: u64::MAX,
+        capabilities: 0,
+        max_entries: 1_000_000,
+        props: vec![
+            TableFeatureProp::Instructions {
+                miss: false,
+                ids: inst,
+            },
+            TableFeatureProp::NextTables {
+                miss: false,
+                tables: next,
+            },
+            TableFeatureProp::WriteActions {
+                miss: false,
+                ids: acts.clone(),
+            },
+            TableFeatureProp::ApplyActions {
+                miss: false,
+                ids: acts,
+            },
+            TableFeatureProp::Match(hdrs.clone()),
+            TableFeatureProp::Wildcards(hdrs.clone()),
+            TableFeatureProp::WriteSetfield {
+                miss: false,
+                fields: hdrs.clone(),
+            },
+            TableFeatureProp::ApplySetfield {
+                miss: false,
+                fields: hdrs,
+            },
+        ],
     }
-    prop(&mut props, 8, &hdrs); // match
-    prop(&mut props, 10, &hdrs); // wildcards
-    prop(&mut props, 12, &hdrs); // write_setfield
-    prop(&mut props, 14, &hdrs); // apply_setfield
-    let mut out = Vec::new();
-    out.extend_from_slice(&((64 + props.len()) as u16).to_be_bytes());
-    out.push(table);
-    out.extend_from_slice(&[0; 5]); // OF1.3/1.4 pad; OF1.5 command 0 + features 0
-    out.extend_from_slice(&[0; 32]); // no table names
-    out.extend_from_slice(&u64::MAX.to_be_bytes()); // metadata_match
-    out.extend_from_slice(&u64::MAX.to_be_bytes()); // metadata_write
-    out.extend_from_slice(&0u32.to_be_bytes()); // config / capabilities
-    out.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
-    out.extend_from_slice(&props);
-    out
 }
