@@ -780,6 +780,7 @@ fn decode_experimenter(h: &Header, r: &mut Reader, depth: u32) -> Result<Message
         }
         13 => decode_nx_flow_mod(r, v),
         14 => decode_nx_flow_removed(r, v),
+        NXT_GROUP_MOD if v == 1 => decode_group_mod(r, v).map(Message::GroupMod),
         15 => {
             let set = r.u8("set")?;
             r.pad(7, "pad")?;
@@ -1256,7 +1257,7 @@ pub(crate) fn decode_group_mod(r: &mut Reader, v: u8) -> Result<GroupMod> {
     let group_type = r.u8("type")?;
     r.pad(1, "pad")?;
     let group_id = r.u32("group_id")?;
-    if v < 6 {
+    if !crate::types::group_layout_15(v) {
         let buckets = parse_buckets(r, v)?;
         return Ok(GroupMod {
             command,
@@ -1290,7 +1291,7 @@ pub(crate) fn emit_group_mod(g: &GroupMod, v: u8, w: &mut Writer) {
     w.u8(g.group_type);
     w.u8(0);
     w.u32(g.group_id);
-    if v < 6 {
+    if !crate::types::group_layout_15(v) {
         emit_buckets(&g.buckets, v, w);
     } else {
         let at = w.len();
@@ -1356,6 +1357,9 @@ pub fn encode(version: u8, xid: u32, msg: &Message) -> Vec<u8> {
     w.patch_u16(2, n);
     w.buf
 }
+
+/// Nicira subtype of NXT_GROUP_MOD, the group mod of OpenFlow 1.0 (1.5 layout).
+const NXT_GROUP_MOD: u32 = 31;
 
 fn nx_hdr(w: &mut Writer, subtype: u32) -> u8 {
     w.u32(NX_VENDOR_ID);
@@ -1528,8 +1532,15 @@ fn emit_body(v: u8, msg: &Message, w: &mut Writer) -> u8 {
         }
         Message::FlowMod(f) => emit_flow_mod(f, v, w),
         Message::GroupMod(g) => {
-            emit_group_mod(g, v, w);
-            15
+            if v10 {
+                // NXT_GROUP_MOD (OVS include/openvswitch/ofp-msgs.h: "NXT 1.0 (31)")
+                let t = nx_hdr(w, NXT_GROUP_MOD);
+                emit_group_mod(g, v, w);
+                t
+            } else {
+                emit_group_mod(g, v, w);
+                15
+            }
         }
         Message::PortMod(p) => {
             if v10 {

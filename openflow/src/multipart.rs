@@ -69,6 +69,10 @@ pub const ONFST_FLOW_MONITOR: u32 = 1870;
 pub const NXST_FLOW_MONITOR: u32 = 2;
 /// Nicira experimenter multipart type of NXST_GROUP (group statistics in OpenFlow 1.0).
 pub const NXST_GROUP: u32 = 7;
+/// Nicira experimenter multipart type of NXST_GROUP_DESC (OpenFlow 1.0; 1.5 layout).
+pub const NXST_GROUP_DESC: u32 = 8;
+/// Nicira experimenter multipart type of NXST_GROUP_FEATURES (OpenFlow 1.0).
+pub const NXST_GROUP_FEATURES: u32 = 9;
 
 /// A multipart request body.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -384,6 +388,14 @@ impl MultipartRequest {
                 r.pad(4, "pad")?;
                 empty(r, MpRequest::GroupStats { group_id })?
             }
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP_DESC))) if v == 1 => {
+                let g = r.u32("group_id")?;
+                r.pad(4, "pad")?;
+                empty(r, MpRequest::GroupDesc { group_id: Some(g) })?
+            }
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP_FEATURES))) if v == 1 => {
+                empty(r, MpRequest::GroupFeatures)?
+            }
             (EXPERIMENTER, Some((e, s))) => MpRequest::Experimenter {
                 experimenter: e,
                 exp_type: s,
@@ -493,13 +505,18 @@ impl MultipartRequest {
                 }
             }
             MpRequest::GroupDesc { group_id } => {
-                emit_mp_header(w, v, GROUP_DESC, f, None);
-                if let Some(g) = group_id {
+                emit_group_header(w, v, f, GROUP_DESC, NXST_GROUP_DESC);
+                if v == 1 {
+                    w.u32(group_id.unwrap_or(0xffff_fffc));
+                    w.zeros(4);
+                } else if let Some(g) = group_id {
                     w.u32(*g);
                     w.zeros(4);
                 }
             }
-            MpRequest::GroupFeatures => emit_mp_header(w, v, GROUP_FEATURES, f, None),
+            MpRequest::GroupFeatures => {
+                emit_group_header(w, v, f, GROUP_FEATURES, NXST_GROUP_FEATURES)
+            }
             MpRequest::MeterFeatures => emit_mp_header(w, v, METER_FEATURES, f, None),
             MpRequest::TableDesc => emit_mp_header(w, v, TABLE_DESC, f, None),
             MpRequest::QueueStats { port_no, queue_id } => {
@@ -572,6 +589,12 @@ impl MultipartReply {
             (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP))) if v == 1 => {
                 MpReply::GroupStats(parse_group_stats(r)?)
             }
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP_DESC))) if v == 1 => {
+                MpReply::GroupDesc(parse_group_descs(r, v)?)
+            }
+            (EXPERIMENTER, Some((NX_VENDOR_ID, NXST_GROUP_FEATURES))) if v == 1 => {
+                MpReply::GroupFeatures(parse_group_features(r)?)
+            }
             (EXPERIMENTER, Some((e, s))) => MpReply::Experimenter {
                 experimenter: e,
                 exp_type: s,
@@ -608,35 +631,8 @@ impl MultipartReply {
                 }
                 MpReply::PortDesc(ports)
             }
-            (GROUP_DESC, _) if v != 1 => {
-                let mut out = Vec::new();
-                while !r.is_empty() {
-                    let len = r.peek_u16(0).ok_or_else(|| r.short("group desc"))? as usize;
-                    if len < 8 || len > r.remaining() {
-                        return fail(BRC, "group desc length");
-                    }
-                    let mut e = r.sub(len, "group desc")?;
-                    // Same layout as a group mod after replacing `length` by `command`.
-                    let mut g = decode_group_mod(&mut e, v)?;
-                    g.command = 0;
-                    out.push(g);
-                }
-                MpReply::GroupDesc(out)
-            }
-            (GROUP_FEATURES, _) if v != 1 => {
-                let mut g = GroupFeatures {
-                    types: r.u32("types")?,
-                    capabilities: r.u32("capabilities")?,
-                    ..Default::default()
-                };
-                for i in 0..4 {
-                    g.max_groups[i] = r.u32("max_groups")?;
-                }
-                for i in 0..4 {
-                    g.actions[i] = r.u32("actions")?;
-                }
-                MpReply::GroupFeatures(g)
-            }
+            (GROUP_DESC, _) if v != 1 => MpReply::GroupDesc(parse_group_descs(r, v)?),
+            (GROUP_FEATURES, _) if v != 1 => MpReply::GroupFeatures(parse_group_features(r)?),
             (METER_CONFIG, _) if v >= 4 => {
                 let mut out = Vec::new();
                 while !r.is_empty() {
@@ -763,7 +759,7 @@ impl MultipartReply {
                 }
             }
             MpReply::GroupDesc(groups) => {
-                emit_mp_header(w, v, GROUP_DESC, f, None);
+                emit_group_header(w, v, f, GROUP_DESC, NXST_GROUP_DESC);
                 for g in groups {
                     let start = w.len();
                     emit_group_mod(g, v, w);
@@ -771,7 +767,7 @@ impl MultipartReply {
                 }
             }
             MpReply::GroupFeatures(g) => {
-                emit_mp_header(w, v, GROUP_FEATURES, f, None);
+                emit_group_header(w, v, f, GROUP_FEATURES, NXST_GROUP_FEATURES);
                 w.u32(g.types);
                 w.u32(g.capabilities);
                 for x in g.max_groups.iter().chain(g.actions.iter()) {
@@ -815,6 +811,47 @@ impl MultipartReply {
 }
 
 /// OFPMP_GROUP, or NXST_GROUP in OpenFlow 1.0.
+/// The header of a group desc or features multipart: the standard type, or in OpenFlow 1.0
+/// the Nicira one.
+fn emit_group_header(w: &mut Writer, v: u8, flags: u16, std: u16, nx: u32) {
+    if v == 1 {
+        emit_mp_header(w, v, mp_type::EXPERIMENTER, flags, Some((NX_VENDOR_ID, nx)));
+    } else {
+        emit_mp_header(w, v, std, flags, None);
+    }
+}
+
+fn parse_group_descs(r: &mut Reader, v: u8) -> Result<Vec<GroupMod>> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let len = r.peek_u16(0).ok_or_else(|| r.short("group desc"))? as usize;
+        if len < 8 || len > r.remaining() {
+            return fail(BRC, "group desc length");
+        }
+        let mut e = r.sub(len, "group desc")?;
+        // Same layout as a group mod after replacing `length` by `command`.
+        let mut g = decode_group_mod(&mut e, v)?;
+        g.command = 0;
+        out.push(g);
+    }
+    Ok(out)
+}
+
+fn parse_group_features(r: &mut Reader) -> Result<GroupFeatures> {
+    let mut g = GroupFeatures {
+        types: r.u32("types")?,
+        capabilities: r.u32("capabilities")?,
+        ..Default::default()
+    };
+    for i in 0..4 {
+        g.max_groups[i] = r.u32("max_groups")?;
+    }
+    for i in 0..4 {
+        g.actions[i] = r.u32("actions")?;
+    }
+    Ok(g)
+}
+
 fn emit_group_stats_header(w: &mut Writer, v: u8, flags: u16) {
     if v == 1 {
         emit_mp_header(

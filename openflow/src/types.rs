@@ -220,12 +220,19 @@ pub struct Bucket {
     pub actions: Vec<Action>,
 }
 
+/// Whether group mods and group descriptions of `version` use the OpenFlow 1.5 layout (bucket
+/// ids, properties): 1.5, and OpenFlow 1.0's Nicira NXT_GROUP_MOD / NXST_GROUP_DESC (OVS
+/// `ofputil_pull_ofp15_group_mod` serves both, with 1.0 actions in 1.0).
+pub(crate) fn group_layout_15(version: u8) -> bool {
+    version >= 6 || version == 1
+}
+
 pub(crate) fn parse_buckets(r: &mut Reader, version: u8) -> Result<Vec<Bucket>> {
     let mut out = Vec::new();
     let mut r = r.with_err(OfpErr::OFPGMFC_BAD_BUCKET);
     while !r.is_empty() {
         let len = r.peek_u16(0).ok_or_else(|| r.short("bucket"))? as usize;
-        if version < 6 {
+        if !group_layout_15(version) {
             if len < 16 || len & 7 != 0 || len > r.remaining() {
                 return fail(OfpErr::OFPGMFC_BAD_BUCKET, "bucket length");
             }
@@ -274,7 +281,7 @@ pub(crate) fn parse_buckets(r: &mut Reader, version: u8) -> Result<Vec<Bucket>> 
 pub(crate) fn emit_buckets(buckets: &[Bucket], version: u8, w: &mut Writer) {
     for b in buckets {
         let start = w.len();
-        if version < 6 {
+        if !group_layout_15(version) {
             w.u16(0);
             w.u16(b.weight.unwrap_or(0));
             w.u32(b.watch_port.unwrap_or(0xffff_ffff));

@@ -259,7 +259,7 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
         }
         Message::GroupMod(ref gm) => {
             let mut ch = Changes::default();
-            let r = apply_group_mod(st, c.bridge, gm, &mut ch);
+            let r = apply_group_mod(st, c.bridge, gm, c.version, &mut ch);
             let b = c.bridge;
             after_changes(st, Some(&mut *c), b, xid, ch);
             if let Err(e) = r {
@@ -320,18 +320,10 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
             c.send(xid, &Message::RoleReply(reply));
         }
         Message::MultipartRequest(openflow::MultipartRequest {
-            body:
-                openflow::MpRequest::FlowMonitor {
-                    form: openflow::monitor::FlowMonitorForm::Nicira,
-                    monitors,
-                },
+            body: openflow::MpRequest::FlowMonitor { form, monitors },
             ..
-        }) => match monitor::parse_request(&monitors) {
+        }) => match monitor::apply_request(&mut c.monitors, form, &monitors) {
             Ok(ms) => {
-                if ms.iter().any(|m| c.monitors.iter().any(|x| x.id == m.id)) {
-                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "monitor id in use");
-                    return;
-                }
                 let rules: Vec<_> = st
                     .pipeline
                     .bridges
@@ -340,13 +332,15 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
                         b.tables
                             .iter()
                             .flat_map(|t| {
-                                t.cls().iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
+                                t.cls()
+                                    .iter()
+                                    .map(|r| r.payload.clone())
+                                    .collect::<Vec<_>>()
                             })
                             .collect()
                     })
                     .unwrap_or_default();
                 let m = monitor::initial_reply(c, &ms, &rules);
-                c.monitors.extend(ms);
                 c.send(xid, &m);
             }
             Err(e) => send_error(st, c, raw, e, "flow monitor request"),
@@ -433,7 +427,13 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
                 let before = c.monitors.len();
                 c.monitors.retain(|m| m.id != id);
                 if c.monitors.len() == before {
-                    send_error(st, c, raw, OfpErr::OFPBRC_EPERM, "no such monitor");
+                    send_error(
+                        st,
+                        c,
+                        raw,
+                        OfpErr::OFPMOFC_UNKNOWN_MONITOR,
+                        "no such monitor",
+                    );
                 }
             }
             _ => send_error(
@@ -482,6 +482,7 @@ fn apply_group_mod(
     st: &mut State,
     bridge: usize,
     gm: &openflow::message::GroupMod,
+    version: u8,
     changes: &mut Changes,
 ) -> Result<(), ModError> {
     let now = now_ms(st);
@@ -492,7 +493,7 @@ fn apply_group_mod(
             why: "no such bridge".into(),
         });
     };
-    let r = mods::group_mod(Arc::make_mut(bt), gm, now, changes);
+    let r = mods::group_mod(Arc::make_mut(bt), gm, version, now, changes);
     st.ofproto.dirty = true;
     r
 }
@@ -752,16 +753,18 @@ fn commit_bundle(
                 st.ofproto.stats.flow_mods += 1;
                 mods::check_references(&scratch, &meters, fm).and_then(|()| {
                     mods::flow_mod(
-                    &mut scratch,
-                    fm,
-                    c.version,
-                    c.flow_mod_table_id,
-                    now,
-                    &mut changes,
-                )
+                        &mut scratch,
+                        fm,
+                        c.version,
+                        c.flow_mod_table_id,
+                        now,
+                        &mut changes,
+                    )
                 })
             }
-            Message::GroupMod(gm) => mods::group_mod(&mut scratch, gm, now, &mut changes),
+            Message::GroupMod(gm) => {
+                mods::group_mod(&mut scratch, gm, c.version, now, &mut changes)
+            }
             Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm).map(|()| {
                 if mm.command == mods::METER_DELETE {
                     mods::delete_flows_using_meter(&mut scratch, mm.meter_id, &mut changes);

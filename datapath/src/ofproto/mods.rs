@@ -206,7 +206,9 @@ pub fn flow_mod(
                             err: r.err,
                             why: r.why,
                         })?;
-                    let reset = fm.flags & flags::RESET_COUNTS != 0;
+                    let reset = openflow::compat::flow_flags_kept(fm.flags, version, fm.command)
+                        & flags::RESET_COUNTS
+                        != 0;
                     let new = Rule {
                         table: t,
                         priority: old.priority,
@@ -339,7 +341,10 @@ fn add(
     if let Some(id) = tab.cls().find_exact(&value, &mask, fm.priority as u32) {
         // an identical flow is replaced; OVS keeps its counters unless reset_counts
         if let Some(old) = tab.remove(id) {
-            if fm.flags & flags::RESET_COUNTS == 0 {
+            if openflow::compat::flow_flags_kept(fm.flags, version, fm.command)
+                & flags::RESET_COUNTS
+                == 0
+            {
                 stats = old.stats.clone();
                 created = old.created_ms;
             }
@@ -355,7 +360,7 @@ fn add(
         mask,
         clauses: Rule::conjunction_clauses(&ofpacts),
         ofpacts,
-        flags: fm.flags,
+        flags: openflow::compat::flow_flags_kept(fm.flags, version, fm.command),
         idle_timeout: fm.idle_timeout,
         hard_timeout: fm.hard_timeout,
         importance: fm.importance,
@@ -400,7 +405,7 @@ pub mod gcmd {
 pub const GROUP_ALL: u32 = 0xffff_fffc;
 pub const GROUP_ANY: u32 = 0xffff_ffff;
 
-fn build_group(gm: &GroupMod, now_ms: u64) -> Result<Group, ModError> {
+fn build_group(gm: &GroupMod, version: u8, now_ms: u64) -> Result<Group, ModError> {
     if gm.group_type > 3 {
         return fail(
             OfpErr::OFPGMFC_BAD_TYPE,
@@ -445,6 +450,7 @@ fn build_group(gm: &GroupMod, now_ms: u64) -> Result<Group, ModError> {
         selection_method: String::new(),
         stats: Arc::new(RuleStats::default()),
         created_ms: now_ms,
+        of_version: version,
     })
 }
 
@@ -452,6 +458,7 @@ fn build_group(gm: &GroupMod, now_ms: u64) -> Result<Group, ModError> {
 pub fn group_mod(
     bt: &mut BridgeTables,
     gm: &GroupMod,
+    version: u8,
     now_ms: u64,
     changes: &mut Changes,
 ) -> Result<(), ModError> {
@@ -463,7 +470,7 @@ pub fn group_mod(
                     format!("group {}", gm.group_id),
                 );
             }
-            let g = build_group(gm, now_ms)?;
+            let g = build_group(gm, version, now_ms)?;
             bt.groups.insert(gm.group_id, Arc::new(g));
             Ok(())
         }
@@ -474,7 +481,7 @@ pub fn group_mod(
                     format!("group {}", gm.group_id),
                 );
             };
-            let mut g = build_group(gm, now_ms)?;
+            let mut g = build_group(gm, version, now_ms)?;
             g.stats = old.stats.clone();
             g.created_ms = old.created_ms;
             bt.groups.insert(gm.group_id, Arc::new(g));
@@ -528,7 +535,10 @@ fn check_refs(
     for a in acts {
         match a {
             Ofpact::Group(g) if !bt.groups.contains_key(g) => {
-                return fail(OfpErr::OFPBAC_BAD_OUT_GROUP, format!("group {g} does not exist"))
+                return fail(
+                    OfpErr::OFPBAC_BAD_OUT_GROUP,
+                    format!("group {g} does not exist"),
+                )
             }
             Ofpact::Meter(m) if !meters.contains_key(m) => {
                 return fail(

@@ -29,6 +29,8 @@ pub mod flags {
 }
 
 mod event {
+    /// Not on the wire in the Nicira form (reported as ADDED there).
+    pub const INITIAL: u16 = 0xffff;
     pub const ADDED: u16 = 0;
     pub const DELETED: u16 = 1;
     pub const MODIFIED: u16 = 2;
@@ -61,27 +63,125 @@ impl Monitor {
     }
 }
 
-/// The monitors of an NXST_FLOW_MONITOR request, as flow-table keys.
-pub fn parse_request(monitors: &[FlowMonitorRequest]) -> Result<Vec<Monitor>, OfpErr> {
-    let mut out = Vec::new();
+/// Applies the monitors of a flow-monitor request (any of the three forms, on any version, as
+/// OVS accepts them) to connection `c`'s list, all or nothing: NXST/ONFST requests add
+/// monitors; OpenFlow 1.4+ ones add, modify or delete by id (OFPFMC_*). Flags are kept as
+/// NXFMF_* bits whatever the form (OVS `ofp_to_nx_flow_monitor_flags`, lib/ofp-monitor.c).
+/// Returns the monitors added, whose initial flows the caller reports.
+pub fn apply_request(
+    current: &mut Vec<Monitor>,
+    form: FlowMonitorForm,
+    monitors: &[FlowMonitorRequest],
+) -> Result<Vec<Monitor>, OfpErr> {
+    use openflow::monitor::{nxfmf, ofpfmf};
+    let mut next = current.clone();
+    let mut added = Vec::new();
     for m in monitors {
+        let flags = if form == FlowMonitorForm::OpenFlow {
+            if m.command == 2 {
+                // OFPFMC_DELETE: only the id matters
+                let before = next.len();
+                next.retain(|x| x.id != m.id);
+                if next.len() == before {
+                    return Err(OfpErr::OFPMOFC_UNKNOWN_MONITOR);
+                }
+                added.retain(|x: &Monitor| x.id != m.id);
+                continue;
+            }
+            let known = ofpfmf::INITIAL
+                | ofpfmf::ADD
+                | ofpfmf::REMOVED
+                | ofpfmf::MODIFY
+                | ofpfmf::INSTRUCTIONS
+                | ofpfmf::ONLY_OWN;
+            if m.flags & (ofpfmf::ADD | ofpfmf::REMOVED | ofpfmf::MODIFY) == 0
+                || m.flags & !known != 0
+            {
+                return Err(OfpErr::OFPMOFC_BAD_FLAGS);
+            }
+            let map = [
+                (ofpfmf::INITIAL, nxfmf::INITIAL),
+                (ofpfmf::ADD, nxfmf::ADD),
+                (ofpfmf::REMOVED, nxfmf::DELETE),
+                (ofpfmf::MODIFY, nxfmf::MODIFY),
+                (ofpfmf::INSTRUCTIONS, nxfmf::ACTIONS),
+                (ofpfmf::ONLY_OWN, nxfmf::OWN),
+            ];
+            map.iter()
+                .filter(|(o, _)| m.flags & o != 0)
+                .fold(0, |a, (_, n)| a | n)
+        } else {
+            let known = nxfmf::INITIAL
+                | nxfmf::ADD
+                | nxfmf::DELETE
+                | nxfmf::MODIFY
+                | nxfmf::ACTIONS
+                | nxfmf::OWN;
+            if m.flags & (nxfmf::ADD | nxfmf::DELETE | nxfmf::MODIFY) == 0 || m.flags & !known != 0
+            {
+                return Err(OfpErr::OFPMOFC_BAD_FLAGS);
+            }
+            m.flags
+        };
+        if m.table_id != 0xff && m.table_id >= crate::pipeline::tables::N_TABLES as u8 {
+            return Err(OfpErr::OFPBRC_BAD_TABLE_ID);
+        }
+        let modify = form == FlowMonitorForm::OpenFlow && m.command == 1;
+        let exists = next.iter().any(|x| x.id == m.id);
+        if modify {
+            if !exists {
+                return Err(OfpErr::OFPMOFC_UNKNOWN_MONITOR);
+            }
+            next.retain(|x| x.id != m.id);
+            added.retain(|x: &Monitor| x.id != m.id);
+        } else if exists {
+            return Err(OfpErr::OFPMOFC_MONITOR_EXISTS);
+        }
         let (value, mask, _) = match_to_key(&m.match_).map_err(|e| e.err)?;
-        out.push(Monitor {
+        let mon = Monitor {
             id: m.id,
-            flags: m.flags,
+            flags,
             out_port: m.out_port,
             table_id: m.table_id,
             value,
             mask,
-        });
+        };
+        next.push(mon.clone());
+        added.push(mon);
     }
-    Ok(out)
+    *current = next;
+    Ok(added)
 }
 
-/// One `nx_flow_update_full` (actions as OpenFlow 1.0 / Nicira actions).
-fn update_full(r: &Rule, ev: u16, reason: u16, with_actions: bool) -> FlowUpdate {
+/// The form of flow-monitor replies and updates a connection of `version` gets: OVS picks it
+/// by version, not by the request's form (`ofputil_start_flow_update`).
+fn reply_form(version: u8) -> FlowMonitorForm {
+    match version {
+        0..=3 => FlowMonitorForm::Nicira,
+        4 => FlowMonitorForm::Onf,
+        _ => FlowMonitorForm::OpenFlow,
+    }
+}
+
+/// One full update, with the event numbered for the reply form (NXFME_* or OFPFME_*) and the
+/// actions encoded as OVS encodes them for the reader's version.
+fn update_full(r: &Rule, ev: u16, reason: u16, with_actions: bool, version: u8) -> FlowUpdate {
+    use openflow::monitor::ofpfme;
+    let event = if reply_form(version) == FlowMonitorForm::OpenFlow {
+        match ev {
+            event::INITIAL => ofpfme::INITIAL,
+            event::ADDED => ofpfme::ADDED,
+            event::DELETED => ofpfme::REMOVED,
+            _ => ofpfme::MODIFIED,
+        }
+    } else {
+        match ev {
+            event::INITIAL | event::ADDED => event::ADDED,
+            e => e,
+        }
+    };
     FlowUpdate::Full(FlowUpdateFull {
-        event: ev,
+        event,
         reason,
         priority: r.priority,
         idle_timeout: r.idle_timeout,
@@ -89,25 +189,29 @@ fn update_full(r: &Rule, ev: u16, reason: u16, with_actions: bool) -> FlowUpdate
         table_id: r.table,
         cookie: r.cookie,
         match_: r.match_.clone(),
-        instructions: if with_actions && ev != event::DELETED {
-            super::stats::instructions_for(&r.instructions, 1)
+        instructions: if with_actions {
+            openflow::compat::instructions_for(
+                &r.instructions,
+                openflow::compat::Added::flow(r.of_version, &r.match_),
+                version,
+            )
         } else {
             Vec::new()
         },
     })
 }
 
-fn reply(updates: Vec<FlowUpdate>) -> Message {
+fn reply(version: u8, updates: Vec<FlowUpdate>) -> Message {
     Message::MultipartReply(MultipartReply {
         flags: 0,
         body: MpReply::FlowMonitor {
-            form: FlowMonitorForm::Nicira,
+            form: reply_form(version),
             updates,
         },
     })
 }
 
-/// The reply to a monitor request: the current flows for monitors with NXFMF_INITIAL.
+/// The reply to a monitor request: the current flows for the new monitors with NXFMF_INITIAL.
 pub fn initial_reply(c: &Conn, monitors: &[Monitor], rules: &[Arc<Rule>]) -> Message {
     let mut body = Vec::new();
     for r in rules {
@@ -117,14 +221,14 @@ pub fn initial_reply(c: &Conn, monitors: &[Monitor], rules: &[Arc<Rule>]) -> Mes
         {
             body.push(update_full(
                 r,
-                event::ADDED,
+                event::INITIAL,
                 0,
                 m.flags & flags::ACTIONS != 0,
+                c.version,
             ));
         }
     }
-    let _ = c;
-    reply(body)
+    reply(c.version, body)
 }
 
 /// Sends `c` the updates for `changes` (made by connection `origin` with flow mod `xid`).
@@ -151,7 +255,13 @@ pub fn notify(c: &mut Conn, bridge: usize, changes: &Changes, origin: u64, xid: 
                 }
                 return;
             }
-            body.push(update_full(r, ev, reason, m.flags & flags::ACTIONS != 0));
+            body.push(update_full(
+                r,
+                ev,
+                reason,
+                m.flags & flags::ACTIONS != 0,
+                c.version,
+            ));
         };
     for r in &changes.added {
         emit(c, r, event::ADDED, flags::ADD, 0, &mut body);
@@ -170,6 +280,6 @@ pub fn notify(c: &mut Conn, bridge: usize, changes: &Changes, origin: u64, xid: 
         );
     }
     if !body.is_empty() {
-        c.send(0, &reply(body));
+        c.send(0, &reply(c.version, body));
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use openflow::action::{ports, Action};
+use openflow::action::ports;
 use openflow::message::{FlowRemoved, Message, SwitchFeatures};
 use openflow::multipart::{
     Desc, FlowStatsRequest, GroupFeatures, MeterConfig, MeterFeatures, MpReply, MpRequest,
@@ -16,7 +16,7 @@ use openflow::stats::{
     OxsStats, PortStats, PortStatsEthernet, TableFeatureProp, TableFeatures, TableStats,
 };
 use openflow::types::{FlowStats, MatchRepr, Port};
-use openflow::{Instruction, Match, OfpErr};
+use openflow::{Match, OfpErr};
 
 use super::conn::Conn;
 use super::mods::{self, match_to_key};
@@ -171,43 +171,6 @@ fn oxs(dur: (u32, u32), idle: (u32, u32), packets: u64, bytes: u64) -> OxsStats 
     ])
 }
 
-/// Converts stored instructions for a connection of another version. OpenFlow 1.0 has no
-/// instructions and no set_field action: OVS sends those as Nicira actions.
-pub fn instructions_for(insts: &[Instruction], version: u8) -> Vec<Instruction> {
-    if version != 1 {
-        return insts.to_vec();
-    }
-    let mut acts: Vec<Action> = Vec::new();
-    for i in insts {
-        match i {
-            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => {
-                acts.extend(a.iter().map(action_for_of10))
-            }
-            Instruction::WriteMetadata { metadata, mask } => acts.push(Action::WriteMetadata {
-                metadata: *metadata,
-                mask: *mask,
-            }),
-            Instruction::GotoTable(t) => acts.push(Action::ResubmitTable {
-                in_port: 0xfff8,
-                table: *t,
-                ct: false,
-            }),
-            Instruction::Meter(_)
-            | Instruction::ClearActions
-            | Instruction::Experimenter { .. } => {}
-        }
-    }
-    vec![Instruction::ApplyActions(acts)]
-}
-
-fn action_for_of10(a: &Action) -> Action {
-    match a {
-        Action::SetField(mf) => Action::RegLoad2(mf.clone()),
-        Action::Clone(inner) => Action::Clone(inner.iter().map(action_for_of10).collect()),
-        other => other.clone(),
-    }
-}
-
 /// The match in the form the request used (NXM for Nicira requests and NXM flow format,
 /// OXM for 1.1+).
 /// NXFF_NXM, the Nicira flow format of NXT_SET_FLOW_FORMAT.
@@ -278,7 +241,7 @@ pub fn flow_stats(st: &State, r: &Rule, version: u8, nx: bool, now_ms: u64) -> F
         priority: r.priority,
         idle_timeout: r.idle_timeout,
         hard_timeout: r.hard_timeout,
-        flags: r.flags,
+        flags: openflow::compat::flow_stats_flags(r.flags, version),
         importance: r.importance,
         idle_age: ((now_ms.saturating_sub(used)) / 1000).min(0xffff) as u16 + 1,
         hard_age: 0,
@@ -291,7 +254,11 @@ pub fn flow_stats(st: &State, r: &Rule, version: u8, nx: bool, now_ms: u64) -> F
         } else {
             OxsStats::default()
         },
-        instructions: instructions_for(&r.instructions, version),
+        instructions: openflow::compat::instructions_for(
+            &r.instructions,
+            openflow::compat::Added::flow(r.of_version, &r.match_),
+            version,
+        ),
     }
 }
 
@@ -470,6 +437,13 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                 .map(|g| {
                     let mut d = g.desc.clone();
                     d.command = 0;
+                    for b in &mut d.buckets {
+                        b.actions = openflow::compat::actions_for(
+                            &b.actions,
+                            openflow::compat::Added::bucket(g.of_version),
+                            c.version,
+                        );
+                    }
                     d
                 })
                 .collect();

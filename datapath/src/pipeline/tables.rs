@@ -294,6 +294,9 @@ pub struct Group {
     pub selection_method: String,
     pub stats: Arc<RuleStats>,
     pub created_ms: u64,
+    /// OpenFlow version of the group mod that installed it: how its bucket actions are
+    /// re-encoded for readers of other versions depends on it (see `openflow::compat`).
+    pub of_version: u8,
 }
 
 /// A port as the pipeline knows it.
@@ -510,10 +513,7 @@ mod tests {
             })
             .collect();
         let (front1, j1) = publish(&mut master);
-        let mut back = Arc::try_unwrap(front0)
-            .ok()
-            .unwrap()
-            .reclaim(&front1, &j1);
+        let mut back = Arc::try_unwrap(front0).ok().unwrap().reclaim(&front1, &j1);
         assert_eq!(rules(&back), rules(&front1));
         assert!(!Arc::ptr_eq(
             &back.bridges[0].tables[0],
@@ -548,10 +548,7 @@ mod tests {
         }
         let (front1, mut j1) = publish(&mut master);
         j1[0].2.pop(); // lose the last insert
-        let back = Arc::try_unwrap(front0)
-            .ok()
-            .unwrap()
-            .reclaim(&front1, &j1);
+        let back = Arc::try_unwrap(front0).ok().unwrap().reclaim(&front1, &j1);
         assert!(Arc::ptr_eq(
             &back.bridges[0].tables[0],
             &front1.bridges[0].tables[0]

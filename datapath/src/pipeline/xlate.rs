@@ -1376,7 +1376,7 @@ mod tests {
                 .collect(),
             props: Vec::new(),
         };
-        mods::group_mod(&mut bt, &gm, 0, &mut mods::Changes::default()).unwrap();
+        mods::group_mod(&mut bt, &gm, 6, 0, &mut mods::Changes::default()).unwrap();
         add(&mut bt, 0, 10, vec![], vec![Action::Group(5)]);
         let mut seen = std::collections::HashSet::new();
         for sport in 1000..1040u16 {
