@@ -95,7 +95,17 @@ pub struct Conn {
     pub bridge: usize,
     pub peer: String,
     framer: Framer,
+    /// Receive buffer, allocated once (a flow mod per wake-up is the common case).
+    rx_buf: Box<[u8]>,
+    /// Reading stopped before the socket was drained (work bound per wake-up): the event
+    /// loop must re-arm the (edge-triggered) registration so the rest is read.
+    pub rx_more: bool,
+    /// Whether the registration includes WRITABLE (re-registered only when this changes).
+    pub registered_writable: bool,
     out: Vec<u8>,
+    /// Bytes of `out` already written (compacted once written out, not per write: a 20 MB
+    /// dump going out 200 KB at a time would otherwise move the rest each time).
+    out_pos: usize,
     /// Negotiated version; 0 until both hellos are seen.
     pub version: u8,
     /// A service connection (the mgmt socket or a passive listener) as opposed to an active
@@ -136,7 +146,11 @@ impl Conn {
             bridge,
             peer,
             framer: Framer::new(),
+            rx_buf: vec![0u8; 65536].into_boxed_slice(),
+            rx_more: false,
+            registered_writable: false,
             out: Vec::new(),
+            out_pos: 0,
             version: 0,
             service,
             role: role::EQUAL,
@@ -181,16 +195,15 @@ impl Conn {
     /// Reads what is available and returns complete messages' bytes. A framing error closes
     /// the connection.
     pub fn read_messages(&mut self) -> Vec<Vec<u8>> {
-        let mut buf = [0u8; 65536];
         let mut msgs = Vec::new();
         loop {
-            match self.stream.read(&mut buf) {
+            match self.stream.read(&mut self.rx_buf) {
                 Ok(0) => {
                     self.closed = true;
                     break;
                 }
                 Ok(n) => {
-                    self.framer.push(&buf[..n]);
+                    self.framer.push(&self.rx_buf[..n]);
                     loop {
                         match self.framer.next_message() {
                             Ok(Some(m)) => msgs.push(m),
@@ -202,8 +215,14 @@ impl Conn {
                             }
                         }
                     }
+                    // a short read from a stream socket took everything queued: anything sent
+                    // later raises a new edge, so no read that would only say EAGAIN
+                    if n < self.rx_buf.len() {
+                        break;
+                    }
                     // bound the work done per wake-up so one busy peer can't starve others
                     if msgs.len() >= 4096 {
+                        self.rx_more = true;
                         break;
                     }
                 }
@@ -225,16 +244,21 @@ impl Conn {
 
     /// Writes queued output; returns whether some remains.
     pub fn flush(&mut self) -> bool {
-        while !self.out.is_empty() {
-            match self.stream.write(&self.out) {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => {
                     self.closed = true;
                     return false;
                 }
-                Ok(n) => {
-                    self.out.drain(..n);
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // compact when the written part dominates, so appends stay amortized
+                    if self.out_pos > self.out.len() / 2 {
+                        self.out.drain(..self.out_pos);
+                        self.out_pos = 0;
+                    }
+                    return true;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.closed = true;
@@ -242,11 +266,17 @@ impl Conn {
                 }
             }
         }
+        self.out.clear();
+        self.out_pos = 0;
+        // a big dump's buffer is not kept for the connection's lifetime
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::new();
+        }
         false
     }
 
     pub fn pending_output(&self) -> usize {
-        self.out.len()
+        self.out.len() - self.out_pos
     }
 
     /// Whether this connection gets asynchronous messages at all (OVS's

@@ -600,8 +600,8 @@ fn port_mod(
     Ok(())
 }
 
-/// Publishes the master tables to the PMDs if they changed, and wakes sleeping PMDs so they
-/// pick the new generation up at once.
+/// Publishes the master tables to the PMDs if they changed. Idle PMDs are not woken: they
+/// read the generation before they forward again (see [`answer_barriers`]).
 pub fn publish(st: &mut State) {
     if !st.ofproto.dirty {
         return;
@@ -610,9 +610,6 @@ pub fn publish(st: &mut State) {
     st.ofproto.last_publish = Instant::now();
     st.publish_pipeline();
     st.shared.invalidate();
-    for p in &st.pmds {
-        p.waker.wake_if_sleeping();
-    }
 }
 
 /// Answers barriers whose generation every PMD has seen (or that no PMD can hold back: a PMD
@@ -622,7 +619,7 @@ pub fn answer_barriers(st: &mut State) {
         .pmds
         .iter()
         .map(|p| {
-            if p.waker.sleeping.load(Ordering::SeqCst) {
+            if p.quiescent.load(Ordering::SeqCst) {
                 u64::MAX
             } else {
                 p.seen_gen.load(Ordering::Acquire)
@@ -638,6 +635,27 @@ pub fn answer_barriers(st: &mut State) {
             c.barriers.pop_front();
             c.send(xid, &Message::BarrierReply);
         }
+    }
+}
+
+/// Gives running PMDs up to `max` to finish their round and see the latest generation, so
+/// that a barrier is answered without a trip through the event loop's timeout (a PMD round
+/// takes microseconds; ovs-ofctl add-flows waits for a barrier after every flow mod).
+pub fn wait_barriers(st: &mut State, max: std::time::Duration) {
+    if !barriers_pending(st) {
+        return;
+    }
+    let gen = st.shared.generation.load(Ordering::SeqCst);
+    let t0 = Instant::now();
+    while st
+        .pmds
+        .iter()
+        .any(|p| !p.quiescent.load(Ordering::SeqCst) && p.seen_gen.load(Ordering::Acquire) < gen)
+    {
+        if t0.elapsed() >= max {
+            break;
+        }
+        std::hint::spin_loop();
     }
 }
 

@@ -14,7 +14,7 @@ use openflow::{Field, Match, OfpErr};
 
 use crate::pipeline::flow::{loc, PKey, PKEY_WORDS};
 use crate::pipeline::ofpact::{self, Ofpact};
-use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, Table};
+use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, SparseKey, Table};
 
 /// The last table, read-only (OVS uses it for internal flows and hides it).
 pub const HIDDEN_TABLE: u8 = 254;
@@ -221,8 +221,7 @@ pub fn flow_mod(
                             old.cookie
                         },
                         match_: old.match_.clone(),
-                        value: old.value,
-                        mask: old.mask,
+                        key: old.key.clone(),
                         clauses: Rule::conjunction_clauses(&ofpacts),
                         ofpacts,
                         flags: old.flags,
@@ -356,8 +355,7 @@ fn add(
         priority: fm.priority,
         cookie: fm.cookie,
         match_: m,
-        value,
-        mask,
+        key: SparseKey::new(&value, &mask),
         clauses: Rule::conjunction_clauses(&ofpacts),
         ofpacts,
         flags: openflow::compat::flow_flags_kept(fm.flags, version, fm.command),

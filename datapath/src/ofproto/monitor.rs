@@ -15,7 +15,7 @@ use openflow::OfpErr;
 
 use super::conn::Conn;
 use super::mods::{match_to_key, Changes};
-use crate::pipeline::flow::{PKey, PKEY_WORDS};
+use crate::pipeline::flow::PKey;
 use crate::pipeline::ofpact;
 use crate::pipeline::tables::Rule;
 
@@ -57,9 +57,7 @@ impl Monitor {
             return false;
         }
         // loose: the flow is at least as specific as the criteria and agrees with them
-        (0..PKEY_WORDS).all(|i| {
-            r.mask[i] & self.mask[i] == self.mask[i] && r.value[i] & self.mask[i] == self.value[i]
-        })
+        r.key.covered_by(&self.value, &self.mask)
     }
 }
 

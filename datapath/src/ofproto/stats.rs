@@ -290,17 +290,57 @@ pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
     })
 }
 
-/// Splits a list of items into multipart replies of at most ~60 KiB, with REPLY_MORE on all
-/// but the last.
-fn send_parts<T: Clone>(
+/// Splits items into multipart replies that each fit in one OpenFlow message (64 KiB), with
+/// REPLY_MORE on all but the last. Items are taken from the iterator a part at a time (a
+/// 100k-flow dump is never materialized whole) and moved, not copied. The part size starts
+/// from the `per_item` guess and then follows the measured bytes per item; a part that still
+/// encodes too long is split in two (`unmk` gives its items back), so large entries never
+/// produce a truncated message.
+fn send_parts<T>(
     c: &mut Conn,
     xid: u32,
-    items: Vec<T>,
+    items: impl IntoIterator<Item = T>,
     per_item: usize,
     mk: impl Fn(Vec<T>) -> MpReply,
+    unmk: impl Fn(MpReply) -> Vec<T>,
 ) {
-    let per_msg = (60_000 / per_item.max(1)).max(1);
-    if items.is_empty() {
+    const BUDGET: usize = 60_000;
+    let v = if c.version == 0 { 6 } else { c.version };
+    let mut it = items.into_iter();
+    let mut est = per_item.max(1);
+    let mut split: Vec<Vec<T>> = Vec::new();
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let chunk: Vec<T> = match split.pop() {
+            Some(ch) => ch,
+            None => {
+                let ch: Vec<T> = it.by_ref().take((BUDGET / est).max(1)).collect();
+                if ch.is_empty() {
+                    break;
+                }
+                ch
+            }
+        };
+        let n = chunk.len();
+        let msg = Message::MultipartReply(MultipartReply {
+            flags: 1,
+            body: mk(chunk),
+        });
+        let b = openflow::encode(v, xid, &msg);
+        if b.len() > 0xffff && n > 1 {
+            if let Message::MultipartReply(r) = msg {
+                let mut first = unmk(r.body);
+                let second = first.split_off(first.len() / 2);
+                split.push(second);
+                split.push(first);
+            }
+            est = est.saturating_mul(2);
+            continue;
+        }
+        est = (b.len() * 11 / 10 / n).max(1);
+        parts.push(b);
+    }
+    if parts.is_empty() {
         c.send(
             xid,
             &Message::MultipartReply(MultipartReply {
@@ -310,16 +350,12 @@ fn send_parts<T: Clone>(
         );
         return;
     }
-    let chunks: Vec<Vec<T>> = items.chunks(per_msg).map(|c| c.to_vec()).collect();
-    let n = chunks.len();
-    for (i, ch) in chunks.into_iter().enumerate() {
-        c.send(
-            xid,
-            &Message::MultipartReply(MultipartReply {
-                flags: if i + 1 < n { 1 } else { 0 },
-                body: mk(ch),
-            }),
-        );
+    if let Some(last) = parts.last_mut() {
+        // the multipart flags are at bytes 10..12 in every version; clear REPLY_MORE
+        last[11] &= !1;
+    }
+    for p in parts {
+        c.send_raw(p);
     }
 }
 
@@ -363,11 +399,18 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
             let nx = matches!(fr.match_, MatchRepr::Nxm(_));
             match selected(st, c.bridge, fr) {
                 Ok(rules) => {
-                    let flows: Vec<FlowStats> = rules
-                        .iter()
-                        .map(|r| flow_stats(st, r, v, nx, now))
-                        .collect();
-                    send_parts(c, xid, flows, 200, |flows| MpReply::Flow { nx, flows });
+                    let flows = rules.iter().map(|r| flow_stats(st, r, v, nx, now));
+                    send_parts(
+                        c,
+                        xid,
+                        flows,
+                        200,
+                        |flows| MpReply::Flow { nx, flows },
+                        |r| match r {
+                            MpReply::Flow { flows, .. } => flows,
+                            _ => Vec::new(),
+                        },
+                    );
                 }
                 Err(e) => send_error(st, c, raw, e, "flow stats match"),
             }
@@ -448,7 +491,10 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                 })
                 .collect();
             gs.sort_by_key(|g| g.group_id);
-            send_parts(c, xid, gs, 200, MpReply::GroupDesc);
+            send_parts(c, xid, gs, 200, MpReply::GroupDesc, |r| match r {
+                MpReply::GroupDesc(g) => g,
+                _ => Vec::new(),
+            });
         }
         MpRequest::GroupFeatures => reply(
             c,
@@ -519,7 +565,10 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
                     openflow::encode(v, 0, &Message::MultipartReply(one)).len() - 16
                 })
                 .unwrap_or(1);
-            send_parts(c, xid, tables, per, MpReply::TableFeatures);
+            send_parts(c, xid, tables, per, MpReply::TableFeatures, |r| match r {
+                MpReply::TableFeatures(t) => t,
+                _ => Vec::new(),
+            });
         }
         _ => send_error(
             st,

@@ -36,6 +36,40 @@ impl RuleStats {
     }
 }
 
+/// A pipeline key's (value, mask) with only the words whose mask is not zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SparseKey(Box<[(u8, u64, u64)]>);
+
+impl SparseKey {
+    pub fn new(value: &PKey, mask: &PKey) -> SparseKey {
+        SparseKey(
+            (0..PKEY_WORDS)
+                .filter(|&i| mask[i] != 0)
+                .map(|i| (i as u8, value[i] & mask[i], mask[i]))
+                .collect(),
+        )
+    }
+    pub fn value(&self) -> PKey {
+        let mut k = [0; PKEY_WORDS];
+        for &(i, v, _) in self.0.iter() {
+            k[i as usize] = v;
+        }
+        k
+    }
+    pub fn mask(&self) -> PKey {
+        let mut k = [0; PKEY_WORDS];
+        for &(i, _, m) in self.0.iter() {
+            k[i as usize] = m;
+        }
+        k
+    }
+    /// Whether this match is at least as specific as (`value`, `mask`) and agrees with it.
+    pub fn covered_by(&self, value: &PKey, mask: &PKey) -> bool {
+        let (v, m) = (self.value(), self.mask());
+        (0..PKEY_WORDS).all(|i| m[i] & mask[i] == mask[i] && v[i] & mask[i] == value[i])
+    }
+}
+
 /// One OpenFlow flow entry.
 #[derive(Debug)]
 pub struct Rule {
@@ -44,8 +78,9 @@ pub struct Rule {
     pub cookie: u64,
     /// The match as the controller sent it (dumps print it back).
     pub match_: Match,
-    pub value: PKey,
-    pub mask: PKey,
+    /// The match as pipeline-key words (value, mask), only the matched words kept: a full
+    /// key is 280 bytes and a flow matches a handful of words.
+    pub key: SparseKey,
     pub ofpacts: Vec<Ofpact>,
     /// OFPFF_* flags (send_flow_rem 1, check_overlap 2, reset_counts 4, no_pkt/byt counts).
     pub flags: u16,
@@ -94,8 +129,7 @@ impl Rule {
             priority,
             cookie: 0,
             match_: Match::default(),
-            value: [0; PKEY_WORDS],
-            mask: [0; PKEY_WORDS],
+            key: SparseKey::default(),
             ofpacts,
             flags: 0,
             idle_timeout: 0,
@@ -188,7 +222,7 @@ impl Table {
     }
 
     fn insert_quiet(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
-        let (v, m, p) = (rule.value, rule.mask, rule.priority as u32);
+        let (v, m, p) = (rule.key.value(), rule.key.mask(), rule.priority as u32);
         let id = if rule.clauses.is_empty() {
             self.cls.insert(v, m, p, rule)
         } else {

@@ -57,7 +57,7 @@ impl Shared {
 
     /// Invalidates every cached flow in every PMD (they clear before their next packet).
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -79,6 +79,11 @@ pub struct PmdHandle {
     /// The generation this PMD had seen at the start of its latest round: everything
     /// published before it is in effect for the packets it forwards now (barriers wait on it).
     pub seen_gen: AtomicU64,
+    /// Set while the PMD naps or blocks between rounds: it reads the generation again before
+    /// it forwards anything, so a barrier need not wait for it (SeqCst on both sides: the
+    /// control thread stores the generation then reads this; the PMD clears this then reads
+    /// the generation).
+    pub quiescent: AtomicBool,
     /// Counter folding: the control thread bumps `fold_req`; the PMD credits its megaflows'
     /// hits to their OpenFlow rules and copies it to `fold_done`.
     pub fold_req: AtomicU64,
@@ -102,6 +107,7 @@ impl PmdHandle {
             dump_done: AtomicU64::new(0),
             dump: std::sync::Mutex::new(Vec::new()),
             seen_gen: AtomicU64::new(0),
+            quiescent: AtomicBool::new(false),
             fold_req: AtomicU64::new(0),
             fold_done: AtomicU64::new(0),
             rxqs: std::sync::Mutex::new(Vec::new()),
@@ -770,7 +776,8 @@ impl Pmd {
         while !self.shared.quit.load(Ordering::Relaxed) {
             let t0 = clock::cycles();
             round += 1;
-            let gen = self.shared.generation.load(Ordering::Acquire);
+            // SeqCst: pairs with `quiescent` (see PmdHandle::quiescent)
+            let gen = self.shared.generation.load(Ordering::SeqCst);
             let now = self.shared.now_sec.load(Ordering::Relaxed);
             if gen != self.gen {
                 if !self.cache.is_empty() {
@@ -882,12 +889,15 @@ impl Pmd {
         } else if idle_rounds < SPIN + NAPS {
             let k = (idle_rounds - SPIN).min(6);
             self.h.stats.bump(PmdStat::Naps as usize, 1);
+            self.h.quiescent.store(true, Ordering::SeqCst);
             crate::sys::nap_us(1 << k);
+            self.h.quiescent.store(false, Ordering::SeqCst);
         } else {
             // gauges must be current while we block (completions may have come in since the
             // last idle round published them)
             self.publish();
             let w = &self.h.waker;
+            self.h.quiescent.store(true, Ordering::SeqCst);
             w.sleeping.store(true, Ordering::SeqCst);
             let pending = self.inbox.iter_mut().any(|c| !c.is_empty())
                 || self.exec_in.as_mut().is_some_and(|c| !c.is_empty())
@@ -901,6 +911,7 @@ impl Pmd {
                 crate::sys::poll_readable(pollfds, 100);
             }
             w.sleeping.store(false, Ordering::SeqCst);
+            self.h.quiescent.store(false, Ordering::SeqCst);
             w.drain();
         }
     }
