@@ -193,6 +193,14 @@ fn header_subfield(field: Field, ofs: u32, n_bits: u32) -> Result<SubField, Refu
             ),
         );
     };
+    // arp_op is 16 bits on the wire, but only its low 8 bits exist (OVS keeps it in
+    // nw_proto and truncates on set: `mf_set_flow_value`, MFF_ARP_OP); `load:2->arp_op[]`
+    // (OVN's ARP responder) writes all 16, so writes to it keep the stored bits
+    let (ofs, n_bits) = if field == Field::ArpOp && ofs < 8 && ofs + n_bits <= 16 {
+        (ofs, n_bits.min(8 - ofs))
+    } else {
+        (ofs, n_bits)
+    };
     if n_bits == 0 || ofs + n_bits > l.width() {
         return refuse(
             OfpErr::OFPBAC_BAD_SET_LEN,

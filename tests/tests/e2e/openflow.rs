@@ -1785,3 +1785,56 @@ pub(crate) fn appctl_error_lines(s: &Sut) -> Vec<String> {
     }
     problems
 }
+
+/// Proves OVN's ARP responder works as in Open vSwitch: the flow it installs for a logical
+/// port's IP (`ls_in_arp_rsp`, written with OpenFlow 1.0 `load:` actions as `ovs-ofctl` sends
+/// them) turns host 1's ARP request for 10.0.0.99 into a reply that comes back out of the port
+/// it arrived on: op 2 (`load:0x2->NXM_OF_ARP_OP[]` writes the 16-bit field, whose low 8 bits
+/// exist), the responder's MAC as sender and Ethernet source, the requester as target and
+/// Ethernet destination. Host 2 sees nothing.
+#[test]
+fn ovn_arp_responder_answers_an_arp_request() {
+    let l = OfLab::secure(2, &[]);
+    let a = l.host(0);
+    let (ra, rb) = (l.sock(0), l.sock(1));
+    let vip = Ipv4Addr::new(10, 0, 0, 99);
+    let mac = [0x0a, 0x00, 0x00, 0x00, 0x00, 0x99];
+    l.ofctl.ok(&[
+        "add-flow",
+        "br0",
+        "table=0,priority=50,arp,arp_tpa=10.0.0.99,arp_op=1,actions=\
+         move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:0a:00:00:00:00:99,\
+         load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],\
+         load:0x0a0000000099->NXM_NX_ARP_SHA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+         load:0xa000063->NXM_OF_ARP_SPA[],load:0->NXM_OF_IN_PORT[],output:1",
+    ]);
+    let flows = l.ofctl.flows("br0", "");
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.actions.contains("load:0x2->NXM_OF_ARP_OP[]")),
+        "the responder flow reads back with its arp_op load: {flows:#?}"
+    );
+    let req = pkt::arp_frame(BROADCAST, 1, a.mac, a.ip, [0; 6], vip);
+    ra.send(&req);
+    let reply = expect_frame(&ra, "an ARP reply back at host 1", |f| {
+        pkt::arp_of(f).is_some_and(|x| x.op != 1)
+    });
+    let arp = pkt::arp_of(&reply).expect("ARP");
+    assert_eq!(arp.op, 2, "{arp:?}");
+    assert_eq!((arp.sha, arp.spa), (mac, vip), "{arp:?}");
+    assert_eq!((arp.tha, arp.tpa), (a.mac, a.ip), "{arp:?}");
+    assert_eq!(&reply[0..6], &a.mac, "Ethernet destination: the requester");
+    assert_eq!(&reply[6..12], &mac, "Ethernet source: the responder");
+    let marker = udp(a, l.host(1), 1, 7002, b"marker");
+    l.ofctl.ok(&[
+        "add-flow",
+        "br0",
+        "table=0,priority=10,udp,actions=output:2",
+    ]);
+    let before = before_marker(&rb, || ra.send(&marker), &marker);
+    assert!(
+        before.iter().all(|f| pkt::arp_of(f).is_none()),
+        "host 2 saw ARP: {before:02x?}"
+    );
+}
