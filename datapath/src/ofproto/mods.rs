@@ -558,6 +558,21 @@ pub fn delete_flows_using_meter(bt: &mut BridgeTables, meter: u32, changes: &mut
         acts.iter()
             .any(|a| matches!(a, Ofpact::Meter(m) if meter == METER_ALL || *m == meter))
     };
+    delete_flows_where(bt, uses, reason::METER_DELETE, changes);
+}
+
+fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, changes: &mut Changes) {
+    let uses = |acts: &[Ofpact]| ofpact::outputs_to_group(acts, group);
+    delete_flows_where(bt, uses, reason::GROUP_DELETE, changes);
+}
+
+/// Removes every flow whose actions satisfy `uses`, reporting them with `why` (OFPRR_*).
+fn delete_flows_where(
+    bt: &mut BridgeTables,
+    uses: impl Fn(&[Ofpact]) -> bool,
+    why: u8,
+    changes: &mut Changes,
+) {
     for tab in bt.tables.iter_mut() {
         if tab.is_empty() {
             continue;
@@ -576,33 +591,7 @@ pub fn delete_flows_using_meter(bt: &mut BridgeTables, meter: u32, changes: &mut
             if let Some(r) = t.remove(id) {
                 changes.removed.push(Removed {
                     rule: r,
-                    reason: reason::METER_DELETE,
-                });
-            }
-        }
-    }
-}
-
-fn delete_flows_using_group(bt: &mut BridgeTables, group: u32, changes: &mut Changes) {
-    for tab in bt.tables.iter_mut() {
-        if tab.is_empty() {
-            continue;
-        }
-        let ids: Vec<_> = tab
-            .cls()
-            .iter()
-            .filter(|r| ofpact::outputs_to_group(&r.payload.ofpacts, group))
-            .map(|r| r.id)
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let t: &mut Table = Arc::make_mut(tab);
-        for id in ids {
-            if let Some(r) = t.remove(id) {
-                changes.removed.push(Removed {
-                    rule: r,
-                    reason: reason::GROUP_DELETE,
+                    reason: why,
                 });
             }
         }
