@@ -309,7 +309,10 @@ fn send_parts<T>(
     let mut it = items.into_iter();
     let mut est = per_item.max(1);
     let mut split: Vec<Vec<T>> = Vec::new();
-    let mut parts: Vec<Vec<u8>> = Vec::new();
+    // the newest part is held back until the next one exists (only the last one lacks
+    // REPLY_MORE); the others go out at once, so the client decodes part k while part k+1 is
+    // encoded instead of waiting for the whole dump
+    let mut held: Option<Vec<u8>> = None;
     loop {
         let chunk: Vec<T> = match split.pop() {
             Some(ch) => ch,
@@ -338,9 +341,12 @@ fn send_parts<T>(
             continue;
         }
         est = (b.len() * 11 / 10 / n).max(1);
-        parts.push(b);
+        if let Some(prev) = held.replace(b) {
+            c.send_raw(prev);
+            c.flush();
+        }
     }
-    if parts.is_empty() {
+    let Some(mut last) = held else {
         c.send(
             xid,
             &Message::MultipartReply(MultipartReply {
@@ -349,14 +355,10 @@ fn send_parts<T>(
             }),
         );
         return;
-    }
-    if let Some(last) = parts.last_mut() {
-        // the multipart flags are at bytes 10..12 in every version; clear REPLY_MORE
-        last[11] &= !1;
-    }
-    for p in parts {
-        c.send_raw(p);
-    }
+    };
+    // the multipart flags are at bytes 10..12 in every version; clear REPLY_MORE
+    last[11] &= !1;
+    c.send_raw(last);
 }
 
 fn desc_bytes(s: &str, len: usize) -> Vec<u8> {
