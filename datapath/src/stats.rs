@@ -55,6 +55,8 @@ counters! {
         UncacheableFlow = "uncacheable_translation",
         PacketIn = "packet_in",
         DropPacketInQueueFull = "drop_packet_in_queue_full",
+        // dropped by an OpenFlow meter band (the OVS coverage counter of the same name)
+        DropMeter = "datapath_drop_meter",
     }
 }
 

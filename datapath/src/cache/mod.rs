@@ -426,6 +426,7 @@ pub fn format_megaflow(
             DpAction::PushVlan { tci, .. } => format!("push_vlan(tci={tci:#x})"),
             DpAction::PopVlan => "pop_vlan".into(),
             DpAction::Userspace(_) => "userspace(controller)".into(),
+            DpAction::Meter { id, .. } => format!("meter({id})"),
         })
         .collect();
     let _ = write!(

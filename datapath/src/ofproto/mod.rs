@@ -36,7 +36,7 @@ use crate::daemon::State;
 use crate::pipeline::Frozen;
 use crate::pmd::{handoff, ExecJob, PinMeta};
 use conn::Conn;
-use mods::{Changes, Meter, ModError};
+use mods::{Changes, ModError};
 
 pub enum ListenerKind {
     Unix(UnixListener),
@@ -52,7 +52,6 @@ pub struct Listener {
 /// Per-bridge OpenFlow state that is not part of the pipeline snapshot.
 #[derive(Default)]
 pub struct BridgeExtra {
-    pub meters: HashMap<u32, Meter>,
     pub tlv: Vec<TlvMap>,
 }
 
@@ -268,15 +267,28 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
         }
         Message::MeterMod(ref mm) => {
             let b = c.bridge;
-            if let Err(e) = mods::meter_mod(&mut st.ofproto.extra[b].meters, mm) {
-                send_error(st, c, raw, e.err, &e.why);
-            } else if mm.command == mods::METER_DELETE {
-                let mut ch = Changes::default();
-                if let Some(bt) = st.pipeline_mut().bridges.get_mut(b) {
-                    mods::delete_flows_using_meter(Arc::make_mut(bt), mm.meter_id, &mut ch);
-                    st.ofproto.dirty = true;
+            let mut ch = Changes::default();
+            st.pipeline_mut();
+            let r = match st.pipeline.bridges.get_mut(b) {
+                Some(bt) => {
+                    let bt = Arc::make_mut(bt);
+                    mods::meter_mod(&mut bt.meters, mm).map(|()| {
+                        if mm.command == mods::METER_DELETE {
+                            mods::delete_flows_using_meter(bt, mm.meter_id, &mut ch);
+                        }
+                    })
                 }
-                after_changes(st, Some(&mut *c), b, xid, ch);
+                None => Err(ModError {
+                    err: OfpErr::OFPBRC_EPERM,
+                    why: "no such bridge".into(),
+                }),
+            };
+            // a changed meter reaches the PMDs with the next publish, which also flushes the
+            // megaflows that hold the meter it replaced
+            st.ofproto.dirty |= r.is_ok();
+            after_changes(st, Some(&mut *c), b, xid, ch);
+            if let Err(e) = r {
+                send_error(st, c, raw, e.err, &e.why);
             }
         }
         Message::PortMod(pm) => {
@@ -472,7 +484,7 @@ pub fn apply_flow_mod(
             why: "no such bridge".into(),
         });
     };
-    mods::check_references(bt, &st.ofproto.extra[bridge].meters, fm)?;
+    mods::check_references(bt, fm)?;
     let r = mods::flow_mod(Arc::make_mut(bt), fm, version, table_ext, now, changes);
     st.ofproto.dirty = true;
     r
@@ -763,13 +775,12 @@ fn commit_bundle(
         return Ok(Changes::default());
     };
     let mut scratch = (*orig).clone();
-    let mut meters = st.ofproto.extra[bridge].meters.clone();
     let mut changes = Changes::default();
     for (xid, m) in b.msgs {
         let r = match &m {
             Message::FlowMod(fm) => {
                 st.ofproto.stats.flow_mods += 1;
-                mods::check_references(&scratch, &meters, fm).and_then(|()| {
+                mods::check_references(&scratch, fm).and_then(|()| {
                     mods::flow_mod(
                         &mut scratch,
                         fm,
@@ -783,7 +794,7 @@ fn commit_bundle(
             Message::GroupMod(gm) => {
                 mods::group_mod(&mut scratch, gm, c.version, now, &mut changes)
             }
-            Message::MeterMod(mm) => mods::meter_mod(&mut meters, mm).map(|()| {
+            Message::MeterMod(mm) => mods::meter_mod(&mut scratch.meters, mm).map(|()| {
                 if mm.command == mods::METER_DELETE {
                     mods::delete_flows_using_meter(&mut scratch, mm.meter_id, &mut changes);
                 }
@@ -799,7 +810,6 @@ fn commit_bundle(
         }
     }
     st.pipeline_mut().bridges[bridge] = Arc::new(scratch);
-    st.ofproto.extra[bridge].meters = meters;
     st.ofproto.dirty = true;
     Ok(changes)
 }

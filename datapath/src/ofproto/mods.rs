@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use openflow::action::ports;
 use openflow::message::{FlowMod, GroupMod, MeterMod, TlvMap};
-use openflow::types::MeterBand;
 use openflow::{Field, Match, OfpErr};
 
 use crate::pipeline::flow::{loc, PKey, PKEY_WORDS};
@@ -511,25 +511,17 @@ pub fn group_mod(
 /// (ofproto.c ofproto_check_ofpacts): OFPBAC_BAD_OUT_GROUP, OFPMMFC_INVALID_METER. Only adds
 /// and modifies are checked; actions that fail to normalize are left for `flow_mod` to refuse
 /// with its own error.
-pub fn check_references(
-    bt: &BridgeTables,
-    meters: &HashMap<u32, Meter>,
-    fm: &FlowMod,
-) -> Result<(), ModError> {
+pub fn check_references(bt: &BridgeTables, fm: &FlowMod) -> Result<(), ModError> {
     if fm.command > cmd::MODIFY_STRICT {
         return Ok(());
     }
     let Ok(acts) = ofpact::from_instructions(&fm.instructions, fm.table_id) else {
         return Ok(());
     };
-    check_refs(bt, meters, &acts)
+    check_refs(bt, &acts)
 }
 
-fn check_refs(
-    bt: &BridgeTables,
-    meters: &HashMap<u32, Meter>,
-    acts: &[Ofpact],
-) -> Result<(), ModError> {
+fn check_refs(bt: &BridgeTables, acts: &[Ofpact]) -> Result<(), ModError> {
     for a in acts {
         match a {
             Ofpact::Group(g) if !bt.groups.contains_key(g) => {
@@ -538,13 +530,13 @@ fn check_refs(
                     format!("group {g} does not exist"),
                 )
             }
-            Ofpact::Meter(m) if !meters.contains_key(m) => {
+            Ofpact::Meter(m) if !bt.meters.contains_key(m) => {
                 return fail(
                     OfpErr::OFPMMFC_INVALID_METER,
                     format!("meter {m} does not exist"),
                 )
             }
-            Ofpact::Clone(inner) | Ofpact::WriteActions(inner) => check_refs(bt, meters, inner)?,
+            Ofpact::Clone(inner) | Ofpact::WriteActions(inner) => check_refs(bt, inner)?,
             _ => {}
         }
     }
@@ -555,8 +547,9 @@ fn check_refs(
 /// when a meter is deleted. `meter` METER_ALL: every metered flow.
 pub fn delete_flows_using_meter(bt: &mut BridgeTables, meter: u32, changes: &mut Changes) {
     let uses = |acts: &[Ofpact]| {
-        acts.iter()
-            .any(|a| matches!(a, Ofpact::Meter(m) if meter == METER_ALL || *m == meter))
+        let mut v = Vec::new();
+        meters_used(acts, &mut v);
+        v.iter().any(|m| meter == METER_ALL || *m == meter)
     };
     delete_flows_where(bt, uses, reason::METER_DELETE, changes);
 }
@@ -598,67 +591,54 @@ fn delete_flows_where(
     }
 }
 
-/// A meter: used to rate-limit packet-ins sent by `controller(meter_id=N)`.
-#[derive(Debug, Clone)]
-pub struct Meter {
-    pub flags: u16,
-    pub bands: Vec<MeterBand>,
-    /// Token bucket (packets or kilobits, per the flags) of the first drop band.
-    pub tokens: f64,
-    pub last: std::time::Instant,
-    pub packets_in: u64,
-    pub packets_dropped: u64,
-    pub created: std::time::Instant,
-}
-
-pub const METER_ALL: u32 = 0xffff_ffff;
-/// OFPMC_DELETE.
-pub const METER_DELETE: u16 = 2;
-/// Meter flags.
-pub const MF_KBPS: u16 = 1;
-pub const MF_PKTPS: u16 = 2;
-pub const MF_BURST: u16 = 4;
-pub const MF_STATS: u16 = 8;
-
-impl Meter {
-    /// Whether one more packet of `bytes` may pass now.
-    pub fn admit(&mut self, bytes: usize) -> bool {
-        self.packets_in += 1;
-        let Some(b) = self.bands.iter().find(|b| b.band_type == 1) else {
-            return true;
-        };
-        let now = std::time::Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        let pktps = self.flags & MF_PKTPS != 0;
-        let rate = b.rate as f64; // packets/s or kbit/s
-        let burst = if self.flags & MF_BURST != 0 && b.burst_size > 0 {
-            b.burst_size as f64
-        } else {
-            rate.max(1.0)
-        };
-        self.tokens = (self.tokens + dt * rate).min(burst);
-        let cost = if pktps {
-            1.0
-        } else {
-            bytes as f64 * 8.0 / 1000.0
-        };
-        if self.tokens >= cost {
-            self.tokens -= cost;
-            true
-        } else {
-            self.packets_dropped += 1;
-            false
+/// The meters an action list names, nested lists (clone, write-actions) included, as
+/// `check_refs` checks them.
+fn meters_used(acts: &[Ofpact], out: &mut Vec<u32>) {
+    for a in acts {
+        match a {
+            Ofpact::Meter(m) => out.push(*m),
+            Ofpact::Clone(inner) | Ofpact::WriteActions(inner) => meters_used(inner, out),
+            _ => {}
         }
     }
 }
 
+/// How many flows use each meter (meter stats `flow_count`; OVS counts the rules attached to
+/// the meter, each once).
+pub fn meter_flow_counts(bt: &BridgeTables) -> HashMap<u32, u32> {
+    let mut n: HashMap<u32, u32> = HashMap::new();
+    if bt.meters.is_empty() {
+        return n;
+    }
+    let mut seen = Vec::new();
+    for t in &bt.tables {
+        for r in t.cls().iter() {
+            seen.clear();
+            meters_used(&r.payload.ofpacts, &mut seen);
+            seen.sort_unstable();
+            seen.dedup();
+            for m in &seen {
+                *n.entry(*m).or_default() += 1;
+            }
+        }
+    }
+    n
+}
+
+pub use crate::pipeline::meter::{Meter, MF_BURST, MF_KBPS, MF_PKTPS, MF_STATS};
+
+pub const METER_ALL: u32 = 0xffff_ffff;
+/// OFPMC_DELETE.
+pub const METER_DELETE: u16 = 2;
+/// How many meters a bridge holds (meter features `max_meter`).
+pub const MAX_METERS: usize = 65535;
+
 /// Applies one meter mod to a bridge's meters.
-pub fn meter_mod(meters: &mut HashMap<u32, Meter>, mm: &MeterMod) -> Result<(), ModError> {
+pub fn meter_mod(meters: &mut HashMap<u32, Arc<Meter>>, mm: &MeterMod) -> Result<(), ModError> {
     const ADD: u16 = 0;
     const MODIFY: u16 = 1;
     const DELETE: u16 = METER_DELETE;
-    let make = |mm: &MeterMod| -> Result<Meter, ModError> {
+    let make = |mm: &MeterMod, created: Instant| -> Result<Arc<Meter>, ModError> {
         if mm.flags & (MF_KBPS | MF_PKTPS) == (MF_KBPS | MF_PKTPS) {
             return fail(OfpErr::OFPMMFC_BAD_FLAGS, "both kbps and pktps");
         }
@@ -673,16 +653,7 @@ pub fn meter_mod(meters: &mut HashMap<u32, Meter>, mm: &MeterMod) -> Result<(), 
                 return fail(OfpErr::OFPMMFC_BAD_RATE, "rate 0");
             }
         }
-        let now = std::time::Instant::now();
-        Ok(Meter {
-            flags: mm.flags,
-            bands: mm.bands.clone(),
-            tokens: mm.bands.first().map(|b| b.rate as f64).unwrap_or(0.0),
-            last: now,
-            packets_in: 0,
-            packets_dropped: 0,
-            created: now,
-        })
+        Ok(Arc::new(Meter::new(mm.flags, &mm.bands, created)))
     };
     match mm.command {
         ADD => {
@@ -698,17 +669,26 @@ pub fn meter_mod(meters: &mut HashMap<u32, Meter>, mm: &MeterMod) -> Result<(), 
                     format!("meter {}", mm.meter_id),
                 );
             }
-            meters.insert(mm.meter_id, make(mm)?);
+            if meters.len() >= MAX_METERS {
+                return fail(
+                    OfpErr::OFPMMFC_OUT_OF_METERS,
+                    format!("{MAX_METERS} meters"),
+                );
+            }
+            meters.insert(mm.meter_id, make(mm, Instant::now())?);
             Ok(())
         }
         MODIFY => {
-            if !meters.contains_key(&mm.meter_id) {
+            let Some(old) = meters.get(&mm.meter_id) else {
                 return fail(
                     OfpErr::OFPMMFC_UNKNOWN_METER,
                     format!("meter {}", mm.meter_id),
                 );
-            }
-            meters.insert(mm.meter_id, make(mm)?);
+            };
+            // a new meter (full bucket, zeroed counters: dpif-netdev replaces its dp_meter);
+            // the duration keeps counting from the add (ofproto.c meter_update)
+            let m = make(mm, old.created)?;
+            meters.insert(mm.meter_id, m);
             Ok(())
         }
         DELETE => {

@@ -92,10 +92,10 @@ pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
     // controller(meter_id=N): rate limit
     if let Some(mid) = spec.spec.meter_id {
         if let Some(m) = st
-            .ofproto
-            .extra
-            .get_mut(bridge)
-            .and_then(|e| e.meters.get_mut(&mid))
+            .pipeline
+            .bridges
+            .get(bridge)
+            .and_then(|bt| bt.meters.get(&mid))
         {
             if !m.admit(data.len()) {
                 st.ofproto.stats.packet_ins_metered += 1;
@@ -248,12 +248,7 @@ pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), M
     let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
     // flows the packet went through (output:TABLE, resubmit) count it, as in OVS
     credit(&x.rules, po.data.len(), inp.now_ms);
-    let actions = x.actions;
-    send_packet_ins_inline(st, &po.data, &actions);
-    let actions: Vec<_> = actions
-        .into_iter()
-        .filter(|a| !matches!(a, crate::pipeline::DpAction::Userspace(_)))
-        .collect();
+    let actions = run_control_actions(st, &po.data, &x.actions);
     send_job(st, &po.data, actions, lay);
     Ok(())
 }
@@ -264,21 +259,39 @@ fn credit(rules: &[Arc<crate::pipeline::tables::RuleStats>], len: usize, now_ms:
     }
 }
 
-/// Packet-ins generated while translating in the control thread (packet-out, resume) go out
-/// directly rather than through a PMD.
-fn send_packet_ins_inline(st: &mut State, data: &[u8], actions: &[crate::pipeline::DpAction]) {
-    for a in actions {
-        if let crate::pipeline::DpAction::Userspace(spec) = a {
-            packet_in(
+/// Runs, in the control thread, the parts of a packet-out's (or resumed translation's)
+/// actions that do not touch the frame, in order: packet-ins go out directly rather than
+/// through a PMD, and meters are applied here (a packet a meter drops skips to the meter's
+/// `skip_to`, as in the PMD). Returns the rest, for a PMD to execute.
+fn run_control_actions(
+    st: &mut State,
+    data: &[u8],
+    actions: &[crate::pipeline::DpAction],
+) -> Vec<crate::pipeline::DpAction> {
+    use crate::pipeline::DpAction;
+    let mut out = Vec::with_capacity(actions.len());
+    let mut i = 0;
+    while let Some(a) = actions.get(i) {
+        match a {
+            DpAction::Userspace(spec) => packet_in(
                 st,
                 data,
                 PinMeta {
                     spec: Some(spec.clone()),
                     total_len: data.len() as u32,
                 },
-            );
+            ),
+            DpAction::Meter { meter, skip_to, .. } => {
+                if !meter.admit(data.len()) {
+                    i = *skip_to as usize;
+                    continue;
+                }
+            }
+            a => out.push(a.clone()),
         }
+        i += 1;
     }
+    out
 }
 
 /// NXT_RESUME: continue a paused translation from where `controller(pause)` stopped.
@@ -345,12 +358,7 @@ pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModErr
     };
     let x = xlate::resume(&inp, &bt, pkey, &frozen);
     credit(&x.rules, data.len(), inp.now_ms);
-    send_packet_ins_inline(st, &data, &x.actions);
-    let actions: Vec<_> = x
-        .actions
-        .into_iter()
-        .filter(|a| !matches!(a, crate::pipeline::DpAction::Userspace(_)))
-        .collect();
+    let actions = run_control_actions(st, &data, &x.actions);
     send_job(st, &data, actions, lay);
     Ok(())
 }

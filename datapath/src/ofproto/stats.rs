@@ -511,7 +511,7 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
         MpRequest::MeterFeatures => reply(
             c,
             MpReply::MeterFeatures(MeterFeatures {
-                max_meter: 65535,
+                max_meter: mods::MAX_METERS as u32,
                 band_types: 1 << 1, // drop
                 capabilities: (mods::MF_KBPS | mods::MF_PKTPS | mods::MF_BURST | mods::MF_STATS)
                     as u32,
@@ -522,16 +522,22 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
         MpRequest::MeterConfig { meter_id: id } => {
             // OFPM_ALL for all
             let id = *id;
-            let mut ms: Vec<MeterConfig> = st.ofproto.extra[c.bridge]
-                .meters
-                .iter()
-                .filter(|(k, _)| id == mods::METER_ALL || **k == id)
-                .map(|(k, m)| MeterConfig {
-                    flags: m.flags,
-                    meter_id: *k,
-                    bands: m.bands.clone(),
+            let mut ms: Vec<MeterConfig> = st
+                .pipeline
+                .bridges
+                .get(c.bridge)
+                .map(|bt| {
+                    bt.meters
+                        .iter()
+                        .filter(|(k, _)| id == mods::METER_ALL || **k == id)
+                        .map(|(k, m)| MeterConfig {
+                            flags: m.flags,
+                            meter_id: *k,
+                            bands: m.config_bands(),
+                        })
+                        .collect()
                 })
-                .collect();
+                .unwrap_or_default();
             ms.sort_by_key(|m| m.meter_id);
             reply(c, MpReply::MeterConfig(ms))
         }
@@ -643,29 +649,36 @@ fn port_stats(st: &State, bridge: usize, port_no: u32) -> Vec<PortStats> {
         .collect()
 }
 
+/// Meter stats straight from the meters' atomic counters, which the PMDs (and the packet-in
+/// path) update as packets go through: nothing to fold. flow_count is the number of flows
+/// whose actions name the meter (OVS: the length of the meter's rule list).
 fn meter_stats(st: &State, bridge: usize, id: u32) -> Vec<MeterStats> {
-    let mut ms: Vec<_> = st.ofproto.extra[bridge]
+    let Some(bt) = st.pipeline.bridges.get(bridge) else {
+        return Vec::new();
+    };
+    let mut ms: Vec<_> = bt
         .meters
         .iter()
         .filter(|(k, _)| id == mods::METER_ALL || **k == id)
         .collect();
     ms.sort_by_key(|(k, _)| **k);
+    let flows = mods::meter_flow_counts(bt);
     ms.into_iter()
         .map(|(k, m)| {
             let d = m.created.elapsed();
             MeterStats {
                 meter_id: *k,
-                flow_count: 0,
-                packet_in_count: m.packets_in,
-                byte_in_count: 0,
+                flow_count: flows.get(k).copied().unwrap_or(0),
+                packet_in_count: m.packets_in.load(Ordering::Relaxed),
+                byte_in_count: m.bytes_in.load(Ordering::Relaxed),
                 duration_sec: d.as_secs() as u32,
                 duration_nsec: d.subsec_nanos(),
                 bands: m
                     .bands
                     .iter()
-                    .map(|_| MeterBandStats {
-                        packet_band_count: m.packets_dropped,
-                        byte_band_count: 0,
+                    .map(|b| MeterBandStats {
+                        packet_band_count: b.packets.load(Ordering::Relaxed),
+                        byte_band_count: b.bytes.load(Ordering::Relaxed),
                     })
                     .collect(),
             }

@@ -8,6 +8,7 @@
 
 pub mod flow;
 pub mod mac;
+pub mod meter;
 pub mod ofpact;
 pub mod tables;
 pub mod xlate;
@@ -128,6 +129,21 @@ pub enum DpAction {
     PopVlan,
     /// A copy of the packet, as it is at this point, to the controller.
     Userspace(Arc<PacketInSpec>),
+    /// Runs the packet through an OpenFlow meter (the `meter` instruction / `meter:N` action).
+    /// A packet the meter drops skips to action `skip_to`: the end of the list (dropped), or
+    /// the end of the `clone`/group bucket the meter was in (only that copy is dropped).
+    /// Executed per packet, so a cached megaflow meters each packet, not each translation.
+    Meter {
+        meter: Arc<meter::Meter>,
+        id: u32,
+        skip_to: u32,
+    },
+}
+
+impl PartialEq for meter::Meter {
+    fn eq(&self, o: &Self) -> bool {
+        std::ptr::eq(self, o)
+    }
 }
 
 impl PartialEq for PacketInSpec {

@@ -351,6 +351,10 @@ pub struct BridgeTables {
     pub index: u8,
     pub tables: Vec<Arc<Table>>,
     pub groups: HashMap<u32, Arc<Group>>,
+    /// Meters by id. They live in the snapshot so that translation can put the meter itself
+    /// into a datapath flow's actions (no per-packet lookup); a meter mod replaces the `Arc`
+    /// and the publish that follows flushes the megaflows holding the old one.
+    pub meters: HashMap<u32, Arc<super::meter::Meter>>,
     pub ports: HashMap<u32, OfPort>,
     /// OpenFlow port of each datapath port of this bridge.
     pub of_of_dp: HashMap<DpPort, u32>,
@@ -365,6 +369,7 @@ impl BridgeTables {
             index,
             tables: (0..N_TABLES).map(|_| Arc::new(Table::default())).collect(),
             groups: HashMap::new(),
+            meters: HashMap::new(),
             ports: HashMap::new(),
             of_of_dp: HashMap::new(),
             datapath_id,
@@ -479,6 +484,7 @@ impl Pipeline {
             bt.name.clone_from(&cur.name);
             bt.index = cur.index;
             bt.groups.clone_from(&cur.groups);
+            bt.meters.clone_from(&cur.meters);
             bt.ports.clone_from(&cur.ports);
             bt.of_of_dp.clone_from(&cur.of_of_dp);
             bt.datapath_id = cur.datapath_id;

@@ -633,17 +633,30 @@ impl Exec<'_> {
         last_output: usize,
     ) {
         let h = self.h;
-        if last_output == usize::MAX && !actions.iter().any(|a| matches!(a, DpAction::Userspace(_)))
+        if last_output == usize::MAX
+            && !actions
+                .iter()
+                .any(|a| matches!(a, DpAction::Userspace(_) | DpAction::Meter { .. }))
         {
             cov(h, Cov::DropAction);
             self.pools[pool].put(addr);
             return;
         }
         let mut consumed = false;
-        for (i, a) in actions.iter().enumerate() {
+        let mut i = 0;
+        while let Some(a) = actions.get(i) {
+            let at = i;
+            i += 1;
             match a {
+                DpAction::Meter { meter, skip_to, .. } => {
+                    // per packet, shared lock-free bucket (see pipeline::meter)
+                    if !meter.admit(len) {
+                        cov(h, Cov::DropMeter);
+                        i = *skip_to as usize;
+                    }
+                }
                 DpAction::Output(p) => {
-                    let last = i == last_output;
+                    let last = at == last_output;
                     self.output(pool, addr, len, *p, last);
                     if last {
                         consumed = true;

@@ -1838,3 +1838,148 @@ fn ovn_arp_responder_answers_an_arp_request() {
         "host 2 saw ARP: {before:02x?}"
     );
 }
+
+/// Proves data-plane meters are enforced per packet, see [`meters_enforced`].
+#[test]
+fn a_meter_passes_its_rate_and_drops_and_counts_the_rest() {
+    let l = OfLab::secure(2, &[]);
+    assert_no_problems("meters", meters_enforced(&l.sut()));
+}
+
+/// `packet_in_count:N` and band 0's `packet_count:N`/`byte_count:N` (and `byte_in_count`) of
+/// meter `id` in `ovs-ofctl meter-stats` output.
+fn meter_counts(text: &str, id: u32) -> Option<(u64, u64, u64, u64)> {
+    let num = |s: &str, key: &str| -> Option<u64> {
+        let at = s.find(key)? + key.len();
+        let digits: String = s[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    let start = text.find(&format!("meter:{id} "))?;
+    let block = &text[start..];
+    let band = &block[block.find("\n0: ")?..];
+    Some((
+        num(block, "packet_in_count:")?,
+        num(block, "byte_in_count:")?,
+        num(band, "packet_count:")?,
+        num(band, "byte_count:")?,
+    ))
+}
+
+/// A pktps meter of rate 1, burst 1 on the flow `in_port=1,udp,tp_dst=7100` (OpenFlow 1.5
+/// meter instruction, `meter:1,output:2`): of 200 frames sent back to back, at most what the
+/// bucket can hold over the measured time (burst 1 + 1 packet/s × elapsed, +1 for rounding)
+/// and at least the first reach host 2 — proven with a marker frame through an unmetered flow
+/// on the same ports. `meter-stats` then counts all 200 in packet_in_count (and their bytes)
+/// and exactly the others in band 0. After `mod-meter` to a rate of 1000 with burst 1000, 50
+/// more all pass and the counters start again from zero (a modify installs a new datapath
+/// meter in OVS, dpif_netdev_meter_set). `del-meters` deletes the metered flow.
+pub(crate) fn meters_enforced(s: &Sut) -> Vec<String> {
+    s.reset();
+    let o = s.ofctl.v(Of::V15);
+    let _ = o.run(&["del-meters", "br0"]);
+    let mut problems = Vec::new();
+    let (a, b) = (&s.hosts[0], &s.hosts[1]);
+    let (ra, rb) = (&s.socks[0], &s.socks[1]);
+    o.ok(&["add-flow", "br0", "priority=5,in_port=1,actions=output:2"]);
+    let t0 = Instant::now();
+    o.ok(&[
+        "add-meter",
+        "br0",
+        "meter=1,pktps,burst,stats,bands=type=drop,rate=1,burst_size=1",
+    ]);
+    o.ok(&[
+        "add-flow",
+        "br0",
+        "priority=10,in_port=1,udp,tp_dst=7100,actions=meter:1,output:2",
+    ]);
+    let frames: Vec<Vec<u8>> = (0..200u16)
+        .map(|i| udp(a, b, 2000 + i, 7100, b"metered frame"))
+        .collect();
+    let len = frames[0].len() as u64;
+    let marker = udp(a, b, 1, 7101, b"meter marker");
+    let before = before_marker(
+        rb,
+        || {
+            for f in &frames {
+                ra.send(f);
+            }
+            ra.send(&marker);
+        },
+        &marker,
+    );
+    let elapsed = t0.elapsed().as_secs_f64();
+    let passed = before
+        .iter()
+        .filter(|f| carries(f, b"metered frame"))
+        .count() as u64;
+    let bound = 1 + elapsed.ceil() as u64 + 1;
+    if passed == 0 || passed > bound {
+        problems.push(format!(
+            "rate 1 burst 1: {passed} of 200 frames passed in {elapsed:.2} s (expected 1..={bound})"
+        ));
+    }
+    let stats = o.ok(&["meter-stats", "br0"]);
+    let want = (200, 200 * len, 200 - passed, (200 - passed) * len);
+    match meter_counts(&stats, 1) {
+        Some(got) if got == want => {}
+        got => problems.push(format!(
+            "meter-stats after 200 frames, {passed} passed: expected (packet_in, byte_in, band \
+             packets, band bytes) {want:?}, got {got:?} from:\n{stats}"
+        )),
+    }
+
+    o.ok(&[
+        "mod-meter",
+        "br0",
+        "meter=1,pktps,burst,stats,bands=type=drop,rate=1000,burst_size=1000",
+    ]);
+    // the next barrier-acknowledged command is enough for the change to be in effect
+    o.ok(&["dump-flows", "br0"]);
+    let marker = udp(a, b, 2, 7101, b"meter marker 2");
+    let before = before_marker(
+        rb,
+        || {
+            for f in &frames[..50] {
+                ra.send(f);
+            }
+            ra.send(&marker);
+        },
+        &marker,
+    );
+    let passed = before
+        .iter()
+        .filter(|f| carries(f, b"metered frame"))
+        .count();
+    if passed != 50 {
+        problems.push(format!(
+            "after mod-meter to rate 1000 burst 1000: {passed} of 50 frames passed"
+        ));
+    }
+    let stats = o.ok(&["meter-stats", "br0"]);
+    match meter_counts(&stats, 1) {
+        Some(got) if got == (50, 50 * len, 0, 0) => {}
+        got => problems.push(format!(
+            "meter-stats after mod-meter and 50 frames: expected (50, {}, 0, 0), got {got:?} \
+             from:\n{stats}",
+            50 * len
+        )),
+    }
+
+    o.ok(&["del-meters", "br0", "meter=1"]);
+    let flows = o.flows("br0", "");
+    if flows.iter().any(|f| f.actions.contains("meter")) || flows.len() != 1 {
+        problems.push(format!(
+            "after del-meters only the unmetered flow should be left: {:?}",
+            flows.iter().map(|f| f.line.trim()).collect::<Vec<_>>()
+        ));
+    }
+    let stats = o.run(&["meter-stats", "br0"]);
+    if stats.text().contains("meter:1 ") {
+        problems.push(format!(
+            "meter 1 still listed after del-meters: {}",
+            stats.text()
+        ));
+    }
+    s.reset();
+    problems
+}

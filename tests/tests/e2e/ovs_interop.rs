@@ -9,8 +9,9 @@ use xvs_tests::{Lab, Netns, RawSock, TempDir};
 
 use crate::openflow::{
     appctl_error_lines, assert_no_problems, by_cookie, check_pipeline, expect_frame, flow_monitor,
-    missing_references, mod_port, openflow_10_specifics, packet_out, pause_and_resume,
-    program_pipeline, show_ports, table_content, timeouts_and_flow_removed, udp, OfLab, Sut,
+    meters_enforced, missing_references, mod_port, openflow_10_specifics, packet_out,
+    pause_and_resume, program_pipeline, show_ports, table_content, timeouts_and_flow_removed, udp,
+    OfLab, Sut,
 };
 
 /// Flows whose actions exist in every version but are encoded differently in each (set_field /
@@ -217,7 +218,8 @@ fn xvs_ofctl_programs_a_real_ovs_vswitchd() {
 /// OpenFlow 1.0 group mods work and a 1.0 modify sets the cookie; flow monitors in 1.0, 1.3 and
 /// 1.5; paused packet-ins resumed by `ovs-ofctl monitor ... resume`; FLOW_REMOVED in the OpenFlow 1.0 format; packet-outs counted
 /// in flow stats; `mod-port` down/no-forward take effect and are announced; ports described
-/// identically in OpenFlow 1.0 and 1.3; control-socket errors on their own line.
+/// identically in OpenFlow 1.0 and 1.3; control-socket errors on their own line; meters
+/// enforced and counted.
 #[test]
 fn open_vswitch_meets_the_expectations_the_xvswitchd_tests_compare_with() {
     let lab = Lab::new(3);
@@ -233,5 +235,6 @@ fn open_vswitch_meets_the_expectations_the_xvswitchd_tests_compare_with() {
     problems.extend(show_ports(&s));
     problems.extend(appctl_error_lines(&s));
     problems.extend(timeouts_and_flow_removed(&s));
+    problems.extend(meters_enforced(&s));
     assert_no_problems("the real ovs-vswitchd", problems);
 }
