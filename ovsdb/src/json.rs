@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
+    /// Start in `buf` of the message being scanned (bytes before it are consumed; they are
+    /// dropped in one go when the buffer runs dry, not after every message).
+    start: usize,
     /// Bytes of `buf` already scanned.
     scanned: usize,
     /// Nesting depth of `{`/`[` in the message being scanned (0: between messages).
@@ -39,6 +42,7 @@ impl Framer {
     pub fn new(max_message: usize) -> Self {
         Framer {
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             depth: 0,
             in_string: false,
@@ -56,7 +60,7 @@ impl Framer {
 
     /// Bytes held for an incomplete message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Feeds `bytes` and returns the complete values they finish, in order.
@@ -88,11 +92,10 @@ impl Framer {
         }
         match self.scan() {
             Ok(Some(end)) => {
-                let offset = self.base;
-                let parsed = serde_json::from_slice::<Value>(&self.buf[..end]);
-                self.buf.drain(..end);
-                self.base += end as u64;
-                self.scanned = 0;
+                let offset = self.base + self.start as u64;
+                let parsed = serde_json::from_slice::<Value>(&self.buf[self.start..end]);
+                self.start = end;
+                self.scanned = end;
                 match parsed {
                     Ok(v) => Ok(Some(v)),
                     Err(e) => self.fail(Error::BadJson {
@@ -101,7 +104,14 @@ impl Framer {
                     }),
                 }
             }
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                // Compact: drop consumed bytes.
+                self.buf.drain(..self.start);
+                self.base += self.start as u64;
+                self.scanned -= self.start;
+                self.start = 0;
+                Ok(None)
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -119,13 +129,7 @@ impl Framer {
             let b = self.buf[i];
             if self.depth == 0 {
                 match b {
-                    b' ' | b'\t' | b'\r' | b'\n' => {
-                        // Drop inter-message whitespace right away.
-                        self.buf.drain(..=i);
-                        self.base += i as u64 + 1;
-                        i = 0;
-                        continue;
-                    }
+                    b' ' | b'\t' | b'\r' | b'\n' => self.start = i + 1,
                     b'{' => self.depth = 1,
                     _ => {
                         return Err(Error::BadFraming {
@@ -149,7 +153,6 @@ impl Framer {
                     b'}' | b']' => {
                         self.depth -= 1;
                         if self.depth == 0 {
-                            self.scanned = 0;
                             return Ok(Some(i + 1));
                         }
                     }
@@ -157,7 +160,7 @@ impl Framer {
                 }
             }
             i += 1;
-            if i > self.max {
+            if i - self.start > self.max {
                 return Err(Error::MessageTooLarge { limit: self.max });
             }
         }
@@ -294,6 +297,19 @@ mod tests {
     }
 
     #[test]
+    fn many_messages_in_one_big_chunk() {
+        let mut chunk = Vec::new();
+        for i in 0..20000 {
+            chunk.extend_from_slice(format!("{{\"id\":{i},\"result\":[\"}}\"]}}\n").as_bytes());
+        }
+        let mut f = Framer::default();
+        let got = f.feed(&chunk).unwrap();
+        assert_eq!(got.len(), 20000);
+        assert_eq!(got[19999]["id"], json!(19999));
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
     fn size_limit() {
         let mut f = Framer::new(16);
         assert!(f.feed(br#"{"a":"0123"#).unwrap().is_empty());
@@ -313,6 +329,15 @@ mod tests {
             f.feed(b"  x"),
             Err(Error::BadFraming {
                 offset: 2,
+                byte: b'x'
+            })
+        ));
+        let mut f = Framer::default();
+        assert_eq!(f.feed(b"{\"a\":1}\n ").unwrap().len(), 1);
+        assert!(matches!(
+            f.feed(b"{}x"),
+            Err(Error::BadFraming {
+                offset: 11,
                 byte: b'x'
             })
         ));
