@@ -57,6 +57,20 @@ pub fn mac(name: &str) -> Option<[u8; 6]> {
     Some(m)
 }
 
+/// The interface's alias (`ip link set IF alias TEXT`), if one is set. The daemon marks the
+/// interfaces it creates with it, to recognise them after a crash.
+pub fn ifalias(name: &str) -> Option<String> {
+    read(name, "ifalias").filter(|s| !s.is_empty())
+}
+
+/// Sets the interface's alias (through sysfs, as `ip link set IF alias TEXT` does by netlink).
+pub fn set_ifalias(name: &str, alias: &str) -> Result<()> {
+    std::fs::write(sys(name, "ifalias"), alias).map_err(|source| Error::Sys {
+        op: "write /sys/class/net/IF/ifalias",
+        source,
+    })
+}
+
 pub fn mtu(name: &str) -> Option<u32> {
     read(name, "mtu")?.parse().ok()
 }

@@ -1,17 +1,26 @@
 //! rtnetlink, just enough for XDP: which program is attached to an interface and in which mode,
 //! and the legacy (non-link) attach/detach through IFLA_XDP. Used to replace a stale program left
-//! by another tool before we attach ours with a bpf_link.
+//! by another tool before we attach ours with a bpf_link. Also creates and deletes the veth pair
+//! behind a bridge's LOCAL port.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::{cvt, Error, Result};
 
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_FD: u16 = 1;
@@ -253,6 +262,46 @@ pub fn detach_legacy(ifindex: u32, mode_flags: u32) -> Result<()> {
     set_xdp(ifindex, -1, mode_flags)
 }
 
+/// An interface name as the kernel wants it in IFLA_IFNAME: 1 to 15 bytes, NUL-terminated.
+fn ifname_attr(name: &str) -> Result<Vec<u8>> {
+    if name.is_empty() || name.len() > 15 || name.contains('\0') {
+        return Err(Error::Invalid(format!(
+            "{name:?} is not a valid interface name (1 to 15 bytes)"
+        )));
+    }
+    let mut v = name.as_bytes().to_vec();
+    v.push(0);
+    Ok(v)
+}
+
+/// Creates the veth pair `name` <-> `peer` (`ip link add NAME type veth peer name PEER`), both
+/// down. Fails with EEXIST if either name is taken: the caller decides what an existing
+/// interface means.
+pub fn create_veth(name: &str, peer: &str) -> Result<()> {
+    // VETH_INFO_PEER carries a whole ifinfomsg followed by the peer's own attributes
+    let mut peer_msg = vec![0u8; 16];
+    peer_msg[0] = libc::AF_UNSPEC as u8;
+    push_attr(&mut peer_msg, IFLA_IFNAME, &ifname_attr(peer)?);
+    let mut data = Vec::new();
+    push_attr(&mut data, VETH_INFO_PEER | NLA_F_NESTED, &peer_msg);
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"veth");
+    push_attr(&mut info, IFLA_INFO_DATA | NLA_F_NESTED, &data);
+    let mut a = Vec::new();
+    push_attr(&mut a, IFLA_IFNAME, &ifname_attr(name)?);
+    push_attr(&mut a, IFLA_LINKINFO | NLA_F_NESTED, &info);
+    let mut nl = Nl::open()?;
+    nl.request(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 0, &a)
+        .map(|_| ())
+}
+
+/// Deletes interface `ifindex` (for a veth, both ends go).
+pub fn delete_link(ifindex: u32) -> Result<()> {
+    let mut nl = Nl::open()?;
+    nl.request(RTM_DELLINK, NLM_F_ACK, ifindex as i32, &[])
+        .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +319,14 @@ mod tests {
         let bad = [200u8, 0, 1, 0, 0, 0];
         assert_eq!(attrs(&bad).count(), 0);
         assert_eq!(attrs(&[1, 2]).count(), 0);
+    }
+
+    #[test]
+    fn interface_names_are_checked_before_reaching_the_kernel() {
+        assert_eq!(ifname_attr("br0").unwrap(), b"br0\0");
+        assert!(ifname_attr("").is_err());
+        assert!(ifname_attr("a-name-too-long-").is_err());
+        assert!(ifname_attr("nul\0inside").is_err());
+        assert!(create_veth("0123456789abcdefg", "x").is_err());
     }
 }

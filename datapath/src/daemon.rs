@@ -20,7 +20,7 @@ use crate::packet::Mac;
 use crate::pipeline::tables::{BridgeTables, OfPort, Pipeline};
 use crate::pipeline::{BridgeInfo, DpConfig, DpPort, PortInfo, MAX_PORTS};
 use crate::pmd::{handoff, ExecJob, PinMeta, PmdBuilder, PmdHandle, Shared};
-use crate::port::{PortError, XdpPort};
+use crate::port::{LocalPort, PortError, XdpPort};
 use crate::stats::clock;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,10 @@ pub enum DaemonError {
 
 pub struct PortState {
     pub dp: DpPort,
+    /// The port's name for OpenFlow and the control socket, and the interface whose link state
+    /// and address it shows: the AF_XDP interface, except for the LOCAL port, where it is the
+    /// host's end of the pair (the bridge's name) while `xdp` is the daemon's end.
+    pub name: String,
     pub ofport: u32,
     pub bridge: u8,
     pub xdp: XdpPort,
@@ -78,7 +82,7 @@ impl State {
         let mut ports: Vec<Option<PortInfo>> = vec![None; self.ports.len()];
         for p in &self.ports {
             ports[p.dp as usize] = Some(PortInfo {
-                name: p.xdp.name.clone(),
+                name: p.name.clone(),
                 ofport: p.ofport,
                 bridge: p.bridge,
                 up: p.admin_up && p.carrier,
@@ -152,7 +156,7 @@ impl State {
                     OfPort {
                         ofport: p.ofport,
                         dp: p.dp,
-                        name: p.xdp.name.clone(),
+                        name: p.name.clone(),
                         config: p.of_config,
                         up: p.admin_up && p.carrier,
                     },
@@ -169,9 +173,9 @@ impl State {
     fn watch_links(&mut self) {
         let mut changed = Vec::new();
         for p in &mut self.ports {
-            let (up, carrier) = afxdp::netdev::link_state(&p.xdp.name);
+            let (up, carrier) = afxdp::netdev::link_state(&p.name);
             if (up, carrier) != (p.admin_up, p.carrier) {
-                info!(port = %p.xdp.name, admin_up = up, carrier, "link state changed");
+                info!(port = %p.name, admin_up = up, carrier, "link state changed");
                 p.admin_up = up;
                 p.carrier = carrier;
                 changed.push((p.bridge as usize, p.ofport));
@@ -511,27 +515,44 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     control::check_free(&ctl_path)?;
     let hz = clock::hz();
 
-    // ports
+    // ports; the LOCAL port pairs are deleted when `locals` drops, on every return path
     let mut ports = Vec::new();
     let mut bridges = Vec::new();
+    let mut locals: Vec<LocalPort> = Vec::new();
     for (bi, b) in cfg.bridges.iter().enumerate() {
         if bi >= 8 {
             return Err(DaemonError::Setup("at most 8 bridges".into()));
         }
         let mut members = Vec::new();
-        for (i, pc) in b.ports.iter().enumerate() {
+        let mut specs: Vec<(String, u32, crate::config::PortConfig)> = b
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, pc)| (pc.name.clone(), i as u32 + 1, pc.clone()))
+            .collect();
+        if cfg.local_port {
+            let lp = LocalPort::create(&b.name)?;
+            specs.push((
+                lp.name.clone(),
+                openflow::action::ports::LOCAL,
+                lp.peer_config(),
+            ));
+            locals.push(lp);
+        }
+        for (name, ofport, pc) in specs {
             if ports.len() >= MAX_PORTS {
                 return Err(DaemonError::Setup(format!("at most {MAX_PORTS} ports")));
             }
-            let mut xdp = XdpPort::open(pc)?;
+            let mut xdp = XdpPort::open(&pc)?;
             xdp.attach()?;
-            let (admin_up, carrier) = afxdp::netdev::link_state(&pc.name);
+            let (admin_up, carrier) = afxdp::netdev::link_state(&name);
             members.push(ports.len());
             ports.push(PortState {
                 dp: ports.len() as DpPort,
-                ofport: i as u32 + 1,
+                mac: afxdp::netdev::mac(&name).map(Mac),
+                name,
+                ofport,
                 bridge: bi as u8,
-                mac: afxdp::netdev::mac(&pc.name).map(Mac),
                 xdp,
                 admin_up,
                 carrier,
@@ -749,6 +770,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
+    drop(locals);
     info!("xvswitchd stopped");
     res
 }

@@ -137,6 +137,9 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     pub log_level: String,
     pub pidfile: Option<PathBuf>,
+    /// Give every bridge its LOCAL port: an interface named like the bridge, as OVS does (see
+    /// `port::local`). Off with `--no-local-port`, for setups where that name is taken.
+    pub local_port: bool,
 }
 
 impl Default for Config {
@@ -152,6 +155,7 @@ impl Default for Config {
             log_file: None,
             log_level: "info".to_string(),
             pidfile: None,
+            local_port: true,
         }
     }
 }
@@ -193,6 +197,8 @@ over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
   --listen ptcp:PORT[:IP]  also accept OpenFlow connections on TCP (for the last --bridge);
                         RUNDIR/BRIDGE.mgmt is always there
   --controller tcp:IP:PORT connect to a controller (for the last --bridge)
+  --no-local-port       no LOCAL port: by default each bridge gets an interface named like
+                        the bridge (OpenFlow port LOCAL), as in Open vSwitch
   --config FILE         read a TOML configuration (flags given after it override it)
   --log-file FILE       log there instead of stderr
   -v, --verbose         debug logging (-vv for trace)
@@ -265,6 +271,18 @@ fn validate_ifname(n: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A bridge name names its LOCAL port interface and its `BRIDGE.mgmt` socket, so it must be a
+/// valid interface name: 1 to 15 bytes (IFNAMSIZ - 1), no '/' or whitespace.
+fn validate_bridge_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() > 15 {
+        return Err(format!(
+            "bridge name {n:?} must have 1 to 15 bytes (IFNAMSIZ - 1): it names the bridge's \
+             LOCAL port interface"
+        ));
+    }
+    validate_ifname(n).map_err(|_| format!("bridge name {n:?} is not a valid interface name"))
+}
+
 impl Config {
     /// Parses the command line (without argv[0]).
     pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
@@ -291,9 +309,7 @@ impl Config {
                 "--rundir" => cfg.rundir = PathBuf::from(val(flag)?),
                 "--bridge" => {
                     let name = val(flag)?;
-                    if name.is_empty() || name.len() > 15 {
-                        return Err(usage(format!("bad bridge name {name:?}")));
-                    }
+                    validate_bridge_name(&name).map_err(usage)?;
                     if cfg.bridges.iter().any(|b| b.name == name) {
                         return Err(usage(format!("bridge {name} given twice")));
                     }
@@ -377,6 +393,7 @@ impl Config {
                         ..file_cfg
                     };
                 }
+                "--no-local-port" => cfg.local_port = false,
                 "--log-file" => cfg.log_file = Some(PathBuf::from(val(flag)?)),
                 "--pidfile" => cfg.pidfile = Some(PathBuf::from(val(flag)?)),
                 "-v" | "--verbose" => cfg.log_level = "debug".into(),
@@ -402,6 +419,7 @@ impl Config {
             log_file: Option<PathBuf>,
             log_level: Option<String>,
             pidfile: Option<PathBuf>,
+            local_port: Option<bool>,
         }
         #[derive(Deserialize, Default)]
         #[serde(deny_unknown_fields)]
@@ -489,6 +507,7 @@ impl Config {
             log_file: f.log_file,
             log_level: f.log_level.unwrap_or(d.log_level),
             pidfile: f.pidfile,
+            local_port: f.local_port.unwrap_or(d.local_port),
         };
         // semantic errors: point at the line that names the offending value
         cfg.validate().map_err(|msg| {
@@ -514,7 +533,15 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
         for b in &self.bridges {
+            validate_bridge_name(&b.name)?;
             for p in &b.ports {
+                if self.local_port && self.bridges.iter().any(|x| x.name == p.name) {
+                    return Err(format!(
+                        "port \"{}\" has the name of a bridge, whose LOCAL port interface it \
+                         is (use --no-local-port to attach an existing interface of that name)",
+                        p.name
+                    ));
+                }
                 validate_ifname(&p.name)?;
                 if !names.insert(p.name.clone()) {
                     return Err(format!("port \"{}\" is given twice", p.name));
@@ -585,6 +612,28 @@ mod tests {
         assert!(e("--batch 0").contains("not within"));
         assert!(e("--frobnicate").contains("unknown option"));
         assert!(e("--rundir").contains("needs a value"));
+    }
+
+    #[test]
+    fn local_port_switch_and_bridge_names() {
+        let c = Config::from_args(&args("--bridge br0 --port a")).unwrap();
+        assert!(c.local_port, "the LOCAL port is on by default, as in OVS");
+        let c = Config::from_args(&args("--no-local-port --bridge br0 --port a")).unwrap();
+        assert!(!c.local_port);
+        let e = |s: &str| Config::from_args(&args(s)).unwrap_err().to_string();
+        assert!(e("--bridge a-sixteen-bytes!").contains("1 to 15 bytes"));
+        assert!(e("--bridge a/b").contains("not a valid interface name"));
+        assert!(e("--bridge br0 --port br0").contains("LOCAL port"));
+        // an existing interface named like the bridge can be a port without the LOCAL port
+        assert!(Config::from_args(&args("--no-local-port --bridge br0 --port br0")).is_ok());
+        let t = "local_port = false\n[[bridge]]\nname = \"br0\"\nports = [\"a\"]\n";
+        assert!(!Config::from_toml(t, "x.toml").unwrap().local_port);
+        let t = "[[bridge]]\nname = \"a-sixteen-bytes!\"\n";
+        let e = Config::from_toml(t, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("x.toml:2:") && e.contains("1 to 15 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

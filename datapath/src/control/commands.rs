@@ -100,11 +100,18 @@ fn dpif_show(st: &State) -> String {
             } else {
                 "mixed"
             };
+            // the LOCAL port shows under the bridge's name, numbered 65534 as in OVS, with the
+            // interface the daemon really polls
+            let peer = if p.name != x.name {
+                format!(", local-peer={}", x.name)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 s,
-                "    {} {}/{}: (afxdp: queues={}, xdp={}, bind={}, need_wakeup=true, driver={}, link={}, csum-complete={})",
-                x.name,
-                p.ofport,
+                "    {} {}/{}: (afxdp: queues={}, xdp={}, bind={}, need_wakeup=true, driver={}, link={}, csum-complete={}{peer})",
+                p.name,
+                ofport_str(p.ofport, "65534"),
                 p.dp,
                 x.queues,
                 x.attach_mode.map(|m| m.as_str()).unwrap_or("none"),
@@ -279,6 +286,16 @@ fn bridge_index(st: &State, name: &str) -> Result<usize, String> {
         .ok_or_else(|| "no such bridge".to_string())
 }
 
+/// An OpenFlow port number as OVS prints it, with `local` for the LOCAL port (`LOCAL` in
+/// fdb/show, `65534` in dpif/show).
+fn ofport_str(ofport: u32, local: &str) -> String {
+    if ofport == openflow::action::ports::LOCAL {
+        local.to_string()
+    } else {
+        ofport.to_string()
+    }
+}
+
 fn fdb_show(st: &State, bridge: &str) -> Result<String, String> {
     let bi = bridge_index(st, bridge)?;
     let now = st.shared.now_sec.load(Ordering::Relaxed);
@@ -296,7 +313,7 @@ fn fdb_show(st: &State, bridge: &str) -> Result<String, String> {
             .ports
             .iter()
             .find(|p| p.dp == e.port)
-            .map(|p| p.ofport.to_string())
+            .map(|p| ofport_str(p.ofport, "LOCAL"))
             .unwrap_or_else(|| "?".into());
         let _ = writeln!(
             s,
@@ -436,7 +453,7 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
         st.ports
             .iter()
             .find(|x| x.dp == p)
-            .map(|x| x.xdp.name.clone())
+            .map(|x| x.name.clone())
             .unwrap_or_else(|| p.to_string())
     };
     let mut s = format!("Flow: {text}\n\n");

@@ -585,14 +585,14 @@ fn port_mod(
     // NETDEV_UP off): the kernel link goes down and nothing is sent or received on it.
     let down = new & OFPPC_PORT_DOWN != 0;
     if pm.mask & OFPPC_PORT_DOWN != 0 && down == ps.admin_up {
-        if let Err(e) = afxdp::netdev::set_admin_up(&ps.xdp.name, !down) {
-            warn!(port = %ps.xdp.name, error = %e, "mod-port: cannot change link state");
+        if let Err(e) = afxdp::netdev::set_admin_up(&ps.name, !down) {
+            warn!(port = %ps.name, error = %e, "mod-port: cannot change link state");
             return Err(ModError {
                 err: OfpErr::OFPPMFC_BAD_CONFIG,
-                why: format!("{}: {e}", ps.xdp.name),
+                why: format!("{}: {e}", ps.name),
             });
         }
-        let (up, carrier) = afxdp::netdev::link_state(&ps.xdp.name);
+        let (up, carrier) = afxdp::netdev::link_state(&ps.name);
         ps.admin_up = up;
         ps.carrier = carrier;
     }

@@ -90,7 +90,7 @@ pub fn port_desc(st: &State, bridge: usize, ofport: u32, version: u8) -> Option<
     Some(Port {
         port_no: ofport,
         hw_addr: p.mac.map(|m| m.0).unwrap_or([0; 6]),
-        name: name16(&p.xdp.name),
+        name: name16(&p.name),
         config,
         state: match (up, version) {
             (false, _) => OFPPS_LINK_DOWN,

@@ -622,7 +622,9 @@ impl<'a> Xlate<'a> {
                 // only meaningful in packet-out: run the pipeline from table 0
                 self.resubmit(None, Some(0));
             }
-            ports::LOCAL | ports::ANY | ports::UNSET => {
+            // the LOCAL port is in the bridge's port map under its OpenFlow number
+            ports::LOCAL => self.output_port(port, false),
+            ports::ANY | ports::UNSET => {
                 self.trace(|| format!("output:{port:#x}: no such port here"));
             }
             p => self.output_port(p, false),

@@ -1,9 +1,12 @@
-//! Port backends. Today: AF_XDP on any Linux interface (veth, tap, NICs), see [`afxdp`].
-//! Internal ports, patch ports and tunnel vports come with the OVSDB and Geneve work.
+//! Port backends. Today: AF_XDP on any Linux interface (veth, tap, NICs), see [`afxdp`], and
+//! the bridge's LOCAL port (OVS's internal port) on top of it, see [`local`]. Patch ports and
+//! tunnel vports come with the OVSDB and Geneve work.
 
 pub mod afxdp;
+pub mod local;
 
 pub use self::afxdp::{AttachMode, XdpPort};
+pub use self::local::LocalPort;
 
 /// Port errors, each naming the interface.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ mod appctl;
 mod forwarding;
 mod l2;
 mod lifecycle;
+mod local_port;
 mod openflow;
 mod ovs_interop;
 mod pmd_stats;

@@ -1113,7 +1113,9 @@ pub(crate) fn packet_out(s: &Sut) -> Vec<String> {
 /// 1 to host 2 (all received), `dump-ports` in OpenFlow 1.0, 1.3 and 1.5 shows exactly +40
 /// packets / +4000 bytes received on port 1 and sent on port 2 and nothing else moved,
 /// `dump-ports br0 2` shows port 2 alone, and the flow's n_packets/n_bytes and `dump-aggregate`
-/// agree.
+/// agree. Port LOCAL is listed after them, as in Open vSwitch, but its counters are left out of
+/// the exact comparison: the switch namespace's own stack may send on `br0` at any time (IPv6
+/// duplicate address detection, MLD reports).
 #[test]
 fn dump_ports_and_flow_counters_match_the_packets_sent() {
     const N: u64 = 40;
@@ -1125,8 +1127,12 @@ fn dump_ports_and_flow_counters_match_the_packets_sent() {
     let base: Vec<_> = Of::ALL.iter().map(|v| l.ofctl.v(*v).ports("br0")).collect();
     for (v, p) in Of::ALL.iter().zip(&base) {
         let names: Vec<&str> = p.iter().map(|x| x.port.as_str()).collect();
-        assert_eq!(names, vec!["1", "2", "3"], "{v:?} dump-ports");
+        assert_eq!(names, vec!["1", "2", "3", "LOCAL"], "{v:?} dump-ports");
     }
+    let base: Vec<Vec<_>> = base
+        .into_iter()
+        .map(|p| p.into_iter().filter(|x| x.port != "LOCAL").collect())
+        .collect();
     let frames: Vec<Vec<u8>> = (0..N)
         .map(|i| {
             let mut payload = format!("counted {i:03}").into_bytes();
@@ -1148,7 +1154,8 @@ fn dump_ports_and_flow_counters_match_the_packets_sent() {
     assert!(all, "host 2 received {got} of {N}");
     for (v, base) in Of::ALL.iter().zip(&base) {
         let now = wait_for(&format!("{v:?} port counters"), WAIT, || {
-            let p = l.ofctl.v(*v).ports("br0");
+            let mut p = l.ofctl.v(*v).ports("br0");
+            p.retain(|x| x.port != "LOCAL");
             if p[0].rx_packets >= base[0].rx_packets + N {
                 Ok(p)
             } else {
