@@ -11,4 +11,5 @@ mod lifecycle;
 mod openflow;
 mod ovs_interop;
 mod pmd_stats;
+mod ports;
 mod vm_tap;
