@@ -79,7 +79,14 @@ pub struct State {
 
 impl State {
     fn dp_config(&self) -> DpConfig {
-        let mut ports: Vec<Option<PortInfo>> = vec![None; self.ports.len()];
+        // port numbers have gaps once ports come and go at runtime
+        let len = self
+            .ports
+            .iter()
+            .map(|p| p.dp as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut ports: Vec<Option<PortInfo>> = vec![None; len];
         for p in &self.ports {
             ports[p.dp as usize] = Some(PortInfo {
                 name: p.name.clone(),
@@ -628,16 +635,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 .map(move |(p, _)| (p, i))
         })
         .collect();
+    // a ring between every two PMDs: ports added at runtime may need any of them
     let mut rings_needed = Vec::new();
-    for (i, b) in builders.iter().enumerate() {
-        let local: Vec<DpPort> = b.local_ports().iter().map(|x| x.0).collect();
-        for p in &ports {
-            if !local.contains(&p.dp) {
-                if let Some(&j) = owner_of.get(&p.dp) {
-                    if !rings_needed.contains(&(i, j)) {
-                        rings_needed.push((i, j));
-                    }
-                }
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                rings_needed.push((i, j));
             }
         }
     }

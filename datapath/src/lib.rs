@@ -16,5 +16,6 @@ pub mod packet;
 pub mod pipeline;
 pub mod pmd;
 pub mod port;
+pub mod reconf;
 pub mod stats;
 pub mod sys;

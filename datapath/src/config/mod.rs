@@ -234,7 +234,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     Ok(v)
 }
 
-fn parse_port(spec: &str) -> Result<PortConfig, String> {
+pub fn parse_port(spec: &str) -> Result<PortConfig, String> {
     let mut parts = spec.split(',');
     let name = parts.next().unwrap_or("").trim().to_string();
     validate_ifname(&name)?;

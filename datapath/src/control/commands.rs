@@ -32,6 +32,8 @@ pub fn registry() -> Registry {
         3,
     );
     r.register("dpif/dump-flows", "[-m] [bridge]", 0, 2);
+    r.register("dpif/add-port", "bridge iface[,opt=val...] [ofport]", 2, 3);
+    r.register("dpif/del-port", "bridge iface", 2, 2);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
     r
@@ -62,10 +64,34 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "coverage/show" => Ok(coverage_show(st)),
         "dpctl/dump-flows" | "dpif/dump-flows" => Ok(dump_flows(st)),
         "ofproto/trace" => trace(st, &req.params),
+        "dpif/add-port" => add_port(st, &req.params),
+        "dpif/del-port" => st
+            .del_port(&req.params[0], &req.params[1])
+            .map(|()| String::new())
+            .map_err(|e| e.to_string()),
         "vlog/set" => Ok(String::new()),
         "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
         other => Err(format!("\"{other}\" is not implemented")),
     }
+}
+
+/// `dpif/add-port BRIDGE IFACE[,OPT=VAL...] [OFPORT]`: answers the OpenFlow port number.
+fn add_port(st: &mut State, params: &[String]) -> Result<String, String> {
+    let config = crate::config::parse_port(&params[1])?;
+    let ofport_request = match params.get(2) {
+        Some(s) => Some(
+            s.parse::<u32>()
+                .map_err(|_| format!("{s:?} is not an OpenFlow port number"))?,
+        ),
+        None => None,
+    };
+    let spec = crate::reconf::PortSpec {
+        config,
+        ofport_request,
+    };
+    st.add_port(&params[0], spec)
+        .map(|of| format!("{of}\n"))
+        .map_err(|e| e.to_string())
 }
 
 fn port_counter(st: &State, dp: u16, s: PortStat) -> u64 {

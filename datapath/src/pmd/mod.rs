@@ -90,6 +90,34 @@ pub struct PmdHandle {
     pub fold_done: AtomicU64,
     /// (port name, queue, zero-copy) served by this PMD, for display.
     pub rxqs: std::sync::Mutex<Vec<(String, u32, bool)>>,
+    /// Runtime port changes: the control thread queues [`Reconf`]s in `reconf` and bumps
+    /// `reconf_req`; the PMD applies them between rounds (the mutex is taken only then, never
+    /// per packet) and copies `reconf_req` to `reconf_done`. Sockets and UMEMs travel inside
+    /// the requests and are dropped by the PMD itself, so nothing it polls can be freed under
+    /// it; the acknowledgement tells the control thread the PMD no longer uses the port.
+    pub reconf: std::sync::Mutex<Vec<Reconf>>,
+    pub reconf_req: AtomicU64,
+    pub reconf_done: AtomicU64,
+}
+
+/// A change to the ports a PMD serves, applied by the PMD between rounds.
+pub enum Reconf {
+    /// Start transmitting on (and, with `part`, receiving from) port `dp`. `owner` is the PMD
+    /// that holds the port's queue 0: PMDs without a socket on the port hand packets to it.
+    AddPort {
+        dp: DpPort,
+        part: Option<PortPart>,
+        owner: Option<usize>,
+    },
+    /// Stop using port `dp`: its sockets are closed and the pools only they used are freed.
+    DelPort { dp: DpPort },
+}
+
+/// The sockets (and the pools they own) a PMD gets for a port added at runtime. Such a port's
+/// pools are its own, so removing it later frees them without touching other ports' frames.
+pub struct PortPart {
+    pools: Vec<Pool>,
+    socks: Vec<Sock>,
 }
 
 impl PmdHandle {
@@ -111,6 +139,9 @@ impl PmdHandle {
             fold_req: AtomicU64::new(0),
             fold_done: AtomicU64::new(0),
             rxqs: std::sync::Mutex::new(Vec::new()),
+            reconf: std::sync::Mutex::new(Vec::new()),
+            reconf_req: AtomicU64::new(0),
+            reconf_done: AtomicU64::new(0),
         })
     }
 }
@@ -331,6 +362,14 @@ impl PmdBuilder {
         Ok(())
     }
 
+    /// The sockets and pools built so far, for a PMD that already runs (see [`Reconf`]).
+    pub fn into_part(self) -> PortPart {
+        PortPart {
+            pools: self.pools,
+            socks: self.socks,
+        }
+    }
+
     /// Ports this PMD has a socket on, with the lowest queue for each.
     pub fn local_ports(&self) -> Vec<(DpPort, u32)> {
         let mut v: Vec<(DpPort, u32)> = Vec::new();
@@ -359,35 +398,17 @@ impl PmdBuilder {
     /// Finishes the PMD. `remote_owner(port)` names the PMD that transmits on ports this PMD has
     /// no socket on.
     pub fn build(self, remote_owner: impl Fn(DpPort) -> Option<usize>) -> Pmd {
-        let mut routes = vec![TxRoute::None; MAX_PORTS];
-        for port in 0..MAX_PORTS as DpPort {
-            let local = self
-                .socks
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.port == port)
-                .min_by_key(|(_, s)| s.queue)
-                .map(|(i, _)| i);
-            routes[port as usize] = match local {
-                Some(i) => TxRoute::Local(i),
-                None => match remote_owner(port)
-                    .and_then(|pmd| self.out.iter().position(|(to, _)| *to == pmd))
-                {
-                    Some(o) => TxRoute::Remote(o),
-                    None => TxRoute::None,
-                },
-            };
-        }
-        let rx_socks = (0..self.socks.len())
-            .filter(|&i| self.socks[i].rx)
-            .collect();
-        Pmd {
+        let remote: Vec<Option<usize>> = (0..MAX_PORTS as DpPort).map(remote_owner).collect();
+        let out_to = self.out.iter().map(|(to, _)| *to).collect();
+        let mut pmd = Pmd {
             h: self.handle,
             shared: self.shared,
             pools: self.pools,
             socks: self.socks,
-            rx_socks,
-            routes,
+            rx_socks: Vec::new(),
+            routes: vec![TxRoute::None; MAX_PORTS],
+            remote,
+            out_to,
             out: self.out.into_iter().map(|(_, p)| p).collect(),
             out_pending: Vec::new(),
             inbox: self.inbox,
@@ -399,7 +420,9 @@ impl PmdBuilder {
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
             rx_descs: Box::new([XdpDesc::default(); MAX_BATCH]),
-        }
+        };
+        pmd.reindex();
+        pmd
     }
 }
 
@@ -411,6 +434,10 @@ pub struct Pmd {
     socks: Vec<Sock>,
     rx_socks: Vec<usize>,
     routes: Vec<TxRoute>,
+    /// Per port, the PMD that transmits on it when this one has no socket on it.
+    remote: Vec<Option<usize>>,
+    /// The PMD each `out` ring leads to.
+    out_to: Vec<usize>,
     out: Vec<handoff::Producer>,
     out_pending: Vec<bool>,
     inbox: Vec<handoff::Consumer>,
@@ -765,20 +792,7 @@ impl Pmd {
         for si in 0..self.socks.len() {
             self.refill(si);
         }
-        let mut pollfds: Vec<libc::pollfd> = self
-            .rx_socks
-            .iter()
-            .map(|&i| libc::pollfd {
-                fd: self.socks[i].xsk.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .chain(std::iter::once(libc::pollfd {
-                fd: self.h.waker.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }))
-            .collect();
+        let mut pollfds = self.pollfds();
         let idle = self.h.idle;
         // a busy round longer than this was preempted (a 32-packet round takes tens of µs):
         // it is counted apart so that the per-packet cost measures our work, not the scheduler
@@ -800,6 +814,13 @@ impl Pmd {
                 self.cache.clear();
                 self.gen = gen;
                 self.h.seen_gen.store(gen, Ordering::Release);
+            }
+            let rreq = self.h.reconf_req.load(Ordering::Acquire);
+            if rreq != self.h.reconf_done.load(Ordering::Relaxed) {
+                self.apply_reconf();
+                pollfds = self.pollfds();
+                self.publish();
+                self.h.reconf_done.store(rreq, Ordering::Release);
             }
             let dreq = self.h.dump_req.load(Ordering::Acquire);
             if dreq != self.h.dump_done.load(Ordering::Relaxed) {
@@ -892,6 +913,135 @@ impl Pmd {
         tracing::info!(pmd = self.h.id, "PMD stopped");
     }
 
+    /// What the PMD blocks on when idle: its RX sockets and its waker.
+    fn pollfds(&self) -> Vec<libc::pollfd> {
+        self.rx_socks
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: self.socks[i].xsk.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .chain(std::iter::once(libc::pollfd {
+                fd: self.h.waker.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }))
+            .collect()
+    }
+
+    /// Recomputes the RX list and the TX route of every port from the sockets and the remote
+    /// owners (after start and after each port change).
+    fn reindex(&mut self) {
+        self.rx_socks = (0..self.socks.len())
+            .filter(|&i| self.socks[i].rx)
+            .collect();
+        for port in 0..MAX_PORTS {
+            let local = self
+                .socks
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.port as usize == port)
+                .min_by_key(|(_, s)| s.queue)
+                .map(|(i, _)| i);
+            self.routes[port] = match local {
+                Some(i) => TxRoute::Local(i),
+                None => match self.remote[port]
+                    .and_then(|pmd| self.out_to.iter().position(|&to| to == pmd))
+                {
+                    Some(o) => TxRoute::Remote(o),
+                    None => TxRoute::None,
+                },
+            };
+        }
+    }
+
+    /// Applies the port changes the control thread queued (cold: once per change).
+    #[cold]
+    fn apply_reconf(&mut self) {
+        let ops = match self.h.reconf.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => return,
+        };
+        for op in ops {
+            match op {
+                Reconf::AddPort { dp, part, owner } => {
+                    if let Some(part) = part {
+                        let pbase = self.pools.len();
+                        let sbase = self.socks.len();
+                        for mut p in part.pools {
+                            p.owner += sbase;
+                            self.pools.push(p);
+                        }
+                        for mut s in part.socks {
+                            s.pool += pbase;
+                            self.socks.push(s);
+                        }
+                    }
+                    if let Some(r) = self.remote.get_mut(dp as usize) {
+                        *r = owner;
+                    }
+                }
+                Reconf::DelPort { dp } => self.remove_port(dp),
+            }
+        }
+        self.reindex();
+    }
+
+    /// Closes the sockets of port `dp` and frees the pools only they used. Frames staged or
+    /// completed go back to their pool first. A pool shared with other ports' sockets (ports
+    /// opened at start share one) keeps going; the frames the closed socket's fill and TX
+    /// rings still held are unknowable once it is closed, so they leave the pool's total
+    /// (bounded by two rings per removal) instead of showing up as unaccounted.
+    fn remove_port(&mut self, dp: DpPort) {
+        for si in 0..self.socks.len() {
+            if self.socks[si].port != dp {
+                continue;
+            }
+            self.reap(si);
+            let s = &mut self.socks[si];
+            let pool = &mut self.pools[s.pool];
+            for d in s.stage.drain(..) {
+                pool.put(d.addr);
+            }
+            pool.total = pool.total.saturating_sub(s.fill_out + s.tx_out);
+            s.fill_out = 0;
+            s.tx_out = 0;
+        }
+        let (gone, kept): (Vec<Sock>, Vec<Sock>) = std::mem::take(&mut self.socks)
+            .into_iter()
+            .partition(|s| s.port == dp);
+        let mut used = vec![false; self.pools.len()];
+        for s in &kept {
+            used[s.pool] = true;
+        }
+        let mut map = vec![usize::MAX; self.pools.len()];
+        let mut pools = Vec::new();
+        let mut freed = Vec::new();
+        for (i, p) in std::mem::take(&mut self.pools).into_iter().enumerate() {
+            if used[i] {
+                map[i] = pools.len();
+                pools.push(p);
+            } else {
+                freed.push(p);
+            }
+        }
+        self.socks = kept;
+        for s in &mut self.socks {
+            s.pool = map[s.pool];
+        }
+        for (pi, p) in pools.iter_mut().enumerate() {
+            p.owner = self.socks.iter().position(|s| s.pool == pi).unwrap_or(0);
+        }
+        self.pools = pools;
+        if let Some(r) = self.remote.get_mut(dp as usize) {
+            *r = None;
+        }
+        // sockets first, then the memory they were bound to
+        drop(gone);
+        drop(freed);
+    }
+
     /// Sleep policy: spin a little, nap with back-off, then block in poll() on the RX sockets
     /// and the waker (handoffs, control) with a timeout for housekeeping.
     fn idle_wait(&mut self, idle_rounds: u32, pollfds: &mut [libc::pollfd]) {
@@ -917,6 +1067,8 @@ impl Pmd {
                 || self.shared.quit.load(Ordering::SeqCst)
                 || self.shared.generation.load(Ordering::SeqCst) != self.gen
                 || self.h.fold_req.load(Ordering::SeqCst) != self.fold_seen
+                || self.h.reconf_req.load(Ordering::SeqCst)
+                    != self.h.reconf_done.load(Ordering::SeqCst)
                 || self.h.dump_req.load(Ordering::SeqCst)
                     != self.h.dump_done.load(Ordering::SeqCst);
             if !pending {

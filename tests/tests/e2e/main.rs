@@ -12,4 +12,5 @@ mod local_port;
 mod openflow;
 mod ovs_interop;
 mod pmd_stats;
+mod ports;
 mod vm_tap;

@@ -1,0 +1,290 @@
+//! Runtime reconfiguration: adding and removing ports while the switch forwards.
+//!
+//! This is the API the OVSDB reconciler will drive; today the control socket exposes it
+//! (`dpif/add-port`, `dpif/del-port`).
+//!
+//! PMD handshake: the control thread builds a new port's sockets (and the UMEM they own) the
+//! same way as at start ([`PmdBuilder::add_queue`]: zero-copy or copy, native or generic), then
+//! hands them to the chosen PMDs in a [`Reconf`] request (a mutex-guarded queue the PMD checks
+//! with one atomic load per round, next to the other control requests) and waits for each PMD
+//! to acknowledge. Removal goes the other way: the port leaves the published configuration
+//! (no new translation outputs to it, cached flows are invalidated), its XDP program is
+//! detached, and each PMD closes the port's sockets itself and acknowledges; the PMD owns what
+//! it polls, so nothing can be freed under it, and the control thread only reports success,
+//! flushes MAC entries and reuses the port number once every PMD has let go. Other ports'
+//! sockets and frames are not touched, so their traffic goes on.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::config::PortConfig;
+use crate::daemon::{PortState, State};
+use crate::packet::Mac;
+use crate::pipeline::{DpPort, MAX_PORTS};
+use crate::pmd::{PmdBuilder, PortPart, Reconf};
+use crate::port::XdpPort;
+
+/// What to add: the interface, its options, and optionally the OpenFlow port number wanted.
+#[derive(Clone, Debug)]
+pub struct PortSpec {
+    pub config: PortConfig,
+    pub ofport_request: Option<u32>,
+}
+
+/// Why a port could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfError {
+    #[error("no bridge named {0}")]
+    NoBridge(String),
+    #[error("{0}: interface does not exist")]
+    NoInterface(String),
+    #[error("{port}: already a port of bridge {bridge}")]
+    PortExists { port: String, bridge: String },
+    #[error("{port}: not a port of bridge {bridge}")]
+    NoPort { port: String, bridge: String },
+    #[error("{port}: OpenFlow port {ofport} is already taken by {by} on bridge {bridge}")]
+    OfportTaken {
+        port: String,
+        ofport: u32,
+        by: String,
+        bridge: String,
+    },
+    #[error("{port}: OpenFlow port number {ofport} is out of range (1-65279)")]
+    OfportRange { port: String, ofport: u32 },
+    #[error("{0}: at most {MAX_PORTS} ports")]
+    TooManyPorts(String),
+    #[error(transparent)]
+    Port(#[from] crate::port::PortError),
+}
+
+/// Highest OpenFlow port number a physical port may have (OFPP_MAX).
+const OFPP_MAX: u32 = 0xff00;
+/// How long to wait for PMDs to apply a change before going on without their word.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl State {
+    /// Adds interface `spec` to bridge `bridge` while the switch runs, returning its OpenFlow
+    /// port number.
+    pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32, ReconfError> {
+        let name = spec.config.name.clone();
+        let bi = self
+            .bridges
+            .iter()
+            .position(|b| b.name == bridge)
+            .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))?;
+        if let Some(p) = self.ports.iter().find(|p| p.xdp.name == name) {
+            return Err(ReconfError::PortExists {
+                port: name,
+                bridge: self.bridges[p.bridge as usize].name.clone(),
+            });
+        }
+        let ofport = match spec.ofport_request {
+            Some(of) if of == 0 || of >= OFPP_MAX => {
+                return Err(ReconfError::OfportRange {
+                    port: name,
+                    ofport: of,
+                })
+            }
+            Some(of) => {
+                if let Some(p) = self
+                    .ports
+                    .iter()
+                    .find(|p| p.bridge as usize == bi && p.ofport == of)
+                {
+                    return Err(ReconfError::OfportTaken {
+                        port: name,
+                        ofport: of,
+                        by: p.xdp.name.clone(),
+                        bridge: bridge.to_string(),
+                    });
+                }
+                of
+            }
+            None => (1..OFPP_MAX)
+                .find(|&of| {
+                    !self
+                        .ports
+                        .iter()
+                        .any(|p| p.bridge as usize == bi && p.ofport == of)
+                })
+                .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?,
+        };
+        let dp = (0..MAX_PORTS as DpPort)
+            .find(|&d| !self.ports.iter().any(|p| p.dp == d))
+            .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?;
+        if afxdp::netdev::ifindex(&name).is_err() {
+            return Err(ReconfError::NoInterface(name));
+        }
+        let mut xdp = XdpPort::open(&spec.config)?;
+        xdp.attach()?;
+        // a socket of this interface closed a moment ago (the port was just removed) releases
+        // its queue in the kernel a little later: bind says EBUSY until then
+        let mut tries = 0;
+        let (builders, owner) = loop {
+            match self.build_sockets(&mut xdp, dp) {
+                Ok(b) => break b,
+                Err(e) => {
+                    self.forget_rxqs(&name);
+                    xdp.sockets.clear();
+                    let busy = matches!(&e, crate::port::PortError::Xdp { source, .. }
+                        if source.errno() == Some(libc::EBUSY));
+                    tries += 1;
+                    if !busy || tries >= 50 {
+                        xdp.detach();
+                        return Err(e.into());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        let parts: Vec<Option<PortPart>> = builders
+            .into_iter()
+            .map(|b| b.map(PmdBuilder::into_part))
+            .collect();
+        self.reconf_pmds(
+            parts
+                .into_iter()
+                .map(|part| Reconf::AddPort { dp, part, owner }),
+        );
+        let (admin_up, carrier) = afxdp::netdev::link_state(&name);
+        let mode = xdp.attach_mode.map(|m| m.as_str()).unwrap_or("none");
+        info!(port = %name, bridge, ofport, dp, mode, "port added");
+        self.ports.push(PortState {
+            dp,
+            ofport,
+            bridge: bi as u8,
+            mac: afxdp::netdev::mac(&name).map(Mac),
+            xdp,
+            admin_up,
+            carrier,
+            of_config: 0,
+        });
+        self.bridges[bi].ports.push(self.ports.len() - 1);
+        self.publish();
+        crate::ofproto::port_status(self, bi, ofport, 0); // OFPPR_ADD
+        Ok(ofport)
+    }
+
+    /// Removes interface `name` from bridge `bridge`. Flows that name its port number stay
+    /// (as in OVS); MAC entries learnt on it go.
+    pub fn del_port(&mut self, bridge: &str, name: &str) -> Result<(), ReconfError> {
+        let bi = self
+            .bridges
+            .iter()
+            .position(|b| b.name == bridge)
+            .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))?;
+        let pi = self
+            .ports
+            .iter()
+            .position(|p| p.bridge as usize == bi && p.xdp.name == name)
+            .ok_or_else(|| ReconfError::NoPort {
+                port: name.to_string(),
+                bridge: bridge.to_string(),
+            })?;
+        let ofport = self.ports[pi].ofport;
+        // described while it still exists
+        crate::ofproto::port_status(self, bi, ofport, 1); // OFPPR_DELETE
+        let mut port = self.ports.remove(pi);
+        for b in &mut self.bridges {
+            b.ports.retain(|&i| i != pi);
+            for i in &mut b.ports {
+                if *i > pi {
+                    *i -= 1;
+                }
+            }
+        }
+        // no translation outputs to it any more, cached flows go
+        self.publish();
+        port.xdp.detach();
+        let dp = port.dp;
+        let n = self.pmds.len();
+        self.reconf_pmds((0..n).map(|_| Reconf::DelPort { dp }));
+        self.forget_rxqs(name);
+        self.shared
+            .macs
+            .flush(|e| e.bridge as usize == bi && e.port == dp);
+        for h in &self.pmds {
+            h.ports[dp as usize].clear();
+        }
+        self.shared.invalidate();
+        info!(port = %name, bridge, ofport, dp, "port removed");
+        drop(port);
+        Ok(())
+    }
+
+    /// Opens `xdp`'s sockets, its queues spread over the least loaded PMDs, one builder per
+    /// PMD that got any; also names the PMD holding queue 0. On error the sockets built so far
+    /// close with their builders.
+    #[allow(clippy::type_complexity)]
+    fn build_sockets(
+        &self,
+        xdp: &mut XdpPort,
+        dp: DpPort,
+    ) -> Result<(Vec<Option<PmdBuilder>>, Option<usize>), crate::port::PortError> {
+        let n = self.pmds.len();
+        let mut load: Vec<usize> = self
+            .pmds
+            .iter()
+            .map(|h| h.rxqs.lock().map(|v| v.len()).unwrap_or(0))
+            .collect();
+        let mut builders: Vec<Option<PmdBuilder>> = (0..n).map(|_| None).collect();
+        let mut owner = None;
+        for q in 0..xdp.queues {
+            let i = (0..n).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+            load[i] += 1;
+            if q == 0 {
+                owner = Some(i);
+            }
+            let b = builders[i].get_or_insert_with(|| {
+                let frames = (self.cfg.ring_size * 3)
+                    .clamp(4096, 262_144)
+                    .next_power_of_two();
+                PmdBuilder::new(
+                    self.pmds[i].clone(),
+                    self.shared.clone(),
+                    frames,
+                    self.cfg.frame_size,
+                    self.cfg.ring_size,
+                    self.cfg.batch,
+                )
+            });
+            b.add_queue(xdp, dp, q, true)?;
+        }
+        Ok((builders, owner))
+    }
+
+    /// Queues one request per PMD (in PMD order), wakes them and waits until each applied it.
+    fn reconf_pmds(&mut self, ops: impl Iterator<Item = Reconf>) {
+        let mut want = Vec::new();
+        for (h, op) in self.pmds.iter().zip(ops) {
+            if let Ok(mut v) = h.reconf.lock() {
+                v.push(op);
+            }
+            let r = h.reconf_req.fetch_add(1, Ordering::AcqRel) + 1;
+            want.push(r);
+            h.waker.wake();
+        }
+        let t0 = Instant::now();
+        for (h, r) in self.pmds.iter().zip(want) {
+            while h.reconf_done.load(Ordering::Acquire) < r {
+                if t0.elapsed() > ACK_TIMEOUT {
+                    warn!(pmd = h.id, "PMD did not apply a port change in time");
+                    break;
+                }
+                h.waker.wake();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+
+    /// Drops a port's queues from the PMDs' display lists.
+    fn forget_rxqs(&self, name: &str) {
+        for h in &self.pmds {
+            if let Ok(mut v) = h.rxqs.lock() {
+                v.retain(|(n, _, _)| n != name);
+            }
+        }
+    }
+}
