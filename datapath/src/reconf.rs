@@ -74,7 +74,11 @@ impl State {
             .iter()
             .position(|b| b.name == bridge)
             .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))?;
-        if let Some(p) = self.ports.iter().find(|p| p.xdp.name == name) {
+        if let Some(p) = self
+            .ports
+            .iter()
+            .find(|p| p.xdp.name == name || p.name == name)
+        {
             return Err(ReconfError::PortExists {
                 port: name,
                 bridge: self.bridges[p.bridge as usize].name.clone(),
@@ -152,6 +156,7 @@ impl State {
         let mode = xdp.attach_mode.map(|m| m.as_str()).unwrap_or("none");
         info!(port = %name, bridge, ofport, dp, mode, "port added");
         self.ports.push(PortState {
+            name: name.clone(),
             dp,
             ofport,
             bridge: bi as u8,
