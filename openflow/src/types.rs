@@ -477,75 +477,211 @@ pub(crate) fn parse_flow_stats(r: &mut Reader, version: u8, nx: bool) -> Result<
 
 pub(crate) fn emit_flow_stats(list: &[FlowStats], version: u8, w: &mut Writer) {
     for fs in list {
-        let start = w.len();
-        w.u16(0);
-        if version >= 6 && matches!(fs.match_, MatchRepr::Oxm(_)) {
-            w.zeros(2);
+        let m = match &fs.match_ {
+            MatchRepr::Nxm(m) => MatchReprRef::Nxm(m),
+            MatchRepr::Oxm(m) => MatchReprRef::Oxm(m),
+            MatchRepr::Of10(m) => MatchReprRef::Of10(m),
+        };
+        emit_flow_stats_entry(&fs.borrowed(m), version, w);
+    }
+}
+
+/// A match as [`MatchRepr`], borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum MatchReprRef<'a> {
+    Of10(&'a Of10Match),
+    Nxm(&'a Match),
+    Oxm(&'a Match),
+}
+
+/// A flow-stats entry whose match and instructions are borrowed: a switch answering a dump of
+/// 100k flows encodes straight from its flow table, without a copy of every match and action
+/// list ([`FlowStatsEncoder`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowStatsRef<'a> {
+    pub table_id: u8,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    pub importance: u16,
+    pub idle_age: u16,
+    pub hard_age: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub match_: MatchReprRef<'a>,
+    pub oxs_stats: &'a OxsStats,
+    pub instructions: &'a [Instruction],
+}
+
+impl FlowStats {
+    fn borrowed<'a>(&'a self, match_: MatchReprRef<'a>) -> FlowStatsRef<'a> {
+        FlowStatsRef {
+            table_id: self.table_id,
+            duration_sec: self.duration_sec,
+            duration_nsec: self.duration_nsec,
+            priority: self.priority,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
+            importance: self.importance,
+            idle_age: self.idle_age,
+            hard_age: self.hard_age,
+            cookie: self.cookie,
+            packet_count: self.packet_count,
+            byte_count: self.byte_count,
+            match_,
+            oxs_stats: &self.oxs_stats,
+            instructions: &self.instructions,
         }
-        w.u8(fs.table_id);
-        w.u8(0);
-        match &fs.match_ {
-            MatchRepr::Nxm(m) => {
-                w.u32(fs.duration_sec);
-                w.u32(fs.duration_nsec);
-                w.u16(fs.priority);
-                w.u16(fs.idle_timeout);
-                w.u16(fs.hard_timeout);
-                w.u16(m.tlv_len() as u16);
-                w.u16(fs.idle_age);
-                w.u16(fs.hard_age);
-                w.u64(fs.cookie);
-                w.u64(fs.packet_count);
-                w.u64(fs.byte_count);
-                let ms = w.len();
-                m.emit_tlvs(w);
-                w.pad8_from(ms);
-                emit_actions(&instructions_to_actions(&fs.instructions), version, w);
-            }
-            MatchRepr::Of10(m) => {
-                m.emit(w);
-                w.u32(fs.duration_sec);
-                w.u32(fs.duration_nsec);
-                w.u16(fs.priority);
-                w.u16(fs.idle_timeout);
-                w.u16(fs.hard_timeout);
-                w.zeros(6);
-                w.u64(fs.cookie);
-                w.u64(fs.packet_count);
-                w.u64(fs.byte_count);
-                emit_actions(&instructions_to_actions(&fs.instructions), version, w);
-            }
-            MatchRepr::Oxm(m) if version < 6 => {
-                w.u32(fs.duration_sec);
-                w.u32(fs.duration_nsec);
-                w.u16(fs.priority);
-                w.u16(fs.idle_timeout);
-                w.u16(fs.hard_timeout);
-                w.u16(fs.flags);
-                if version >= 5 {
-                    w.u16(fs.importance);
-                    w.zeros(2);
-                } else {
-                    w.zeros(4);
-                }
-                w.u64(fs.cookie);
-                w.u64(fs.packet_count);
-                w.u64(fs.byte_count);
-                emit_ofp_match(m, w);
-                emit_instructions(&fs.instructions, version, w);
-            }
-            MatchRepr::Oxm(m) => {
-                w.u16(fs.priority);
-                w.u16(fs.idle_timeout);
-                w.u16(fs.hard_timeout);
-                w.u16(fs.flags);
+    }
+}
+
+/// Actions of a 1.0 / Nicira flow entry: the apply-actions (and write-actions) lists in order,
+/// as [`instructions_to_actions`] flattens them, without copying them.
+fn emit_flat_actions(insts: &[Instruction], version: u8, w: &mut Writer) {
+    if let [Instruction::ApplyActions(a)] = insts {
+        emit_actions(a, version, w);
+    } else {
+        emit_actions(&instructions_to_actions(insts), version, w);
+    }
+}
+
+fn emit_flow_stats_entry(fs: &FlowStatsRef, version: u8, w: &mut Writer) {
+    let start = w.len();
+    w.u16(0);
+    if version >= 6 && matches!(fs.match_, MatchReprRef::Oxm(_)) {
+        w.zeros(2);
+    }
+    w.u8(fs.table_id);
+    w.u8(0);
+    match fs.match_ {
+        MatchReprRef::Nxm(m) => {
+            w.u32(fs.duration_sec);
+            w.u32(fs.duration_nsec);
+            w.u16(fs.priority);
+            w.u16(fs.idle_timeout);
+            w.u16(fs.hard_timeout);
+            w.u16(m.tlv_len() as u16);
+            w.u16(fs.idle_age);
+            w.u16(fs.hard_age);
+            w.u64(fs.cookie);
+            w.u64(fs.packet_count);
+            w.u64(fs.byte_count);
+            let ms = w.len();
+            m.emit_tlvs(w);
+            w.pad8_from(ms);
+            emit_flat_actions(fs.instructions, version, w);
+        }
+        MatchReprRef::Of10(m) => {
+            m.emit(w);
+            w.u32(fs.duration_sec);
+            w.u32(fs.duration_nsec);
+            w.u16(fs.priority);
+            w.u16(fs.idle_timeout);
+            w.u16(fs.hard_timeout);
+            w.zeros(6);
+            w.u64(fs.cookie);
+            w.u64(fs.packet_count);
+            w.u64(fs.byte_count);
+            emit_flat_actions(fs.instructions, version, w);
+        }
+        MatchReprRef::Oxm(m) if version < 6 => {
+            w.u32(fs.duration_sec);
+            w.u32(fs.duration_nsec);
+            w.u16(fs.priority);
+            w.u16(fs.idle_timeout);
+            w.u16(fs.hard_timeout);
+            w.u16(fs.flags);
+            if version >= 5 {
                 w.u16(fs.importance);
-                w.u64(fs.cookie);
-                emit_ofp_match(m, w);
-                fs.oxs_stats.emit(w);
-                emit_instructions(&fs.instructions, version, w);
+                w.zeros(2);
+            } else {
+                w.zeros(4);
             }
+            w.u64(fs.cookie);
+            w.u64(fs.packet_count);
+            w.u64(fs.byte_count);
+            emit_ofp_match(m, w);
+            emit_instructions(fs.instructions, version, w);
         }
-        w.patch_len(start, start);
+        MatchReprRef::Oxm(m) => {
+            w.u16(fs.priority);
+            w.u16(fs.idle_timeout);
+            w.u16(fs.hard_timeout);
+            w.u16(fs.flags);
+            w.u16(fs.importance);
+            w.u64(fs.cookie);
+            emit_ofp_match(m, w);
+            fs.oxs_stats.emit(w);
+            emit_instructions(fs.instructions, version, w);
+        }
+    }
+    w.patch_len(start, start);
+}
+
+/// Encodes a flow-stats reply entry by entry into messages of at most 64 KiB: `push` returns
+/// each message as it fills up (REPLY_MORE set), `finish` the last one (REPLY_MORE clear).
+/// The same bytes as encoding [`crate::MpReply::Flow`] parts, without building
+/// [`FlowStats`] values.
+pub struct FlowStatsEncoder {
+    prefix: Vec<u8>,
+    w: Writer,
+    entries: usize,
+}
+
+impl FlowStatsEncoder {
+    /// `nx`: the NXST_FLOW form.
+    pub fn new(version: u8, xid: u32, nx: bool) -> FlowStatsEncoder {
+        let prefix = crate::message::encode(
+            version,
+            xid,
+            &crate::Message::MultipartReply(crate::MultipartReply {
+                flags: 1,
+                body: crate::MpReply::Flow {
+                    nx,
+                    flows: Vec::new(),
+                },
+            }),
+        );
+        let mut w = Writer::new();
+        w.bytes(&prefix);
+        FlowStatsEncoder {
+            prefix,
+            w,
+            entries: 0,
+        }
+    }
+
+    /// Appends one entry; returns a finished message when the entry did not fit in the
+    /// current one (the entry then starts the next message).
+    pub fn push(&mut self, e: &FlowStatsRef, version: u8) -> Option<Vec<u8>> {
+        let before = self.w.len();
+        emit_flow_stats_entry(e, version, &mut self.w);
+        if self.w.len() <= 0xffff || self.entries == 0 {
+            self.entries += 1;
+            return None;
+        }
+        let tail = self.w.buf.split_off(before);
+        let mut done = std::mem::replace(&mut self.w.buf, Vec::with_capacity(65536));
+        self.w.bytes(&self.prefix);
+        self.w.bytes(&tail);
+        self.entries = 1;
+        let n = done.len().min(0xffff) as u16;
+        done[2..4].copy_from_slice(&n.to_be_bytes());
+        Some(done)
+    }
+
+    /// The last message (possibly with no entry).
+    pub fn finish(self) -> Vec<u8> {
+        let mut done = self.w.buf;
+        let n = done.len().min(0xffff) as u16;
+        done[2..4].copy_from_slice(&n.to_be_bytes());
+        // the multipart flags are at bytes 10..12 in every version: clear REPLY_MORE
+        done[11] &= !1;
+        done
     }
 }

@@ -3,6 +3,7 @@
 //! n_packets and n_bytes are exact when dumped.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openflow::action::ports;
@@ -15,7 +16,7 @@ use openflow::stats::{
     fixed_name, BucketCounter, FeatureId, GroupStats, MeterBandStats, MeterStats, OxsEntry,
     OxsStats, PortStats, PortStatsEthernet, TableFeatureProp, TableFeatures, TableStats,
 };
-use openflow::types::{FlowStats, MatchRepr, Port};
+use openflow::types::{FlowStatsEncoder, FlowStatsRef, MatchRepr, MatchReprRef, Port};
 use openflow::{Match, OfpErr};
 
 use super::conn::Conn;
@@ -228,38 +229,59 @@ fn selected<'a>(
     Ok(out)
 }
 
-pub fn flow_stats(st: &State, r: &Rule, version: u8, nx: bool, now_ms: u64) -> FlowStats {
-    let packets = r.stats.packets.load(Ordering::Relaxed);
-    let bytes = r.stats.bytes.load(Ordering::Relaxed);
-    let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
-    let dur = duration(now_ms, r.created_ms);
-    let _ = st;
-    FlowStats {
-        table_id: r.table,
-        duration_sec: dur.0,
-        duration_nsec: dur.1,
-        priority: r.priority,
-        idle_timeout: r.idle_timeout,
-        hard_timeout: r.hard_timeout,
-        flags: openflow::compat::flow_stats_flags(r.flags, version),
-        importance: r.importance,
-        idle_age: ((now_ms.saturating_sub(used)) / 1000).min(0xffff) as u16 + 1,
-        hard_age: 0,
-        cookie: r.cookie,
-        packet_count: packets,
-        byte_count: bytes,
-        match_: match_repr(&r.match_, version, nx),
-        oxs_stats: if version >= 6 {
+/// Streams a flow-stats reply for `rules`, encoded straight from the rules (no copy of their
+/// matches) and sent a 64 KiB message at a time, so the client decodes while the rest is
+/// encoded.
+fn send_flow_stats(c: &mut Conn, xid: u32, rules: &[&Arc<Rule>], v: u8, nx: bool, now_ms: u64) {
+    let mut enc = FlowStatsEncoder::new(v, xid, nx);
+    for r in rules {
+        let packets = r.stats.packets.load(Ordering::Relaxed);
+        let bytes = r.stats.bytes.load(Ordering::Relaxed);
+        let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
+        let dur = duration(now_ms, r.created_ms);
+        let of10;
+        let match_ = if v == 1 && !nx {
+            of10 = openflow::oxm::Of10Match::from_match(&r.match_);
+            MatchReprRef::Of10(&of10)
+        } else if nx {
+            MatchReprRef::Nxm(&r.match_)
+        } else {
+            MatchReprRef::Oxm(&r.match_)
+        };
+        let oxs_stats = if v >= 6 {
             oxs(dur, duration(now_ms, used), packets, bytes)
         } else {
             OxsStats::default()
-        },
-        instructions: openflow::compat::instructions_for(
+        };
+        let instructions = openflow::compat::instructions_for(
             &r.instructions,
             openflow::compat::Added::flow(r.of_version, &r.match_),
-            version,
-        ),
+            v,
+        );
+        let e = FlowStatsRef {
+            table_id: r.table,
+            duration_sec: dur.0,
+            duration_nsec: dur.1,
+            priority: r.priority,
+            idle_timeout: r.idle_timeout,
+            hard_timeout: r.hard_timeout,
+            flags: openflow::compat::flow_stats_flags(r.flags, v),
+            importance: r.importance,
+            idle_age: ((now_ms.saturating_sub(used)) / 1000).min(0xffff) as u16 + 1,
+            hard_age: 0,
+            cookie: r.cookie,
+            packet_count: packets,
+            byte_count: bytes,
+            match_,
+            oxs_stats: &oxs_stats,
+            instructions: &instructions,
+        };
+        if let Some(part) = enc.push(&e, v) {
+            c.send_raw(part);
+            c.flush();
+        }
     }
+    c.send_raw(enc.finish());
 }
 
 pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
@@ -401,18 +423,7 @@ pub fn multipart(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], req: &Multi
             let nx = matches!(fr.match_, MatchRepr::Nxm(_));
             match selected(st, c.bridge, fr) {
                 Ok(rules) => {
-                    let flows = rules.iter().map(|r| flow_stats(st, r, v, nx, now));
-                    send_parts(
-                        c,
-                        xid,
-                        flows,
-                        200,
-                        |flows| MpReply::Flow { nx, flows },
-                        |r| match r {
-                            MpReply::Flow { flows, .. } => flows,
-                            _ => Vec::new(),
-                        },
-                    );
+                    send_flow_stats(c, xid, &rules, v, nx, now);
                 }
                 Err(e) => send_error(st, c, raw, e, "flow stats match"),
             }
