@@ -1034,21 +1034,7 @@ fn run(o: Opts) -> Result<i32> {
         "warnings": warnings,
     });
     if !runs.is_empty() {
-        let path = o.json.clone().unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("results")
-                .join(format!("miss-{stamp}.json"))
-        });
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        match serde_json::to_string_pretty(&doc)
-            .map_err(|e| e.to_string())
-            .and_then(|t| std::fs::write(&path, t + "\n").map_err(|e| e.to_string()))
-        {
-            Ok(()) => say!("results: {}", path.display()),
-            Err(e) => eprintln!("xvs-perf miss: cannot write {}: {e}", path.display()),
-        }
+        util::write_results("miss", &stamp, o.json.as_deref(), &doc);
     } else {
         say!("no run completed: no results written");
     }

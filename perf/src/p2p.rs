@@ -1712,22 +1712,8 @@ fn run(o: Opts) -> Result<i32> {
     if runs.is_empty() {
         say!("no run completed: no results written");
     }
-    let path = o.json.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("results")
-            .join(format!("p2p-{stamp}.json"))
-    });
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
     if !runs.is_empty() {
-        match serde_json::to_string_pretty(&doc)
-            .map_err(|e| e.to_string())
-            .and_then(|t| std::fs::write(&path, t + "\n").map_err(|e| e.to_string()))
-        {
-            Ok(()) => say!("results: {}", path.display()),
-            Err(e) => eprintln!("xvs-perf p2p: cannot write {}: {e}", path.display()),
-        }
+        util::write_results("p2p", &stamp, o.json.as_deref(), &doc);
     }
     if o.keep_logs {
         say!("logs: {}", s.tmp.display());
