@@ -901,6 +901,31 @@ pub fn parse_cpu_list(s: &str) -> std::result::Result<Vec<usize>, String> {
     Ok(v)
 }
 
+/// Writes a scenario's JSON document to `explicit` or to perf/results/SCENARIO-STAMP.json and
+/// says where; an unwritable file is reported, not fatal (the figures were already printed).
+pub fn write_results(
+    scenario: &str,
+    stamp: &str,
+    explicit: Option<&Path>,
+    doc: &serde_json::Value,
+) {
+    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results")
+            .join(format!("{scenario}-{stamp}.json"))
+    });
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match serde_json::to_string_pretty(doc)
+        .map_err(|e| e.to_string())
+        .and_then(|t| std::fs::write(&path, t + "\n").map_err(|e| e.to_string()))
+    {
+        Ok(()) => say!("results: {}", path.display()),
+        Err(e) => eprintln!("xvs-perf {scenario}: cannot write {}: {e}", path.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,30 +972,5 @@ mod tests {
         assert!(b.procs.contains_key(&me));
         let _ = a.busy_since(&b, 0.0, &[]);
         assert!(!cpu_ticks().is_empty());
-    }
-}
-
-/// Writes a scenario's JSON document to `explicit` or to perf/results/SCENARIO-STAMP.json and
-/// says where; an unwritable file is reported, not fatal (the figures were already printed).
-pub fn write_results(
-    scenario: &str,
-    stamp: &str,
-    explicit: Option<&Path>,
-    doc: &serde_json::Value,
-) {
-    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("results")
-            .join(format!("{scenario}-{stamp}.json"))
-    });
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    match serde_json::to_string_pretty(doc)
-        .map_err(|e| e.to_string())
-        .and_then(|t| std::fs::write(&path, t + "\n").map_err(|e| e.to_string()))
-    {
-        Ok(()) => say!("results: {}", path.display()),
-        Err(e) => eprintln!("xvs-perf {scenario}: cannot write {}: {e}", path.display()),
     }
 }
