@@ -161,21 +161,9 @@ impl Opts {
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| format!("{what}: bad number {s:?}"))
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (a.clone(), None),
-            };
-            let mut val = || -> std::result::Result<String, String> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| format!("{flag} needs a value")),
-                }
-            };
+        let mut flags = util::Flags::new(args);
+        while let Some(flag) = flags.next_flag() {
+            let mut val = || flags.value();
             match flag.as_str() {
                 "--flows" => o.flows = num(&val()?, "--flows")? as usize,
                 "--flows-file" => o.flows_file = Some(PathBuf::from(val()?)),
@@ -597,16 +585,9 @@ fn ratio_str(v: &Option<Value>) -> String {
 }
 
 pub fn main(args: &[String]) -> i32 {
-    let o = match Opts::parse(args) {
+    let o = match util::parse_or_usage("flowmod", USAGE, Opts::parse(args)) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            print!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("xvs-perf flowmod: {e}\n\n{USAGE}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     if let Some(p) = &o.write_flows {
         let f = flows::ovn_like(o.flows, &o.exclude);
@@ -631,18 +612,7 @@ pub fn main(args: &[String]) -> i32 {
             }
         };
     }
-    util::install_signal_handlers();
-    match run(o) {
-        Ok(code) => code,
-        Err(Error::Interrupted) => {
-            eprintln!("xvs-perf flowmod: interrupted; cleaned up");
-            130
-        }
-        Err(Error::Msg(m)) => {
-            eprintln!("xvs-perf flowmod: {m}");
-            1
-        }
-    }
+    util::run_scenario("flowmod", || run(o))
 }
 
 fn run(o: Opts) -> Result<i32> {

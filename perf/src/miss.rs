@@ -138,21 +138,9 @@ impl Opts {
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| format!("{what}: bad number {s:?}"))
         };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (a.clone(), None),
-            };
-            let mut val = || -> std::result::Result<String, String> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| format!("{flag} needs a value")),
-                }
-            };
+        let mut flags = util::Flags::new(args);
+        while let Some(flag) = flags.next_flag() {
+            let mut val = || flags.value();
             match flag.as_str() {
                 "--cases" => cases = val()?,
                 "--runs" => runs = val()?,
@@ -713,29 +701,11 @@ fn pass_json(p: &Pass) -> Value {
 }
 
 pub fn main(args: &[String]) -> i32 {
-    let o = match Opts::parse(args) {
+    let o = match util::parse_or_usage("miss", USAGE, Opts::parse(args)) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            print!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("xvs-perf miss: {e}\n\n{USAGE}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    util::install_signal_handlers();
-    match run(o) {
-        Ok(code) => code,
-        Err(Error::Interrupted) => {
-            eprintln!("xvs-perf miss: interrupted; cleaned up");
-            130
-        }
-        Err(Error::Msg(m)) => {
-            eprintln!("xvs-perf miss: {m}");
-            1
-        }
-    }
+    util::run_scenario("miss", || run(o))
 }
 
 fn run(o: Opts) -> Result<i32> {

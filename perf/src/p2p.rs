@@ -165,21 +165,9 @@ impl Opts {
         let mut quiet_pct = "25".to_string();
         let (mut in_if, mut out_if, mut gen_if, mut sink_if, mut queues) =
             (None, None, None, None, None);
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (a.clone(), None),
-            };
-            let mut val = || -> std::result::Result<String, String> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| format!("{flag} needs a value")),
-                }
-            };
+        let mut flags = util::Flags::new(args);
+        while let Some(flag) = flags.next_flag() {
+            let mut val = || flags.value();
             match flag.as_str() {
                 "--cases" => cases = val()?,
                 "--runs" => runs = val()?,
@@ -1361,29 +1349,11 @@ pub(crate) fn git_rev() -> Value {
 
 /// `xvs-perf p2p ...`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let o = match Opts::parse(args) {
+    let o = match util::parse_or_usage("p2p", USAGE, Opts::parse(args)) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            print!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("xvs-perf p2p: {e}\n\n{USAGE}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    util::install_signal_handlers();
-    match run(o) {
-        Ok(code) => code,
-        Err(Error::Interrupted) => {
-            eprintln!("xvs-perf p2p: interrupted; cleaned up");
-            130
-        }
-        Err(Error::Msg(m)) => {
-            eprintln!("xvs-perf p2p: {m}");
-            1
-        }
-    }
+    util::run_scenario("p2p", || run(o))
 }
 
 fn preflight(o: &Opts) -> Result<()> {

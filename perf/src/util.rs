@@ -926,6 +926,98 @@ pub fn write_results(
     }
 }
 
+/// A scenario's command line: `--flag value` or `--flag=value`, one flag at a time.
+pub struct Flags<'a> {
+    it: std::slice::Iter<'a, String>,
+    flag: String,
+    inline: Option<String>,
+}
+
+impl<'a> Flags<'a> {
+    pub fn new(args: &'a [String]) -> Flags<'a> {
+        Flags {
+            it: args.iter(),
+            flag: String::new(),
+            inline: None,
+        }
+    }
+
+    /// The next flag (without its `=value`), or None at the end.
+    pub fn next_flag(&mut self) -> Option<String> {
+        let a = self.it.next()?;
+        (self.flag, self.inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        Some(self.flag.clone())
+    }
+
+    /// The current flag's value: after `=`, else the next argument.
+    pub fn value(&mut self) -> std::result::Result<String, String> {
+        match self.inline.take() {
+            Some(v) => Ok(v),
+            None => self
+                .it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{} needs a value", self.flag)),
+        }
+    }
+}
+
+/// Parsed options, or the exit status after printing the usage (`-h`: the parser's empty
+/// error, status 0) or the error and the usage (status 2).
+pub fn parse_or_usage<O>(
+    scenario: &str,
+    usage: &str,
+    parsed: std::result::Result<O, String>,
+) -> std::result::Result<O, i32> {
+    match parsed {
+        Ok(o) => Ok(o),
+        Err(e) if e.is_empty() => {
+            print!("{usage}");
+            Err(0)
+        }
+        Err(e) => {
+            eprintln!("xvs-perf {scenario}: {e}\n\n{usage}");
+            Err(2)
+        }
+    }
+}
+
+/// Runs a scenario with the signal handlers installed; its exit status (130 when interrupted).
+pub fn run_scenario(scenario: &str, run: impl FnOnce() -> Result<i32>) -> i32 {
+    install_signal_handlers();
+    match run() {
+        Ok(code) => code,
+        Err(Error::Interrupted) => {
+            eprintln!("xvs-perf {scenario}: interrupted; cleaned up");
+            130
+        }
+        Err(Error::Msg(m)) => {
+            eprintln!("xvs-perf {scenario}: {m}");
+            1
+        }
+    }
+}
+
+#[test]
+fn flags_take_inline_and_separate_values() {
+    let args: Vec<String> = ["--runs=3", "--cases", "xvs", "--keep-logs", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut f = Flags::new(&args);
+    assert_eq!(f.next_flag().as_deref(), Some("--runs"));
+    assert_eq!(f.value(), Ok("3".to_string()));
+    assert_eq!(f.next_flag().as_deref(), Some("--cases"));
+    assert_eq!(f.value(), Ok("xvs".to_string()));
+    assert_eq!(f.next_flag().as_deref(), Some("--keep-logs"));
+    assert_eq!(f.next_flag().as_deref(), Some("--json"));
+    assert_eq!(f.value(), Err("--json needs a value".to_string()));
+    assert_eq!(f.next_flag(), None);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
