@@ -197,3 +197,52 @@ mod tests {
         assert!(up);
     }
 }
+
+/// Creates tap interface `name` (`IFF_TAP | IFF_NO_PI`), as ovs-vswitchd does for
+/// `type=tap` interfaces. The interface lives as long as the returned fd is open and has
+/// carrier only while it is; the switch reaches it through AF_XDP, not through the fd.
+pub fn create_tap(name: &str) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    const IFF_TAP: libc::c_short = 0x0002;
+    const IFF_NO_PI: libc::c_short = 0x1000;
+    #[repr(C)]
+    struct IfReqFlags {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    if name.is_empty() || name.len() >= 16 || name.contains('/') {
+        return Err(Error::NoSuchInterface(name.to_string()));
+    }
+    // SAFETY: open(2) of a fixed NUL-terminated path; the fd is owned right after the check.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last("open /dev/net/tun"));
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let mut req = IfReqFlags {
+        name: [0; 16],
+        flags: IFF_TAP | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes a `struct ifreq` (40 bytes), which `req` lays out.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            TUNSETIFF as _,
+            &mut req as *mut IfReqFlags,
+        )
+    };
+    if rc < 0 {
+        return Err(Error::last("TUNSETIFF"));
+    }
+    Ok(fd)
+}

@@ -20,7 +20,7 @@ use crate::packet::Mac;
 use crate::pipeline::tables::{BridgeTables, OfPort, Pipeline};
 use crate::pipeline::{BridgeInfo, DpConfig, DpPort, PortInfo, MAX_PORTS};
 use crate::pmd::{handoff, ExecJob, PinMeta, PmdBuilder, PmdHandle, Shared};
-use crate::port::{LocalPort, PortError, XdpPort};
+use crate::port::{LocalPort, OwnedDev, PortError, XdpPort};
 use crate::stats::clock;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +47,19 @@ pub struct PortState {
     pub mac: Option<Mac>,
     /// OpenFlow port config bits set by PORT_MOD (no_flood, no_fwd...).
     pub of_config: u32,
+    /// The device the switch created for this port (internal port pair, tap), removed with
+    /// the port.
+    pub dev: Option<OwnedDev>,
 }
 
 pub struct BridgeState {
+    /// Empty for the slot of a deleted bridge (indices into `bridges` name bridges everywhere:
+    /// pipeline, MAC table, OpenFlow connections), reused by the next new bridge.
     pub name: String,
     pub ports: Vec<usize>,
     pub mac_aging: u32,
+    /// Active controller targets (`tcp:IP:PORT`), connected and reconnected by the control loop.
+    pub controllers: Vec<String>,
 }
 
 /// Everything the control thread owns.
@@ -75,6 +82,10 @@ pub struct State {
     pub ofproto: Ofproto,
     /// Wakes the control thread when PMDs queue packet-ins.
     pub control_waker: Arc<handoff::Waker>,
+    /// The control loop's poller, for sockets opened at runtime (a new bridge's listeners).
+    pub registry: Option<mio::Registry>,
+    /// The OVSDB session, when configured through a database (`--ovsdb`).
+    pub db: Option<crate::vswitchdb::DbSession>,
 }
 
 impl State {
@@ -218,56 +229,126 @@ const PACKET_INS: Token = Token(2);
 const OF_LISTENER_BASE: usize = 100;
 const FIRST_CONN: usize = 1000;
 
-/// Opens each bridge's OpenFlow listeners: RUNDIR/BRIDGE.mgmt always (replacing a stale socket
-/// file but refusing one a live process answers on), plus `--listen ptcp:` ones.
+/// Opens each configured bridge's OpenFlow listeners (see [`open_bridge_listeners`]).
 fn open_of_listeners(st: &mut State) -> Result<(), DaemonError> {
     for (bi, b) in st.cfg.bridges.clone().iter().enumerate() {
-        let path = st.cfg.rundir.join(format!("{}.mgmt", b.name));
-        if path.exists() {
-            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-                return Err(DaemonError::Setup(format!(
-                    "{}: another switch is already serving bridge {}",
-                    path.display(),
-                    b.name
-                )));
-            }
-            let _ = std::fs::remove_file(&path);
-        }
-        let l = UnixListener::bind(&path)
-            .map_err(|e| DaemonError::Setup(format!("{}: {e}", path.display())))?;
-        ofproto::log_listener(&b.name, &format!("punix:{}", path.display()));
-        st.ofproto.listeners.push(Listener {
-            bridge: bi,
-            kind: ListenerKind::Unix(l),
-            path: Some(path),
-        });
-        for t in &b.listen {
-            let rest = t.trim_start_matches("ptcp:");
-            let (port, ip) = match rest.split_once(':') {
-                Some((p, ip)) => (p, ip),
-                None => (rest, "0.0.0.0"),
-            };
-            let addr: std::net::SocketAddr = format!("{ip}:{port}")
-                .parse()
-                .map_err(|_| DaemonError::Setup(format!("bad listener {t:?}")))?;
-            let l = mio::net::TcpListener::bind(addr)
-                .map_err(|e| DaemonError::Setup(format!("{t}: {e}")))?;
-            ofproto::log_listener(&b.name, t);
-            st.ofproto.listeners.push(Listener {
-                bridge: bi,
-                kind: ListenerKind::Tcp(l),
-                path: None,
-            });
-        }
+        open_bridge_listeners(st, bi, &b.name, &b.listen)?;
     }
     Ok(())
+}
+
+/// Opens a bridge's OpenFlow listeners: RUNDIR/BRIDGE.mgmt always (replacing a stale socket
+/// file but refusing one a live process answers on), plus `ptcp:` ones. Once the control loop
+/// runs, they are registered with it at once.
+pub(crate) fn open_bridge_listeners(
+    st: &mut State,
+    bi: usize,
+    name: &str,
+    listen: &[String],
+) -> Result<(), DaemonError> {
+    let path = st.cfg.rundir.join(format!("{name}.mgmt"));
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(DaemonError::Setup(format!(
+                "{}: another switch is already serving bridge {name}",
+                path.display(),
+            )));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let l = UnixListener::bind(&path)
+        .map_err(|e| DaemonError::Setup(format!("{}: {e}", path.display())))?;
+    ofproto::log_listener(name, &format!("punix:{}", path.display()));
+    add_listener(st, bi, ListenerKind::Unix(l), Some(path));
+    for t in listen {
+        let rest = t.trim_start_matches("ptcp:");
+        let (port, ip) = match rest.split_once(':') {
+            Some((p, ip)) => (p, ip),
+            None => (rest, "0.0.0.0"),
+        };
+        let addr: std::net::SocketAddr = format!("{ip}:{port}")
+            .parse()
+            .map_err(|_| DaemonError::Setup(format!("bad listener {t:?}")))?;
+        let l = mio::net::TcpListener::bind(addr)
+            .map_err(|e| DaemonError::Setup(format!("{t}: {e}")))?;
+        ofproto::log_listener(name, t);
+        add_listener(st, bi, ListenerKind::Tcp(l), None);
+    }
+    Ok(())
+}
+
+fn add_listener(st: &mut State, bridge: usize, mut kind: ListenerKind, path: Option<PathBuf>) {
+    let slot = st
+        .ofproto
+        .listeners
+        .iter()
+        .position(|l| matches!(l.kind, ListenerKind::Closed))
+        .unwrap_or(st.ofproto.listeners.len());
+    if slot >= FIRST_CONN - OF_LISTENER_BASE {
+        warn!(bridge, "too many OpenFlow listeners; not listening");
+        return;
+    }
+    if let Some(reg) = &st.registry {
+        let t = Token(OF_LISTENER_BASE + slot);
+        let r = match &mut kind {
+            ListenerKind::Unix(u) => reg.register(u, t, Interest::READABLE),
+            ListenerKind::Tcp(u) => reg.register(u, t, Interest::READABLE),
+            ListenerKind::Closed => Ok(()),
+        };
+        if let Err(e) = r {
+            warn!(bridge, error = %e, "cannot watch an OpenFlow listener");
+        }
+    }
+    let l = Listener { bridge, kind, path };
+    if slot == st.ofproto.listeners.len() {
+        st.ofproto.listeners.push(l);
+    } else {
+        st.ofproto.listeners[slot] = l;
+    }
+}
+
+/// Closes a deleted bridge's listeners (removing their socket files) and its connections.
+pub(crate) fn close_bridge_listeners(st: &mut State, bi: usize) {
+    for l in st.ofproto.listeners.iter_mut().filter(|l| l.bridge == bi) {
+        if let Some(reg) = &st.registry {
+            let _ = match &mut l.kind {
+                ListenerKind::Unix(u) => reg.deregister(u),
+                ListenerKind::Tcp(u) => reg.deregister(u),
+                ListenerKind::Closed => Ok(()),
+            };
+        }
+        l.kind = ListenerKind::Closed;
+        if let Some(p) = l.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    let dead: Vec<usize> = st
+        .ofproto
+        .conns
+        .iter()
+        .filter(|(_, c)| c.bridge == bi)
+        .map(|(t, _)| *t)
+        .collect();
+    for t in dead {
+        if let Some(mut c) = st.ofproto.conns.remove(&t) {
+            if let Some(reg) = &st.registry {
+                let _ = reg.deregister(c.stream.source());
+            }
+        }
+    }
 }
 
 /// Connects `--controller tcp:IP:PORT` targets that are not connected (retried every few
 /// seconds, as OVS's rconn does).
 fn connect_controllers(st: &mut State, reg: &mio::Registry) {
-    for (bi, b) in st.cfg.bridges.clone().iter().enumerate() {
-        for t in &b.controllers {
+    let targets: Vec<(usize, Vec<String>)> = st
+        .bridges
+        .iter()
+        .enumerate()
+        .map(|(bi, b)| (bi, b.controllers.clone()))
+        .collect();
+    for (bi, controllers) in targets {
+        for t in &controllers {
             let peer = t.clone();
             if st
                 .ofproto
@@ -322,8 +403,10 @@ fn control_loop(
         match &mut l.kind {
             ListenerKind::Unix(u) => reg.register(u, t, Interest::READABLE).map_err(setup)?,
             ListenerKind::Tcp(u) => reg.register(u, t, Interest::READABLE).map_err(setup)?,
+            ListenerKind::Closed => {}
         }
     }
+    st.registry = Some(reg.try_clone().map_err(setup)?);
     let registry = commands::registry();
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut next_tok = FIRST_CONN;
@@ -383,6 +466,9 @@ fn control_loop(
                         st.exit_requested = true;
                     }
                 }
+                crate::vswitchdb::TOKEN => {
+                    crate::vswitchdb::on_event(st, ev.is_readable() || ev.is_read_closed());
+                }
                 PACKET_INS => {
                     st.control_waker.drain();
                     ofproto::deliver_packet_ins(st);
@@ -423,6 +509,7 @@ fn control_loop(
                 }
             }
         }
+        crate::vswitchdb::tick(st);
         // packet-ins that arrived while the waker was not armed
         ofproto::deliver_packet_ins(st);
         // OpenFlow housekeeping: publish pending table changes (at least every 20 ms, at once
@@ -462,6 +549,10 @@ fn control_loop(
             last_tick = Instant::now();
             st.watch_links();
             st.age_macs();
+            if let Some(db) = &mut st.db {
+                // link state, carrier, MTU and controller connections may have changed
+                db.writeback = true;
+            }
             ofproto::expire_flows(st);
             ofproto::probe_connections(st);
         }
@@ -489,6 +580,7 @@ fn accept_openflow(st: &mut State, reg: &mio::Registry, li: usize) {
                 .accept()
                 .map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
             ListenerKind::Tcp(u) => u.accept().map(|(s, a)| (Stream::Tcp(s), a.to_string())),
+            ListenerKind::Closed => return,
         };
         match accepted {
             Ok((s, peer)) => {
@@ -522,20 +614,19 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     control::check_free(&ctl_path)?;
     let hz = clock::hz();
 
-    // ports; the LOCAL port pairs are deleted when `locals` drops, on every return path
-    let mut ports = Vec::new();
+    // ports; the LOCAL port pairs are deleted when their port drops, on every return path
+    let mut ports: Vec<PortState> = Vec::new();
     let mut bridges = Vec::new();
-    let mut locals: Vec<LocalPort> = Vec::new();
     for (bi, b) in cfg.bridges.iter().enumerate() {
         if bi >= 8 {
             return Err(DaemonError::Setup("at most 8 bridges".into()));
         }
         let mut members = Vec::new();
-        let mut specs: Vec<(String, u32, crate::config::PortConfig)> = b
+        let mut specs: Vec<(String, u32, crate::config::PortConfig, Option<OwnedDev>)> = b
             .ports
             .iter()
             .enumerate()
-            .map(|(i, pc)| (pc.name.clone(), i as u32 + 1, pc.clone()))
+            .map(|(i, pc)| (pc.name.clone(), i as u32 + 1, pc.clone(), None))
             .collect();
         if cfg.local_port {
             let lp = LocalPort::create(&b.name)?;
@@ -543,10 +634,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 lp.name.clone(),
                 openflow::action::ports::LOCAL,
                 lp.peer_config(),
+                Some(OwnedDev::Internal(lp)),
             ));
-            locals.push(lp);
         }
-        for (name, ofport, pc) in specs {
+        for (name, ofport, pc, dev) in specs {
             if ports.len() >= MAX_PORTS {
                 return Err(DaemonError::Setup(format!("at most {MAX_PORTS} ports")));
             }
@@ -564,10 +655,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 admin_up,
                 carrier,
                 of_config: 0,
+                dev,
             });
         }
         bridges.push(BridgeState {
             name: b.name.clone(),
+            controllers: b.controllers.clone(),
             ports: members,
             mac_aging: b.mac_aging,
         });
@@ -685,6 +778,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         retired: None,
         ofproto: ofp,
         control_waker,
+        registry: None,
+        db: cfg.ovsdb.as_deref().map(crate::vswitchdb::DbSession::new),
     };
     st.publish();
     let mut threads = Vec::new();
@@ -773,13 +868,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
-    drop(locals);
+    st.ports.clear();
     info!("xvswitchd stopped");
     res
 }
 
 /// A stable datapath id from the bridge name (OVS derives it from the bridge's MAC).
-fn datapath_id(name: &str) -> u64 {
+pub(crate) fn datapath_id(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);

@@ -19,3 +19,4 @@ pub mod port;
 pub mod reconf;
 pub mod stats;
 pub mod sys;
+pub mod vswitchdb;

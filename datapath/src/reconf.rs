@@ -15,16 +15,18 @@
 //! sockets and frames are not touched, so their traffic goes on.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::config::PortConfig;
-use crate::daemon::{PortState, State};
+use crate::config::{FailMode, PortConfig};
+use crate::daemon::{BridgeState, PortState, State};
 use crate::packet::Mac;
+use crate::pipeline::tables::BridgeTables;
 use crate::pipeline::{DpPort, MAX_PORTS};
 use crate::pmd::{PmdBuilder, PortPart, Reconf};
-use crate::port::XdpPort;
+use crate::port::{LocalPort, OwnedDev, TapPort, XdpPort};
 
 /// What to add: the interface, its options, and optionally the OpenFlow port number wanted.
 #[derive(Clone, Debug)]
@@ -57,6 +59,14 @@ pub enum ReconfError {
     TooManyPorts(String),
     #[error(transparent)]
     Port(#[from] crate::port::PortError),
+    #[error("bridge {0} already exists")]
+    BridgeExists(String),
+    #[error("{0:?} is not a valid bridge name (1 to 15 bytes, no '/')")]
+    BadBridgeName(String),
+    #[error("{0}: at most {MAX_BRIDGES} bridges")]
+    TooManyBridges(String),
+    #[error("bridge {bridge}: {msg}")]
+    Bridge { bridge: String, msg: String },
 }
 
 /// Highest OpenFlow port number a physical port may have (OFPP_MAX).
@@ -69,28 +79,92 @@ impl State {
     /// port number.
     pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32, ReconfError> {
         let name = spec.config.name.clone();
-        let bi = self
-            .bridges
+        let bi = self.bridge_index(bridge)?;
+        self.check_free_name(&name)?;
+        let ofport = self.choose_ofport(bi, &name, spec.ofport_request)?;
+        self.attach_port(bi, name, spec.config, ofport, None)
+    }
+
+    /// Adds a `type=internal` interface: the bridge's LOCAL port when it is named like the
+    /// bridge, else another host interface on the bridge (a veth pair as for LOCAL, see
+    /// [`crate::port::local`]). The switch creates the interface and removes it with the port.
+    pub fn add_internal_port(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        let bi = self.bridge_index(bridge)?;
+        self.check_free_name(name)?;
+        let ofport = if name == bridge {
+            openflow::action::ports::LOCAL
+        } else {
+            self.choose_ofport(bi, name, ofport_request)?
+        };
+        let lp = LocalPort::create(name)?;
+        let pc = lp.peer_config();
+        self.attach_port(
+            bi,
+            name.to_string(),
+            pc,
+            ofport,
+            Some(OwnedDev::Internal(lp)),
+        )
+    }
+
+    /// Adds a `type=tap` interface: the switch creates the tap (see [`crate::port::tap`]).
+    pub fn add_tap_port(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        let bi = self.bridge_index(bridge)?;
+        self.check_free_name(name)?;
+        let ofport = self.choose_ofport(bi, name, ofport_request)?;
+        let tap = TapPort::create(name)?;
+        let pc = PortConfig {
+            name: name.to_string(),
+            xdp_mode: crate::config::XdpMode::BestEffort,
+            csum_complete: None,
+        };
+        self.attach_port(bi, name.to_string(), pc, ofport, Some(OwnedDev::Tap(tap)))
+    }
+
+    pub(crate) fn bridge_index(&self, bridge: &str) -> Result<usize, ReconfError> {
+        self.bridges
             .iter()
-            .position(|b| b.name == bridge)
-            .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))?;
-        if let Some(p) = self
+            .position(|b| b.name == bridge && !b.name.is_empty())
+            .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))
+    }
+
+    fn check_free_name(&self, name: &str) -> Result<(), ReconfError> {
+        match self
             .ports
             .iter()
             .find(|p| p.xdp.name == name || p.name == name)
         {
-            return Err(ReconfError::PortExists {
-                port: name,
+            Some(p) => Err(ReconfError::PortExists {
+                port: name.to_string(),
                 bridge: self.bridges[p.bridge as usize].name.clone(),
-            });
+            }),
+            None => Ok(()),
         }
-        let ofport = match spec.ofport_request {
-            Some(of) if of == 0 || of >= OFPP_MAX => {
-                return Err(ReconfError::OfportRange {
-                    port: name,
-                    ofport: of,
-                })
-            }
+    }
+
+    /// The OpenFlow port number for a new port: the requested one if free, else the lowest
+    /// free one.
+    fn choose_ofport(
+        &self,
+        bi: usize,
+        name: &str,
+        request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        match request {
+            Some(of) if of == 0 || of >= OFPP_MAX => Err(ReconfError::OfportRange {
+                port: name.to_string(),
+                ofport: of,
+            }),
             Some(of) => {
                 if let Some(p) = self
                     .ports
@@ -98,13 +172,13 @@ impl State {
                     .find(|p| p.bridge as usize == bi && p.ofport == of)
                 {
                     return Err(ReconfError::OfportTaken {
-                        port: name,
+                        port: name.to_string(),
                         ofport: of,
-                        by: p.xdp.name.clone(),
-                        bridge: bridge.to_string(),
+                        by: p.name.clone(),
+                        bridge: self.bridges[bi].name.clone(),
                     });
                 }
-                of
+                Ok(of)
             }
             None => (1..OFPP_MAX)
                 .find(|&of| {
@@ -113,13 +187,31 @@ impl State {
                         .iter()
                         .any(|p| p.bridge as usize == bi && p.ofport == of)
                 })
-                .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?,
+                .ok_or_else(|| ReconfError::TooManyPorts(name.to_string())),
+        }
+    }
+
+    /// Opens interface `config` as port `ofport` of bridge `bi`, shown as `name`, and hands
+    /// its sockets to the PMDs.
+    fn attach_port(
+        &mut self,
+        bi: usize,
+        name: String,
+        config: PortConfig,
+        ofport: u32,
+        dev: Option<OwnedDev>,
+    ) -> Result<u32, ReconfError> {
+        let bridge = self.bridges[bi].name.clone();
+        let spec = PortSpec {
+            config,
+            ofport_request: None,
         };
+        let iface = spec.config.name.clone();
         let dp = (0..MAX_PORTS as DpPort)
             .find(|&d| !self.ports.iter().any(|p| p.dp == d))
             .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?;
-        if afxdp::netdev::ifindex(&name).is_err() {
-            return Err(ReconfError::NoInterface(name));
+        if afxdp::netdev::ifindex(&iface).is_err() {
+            return Err(ReconfError::NoInterface(iface));
         }
         let mut xdp = XdpPort::open(&spec.config)?;
         xdp.attach()?;
@@ -130,7 +222,7 @@ impl State {
             match self.build_sockets(&mut xdp, dp) {
                 Ok(b) => break b,
                 Err(e) => {
-                    self.forget_rxqs(&name);
+                    self.forget_rxqs(&iface);
                     xdp.sockets.clear();
                     let busy = matches!(&e, crate::port::PortError::Xdp { source, .. }
                         if source.errno() == Some(libc::EBUSY));
@@ -154,7 +246,7 @@ impl State {
         );
         let (admin_up, carrier) = afxdp::netdev::link_state(&name);
         let mode = xdp.attach_mode.map(|m| m.as_str()).unwrap_or("none");
-        info!(port = %name, bridge, ofport, dp, mode, "port added");
+        info!(port = %name, bridge = %bridge, ofport, dp, mode, "port added");
         self.ports.push(PortState {
             name: name.clone(),
             dp,
@@ -165,6 +257,7 @@ impl State {
             admin_up,
             carrier,
             of_config: 0,
+            dev,
         });
         self.bridges[bi].ports.push(self.ports.len() - 1);
         self.publish();
@@ -175,15 +268,11 @@ impl State {
     /// Removes interface `name` from bridge `bridge`. Flows that name its port number stay
     /// (as in OVS); MAC entries learnt on it go.
     pub fn del_port(&mut self, bridge: &str, name: &str) -> Result<(), ReconfError> {
-        let bi = self
-            .bridges
-            .iter()
-            .position(|b| b.name == bridge)
-            .ok_or_else(|| ReconfError::NoBridge(bridge.to_string()))?;
+        let bi = self.bridge_index(bridge)?;
         let pi = self
             .ports
             .iter()
-            .position(|p| p.bridge as usize == bi && p.xdp.name == name)
+            .position(|p| p.bridge as usize == bi && (p.name == name || p.xdp.name == name))
             .ok_or_else(|| ReconfError::NoPort {
                 port: name.to_string(),
                 bridge: bridge.to_string(),
@@ -206,7 +295,7 @@ impl State {
         let dp = port.dp;
         let n = self.pmds.len();
         self.reconf_pmds((0..n).map(|_| Reconf::DelPort { dp }));
-        self.forget_rxqs(name);
+        self.forget_rxqs(&port.xdp.name);
         self.shared
             .macs
             .flush(|e| e.bridge as usize == bi && e.port == dp);
@@ -292,4 +381,111 @@ impl State {
             }
         }
     }
+
+    /// Creates bridge `spec` while the switch runs (its OpenFlow listener RUNDIR/NAME.mgmt,
+    /// empty tables, `priority=0 actions=NORMAL` when standalone) and returns its index. Its
+    /// LOCAL port is added separately ([`State::add_internal_port`] with the bridge's name), as
+    /// in OVSDB, where it is an ordinary `type=internal` interface.
+    pub fn add_bridge(&mut self, spec: BridgeSpec) -> Result<usize, ReconfError> {
+        if self.bridges.iter().any(|b| b.name == spec.name) {
+            return Err(ReconfError::BridgeExists(spec.name));
+        }
+        if spec.name.is_empty() || spec.name.len() > 15 || spec.name.contains('/') {
+            return Err(ReconfError::BadBridgeName(spec.name));
+        }
+        let bi = match self.bridges.iter().position(|b| b.name.is_empty()) {
+            Some(i) => i,
+            None if self.bridges.len() < MAX_BRIDGES => {
+                self.bridges.push(BridgeState {
+                    name: String::new(),
+                    ports: Vec::new(),
+                    mac_aging: 300,
+                    controllers: Vec::new(),
+                });
+                self.bridges.len() - 1
+            }
+            None => return Err(ReconfError::TooManyBridges(spec.name)),
+        };
+        self.bridges[bi] = BridgeState {
+            name: spec.name.clone(),
+            ports: Vec::new(),
+            mac_aging: spec.mac_aging,
+            controllers: spec.controllers.clone(),
+        };
+        let mut bt = BridgeTables::new(&spec.name, bi as u8, spec.datapath_id);
+        if spec.fail_mode == FailMode::Standalone {
+            bt.add_normal_flow(0);
+        }
+        let p = self.pipeline_mut();
+        if bi < p.bridges.len() {
+            p.bridges[bi] = Arc::new(bt);
+        } else {
+            while p.bridges.len() < bi {
+                p.bridges
+                    .push(Arc::new(BridgeTables::new("", p.bridges.len() as u8, 0)));
+            }
+            p.bridges.push(Arc::new(bt));
+        }
+        while self.ofproto.extra.len() <= bi {
+            self.ofproto.extra.push(Default::default());
+        }
+        self.ofproto.extra[bi] = Default::default();
+        if let Err(e) = crate::daemon::open_bridge_listeners(self, bi, &spec.name, &spec.listen) {
+            crate::daemon::close_bridge_listeners(self, bi);
+            self.bridges[bi].name.clear();
+            return Err(ReconfError::Bridge {
+                bridge: spec.name,
+                msg: e.to_string(),
+            });
+        }
+        self.publish();
+        info!(bridge = %spec.name, index = bi, fail_mode = ?spec.fail_mode, "bridge added");
+        Ok(bi)
+    }
+
+    /// Deletes bridge `name`: its ports (and the devices the switch made for them), tables,
+    /// listeners and OpenFlow connections, MAC entries.
+    pub fn del_bridge(&mut self, name: &str) -> Result<(), ReconfError> {
+        let bi = self.bridge_index(name)?;
+        let ports: Vec<String> = self.bridges[bi]
+            .ports
+            .iter()
+            .map(|&pi| self.ports[pi].name.clone())
+            .collect();
+        for p in ports {
+            if let Err(e) = self.del_port(name, &p) {
+                warn!(bridge = name, port = %p, error = %e, "cannot remove port of deleted bridge");
+            }
+        }
+        crate::daemon::close_bridge_listeners(self, bi);
+        let p = self.pipeline_mut();
+        p.bridges[bi] = Arc::new(BridgeTables::new("", bi as u8, 0));
+        self.ofproto.extra[bi] = Default::default();
+        self.bridges[bi] = BridgeState {
+            name: String::new(),
+            ports: Vec::new(),
+            mac_aging: 300,
+            controllers: Vec::new(),
+        };
+        self.shared.macs.flush(|e| e.bridge as usize == bi);
+        self.publish();
+        info!(bridge = name, "bridge deleted");
+        Ok(())
+    }
 }
+
+/// A bridge to create at runtime.
+#[derive(Clone, Debug)]
+pub struct BridgeSpec {
+    pub name: String,
+    pub fail_mode: FailMode,
+    pub mac_aging: u32,
+    pub datapath_id: u64,
+    /// `ptcp:` listeners besides RUNDIR/NAME.mgmt.
+    pub listen: Vec<String>,
+    /// Active controller targets (`tcp:IP:PORT`).
+    pub controllers: Vec<String>,
+}
+
+/// How many bridges one daemon serves (bridge indices are a byte in the fast path).
+pub const MAX_BRIDGES: usize = 64;

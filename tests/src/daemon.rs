@@ -38,6 +38,26 @@ impl Daemon {
         d
     }
 
+    /// Starts `xvswitchd --rundir <fresh temp dir> --ovsdb REMOTE ARGS` in `ns` and waits
+    /// until its control socket answers: its bridges and ports come from the database later.
+    pub fn start_ovsdb<S: AsRef<str>>(ns: &Netns, remote: &str, args: &[S]) -> Daemon {
+        let dir = TempDir::new();
+        let mut all: Vec<String> = vec!["--ovsdb".into(), remote.to_string()];
+        all.extend(args.iter().map(|a| a.as_ref().to_string()));
+        let mut d = Daemon::spawn_in(ns, dir.path(), &all);
+        d.own_dir = Some(dir);
+        d.wait_control();
+        d
+    }
+
+    /// Waits until the control socket answers.
+    pub fn wait_control(&mut self) {
+        wait_for("xvswitchd's control socket to answer", WAIT, || {
+            self.check_alive("starting");
+            self.call("version", &[]).map_err(|e| e.to_string())
+        });
+    }
+
     /// Starts the daemon with an existing run directory and waits until it is ready.
     pub fn start_in<S: AsRef<str>>(ns: &Netns, rundir: &Path, args: &[S]) -> Daemon {
         let mut d = Daemon::spawn_in(ns, rundir, args);

@@ -66,6 +66,7 @@ pub mod raw;
 pub mod stats;
 pub mod tap;
 pub mod traffic;
+pub mod vsdb;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -137,6 +137,9 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     pub log_level: String,
     pub pidfile: Option<PathBuf>,
+    /// The OVSDB remote (`unix:PATH`, `tcp:IP:PORT`): bridges and ports come from the
+    /// database, as for ovs-vswitchd.
+    pub ovsdb: Option<String>,
     /// Give every bridge its LOCAL port: an interface named like the bridge, as OVS does (see
     /// `port::local`). Off with `--no-local-port`, for setups where that name is taken.
     pub local_port: bool,
@@ -155,6 +158,7 @@ impl Default for Config {
             log_file: None,
             log_level: "info".to_string(),
             pidfile: None,
+            ovsdb: None,
             local_port: true,
         }
     }
@@ -394,6 +398,7 @@ impl Config {
                     };
                 }
                 "--no-local-port" => cfg.local_port = false,
+                "--ovsdb" => cfg.ovsdb = Some(val(flag)?),
                 "--log-file" => cfg.log_file = Some(PathBuf::from(val(flag)?)),
                 "--pidfile" => cfg.pidfile = Some(PathBuf::from(val(flag)?)),
                 "-v" | "--verbose" => cfg.log_level = "debug".into(),
@@ -507,6 +512,7 @@ impl Config {
             log_file: f.log_file,
             log_level: f.log_level.unwrap_or(d.log_level),
             pidfile: f.pidfile,
+            ovsdb: None,
             local_port: f.local_port.unwrap_or(d.local_port),
         };
         // semantic errors: point at the line that names the offending value

@@ -36,6 +36,7 @@ pub fn registry() -> Registry {
     r.register("dpif/del-port", "bridge iface", 2, 2);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
+    r.register("ovsdb/show", "", 0, 0);
     r
 }
 
@@ -70,6 +71,7 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
             .map(|()| String::new())
             .map_err(|e| e.to_string()),
         "vlog/set" => Ok(String::new()),
+        "ovsdb/show" => Ok(crate::vswitchdb::show(st)),
         "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
         other => Err(format!("\"{other}\" is not implemented")),
     }
@@ -113,7 +115,7 @@ fn dpif_show(st: &State) -> String {
         .map(|p| p.stats.get(PmdStat::CacheMisses as usize))
         .sum();
     let mut s = format!("netdev@xvs-netdev: hit:{hits} missed:{miss}\n");
-    for b in &st.bridges {
+    for b in st.bridges.iter().filter(|b| !b.name.is_empty()) {
         let _ = writeln!(s, "  {}:", b.name);
         for &pi in &b.ports {
             let p = &st.ports[pi];

@@ -41,6 +41,8 @@ use mods::{Changes, ModError};
 pub enum ListenerKind {
     Unix(UnixListener),
     Tcp(TcpListener),
+    /// The bridge was deleted; the slot stays so other listeners keep their tokens.
+    Closed,
 }
 
 pub struct Listener {

@@ -4,9 +4,19 @@
 
 pub mod afxdp;
 pub mod local;
+pub mod tap;
 
 pub use self::afxdp::{AttachMode, XdpPort};
 pub use self::local::LocalPort;
+pub use self::tap::TapPort;
+
+/// A network device the switch created for a port and removes with it: the host end of an
+/// internal port (the bridge's LOCAL port or another `type=internal` interface) or a tap.
+#[derive(Debug)]
+pub enum OwnedDev {
+    Internal(LocalPort),
+    Tap(TapPort),
+}
 
 /// Port errors, each naming the interface.
 #[derive(Debug, thiserror::Error)]

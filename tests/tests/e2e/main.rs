@@ -11,6 +11,7 @@ mod lifecycle;
 mod local_port;
 mod openflow;
 mod ovs_interop;
+mod ovsdb;
 mod pmd_stats;
 mod ports;
 mod vm_tap;
