@@ -335,10 +335,7 @@ pub fn on_event(st: &mut State, readable: bool) {
     let reg = st.registry.as_ref().and_then(|r| r.try_clone().ok());
     if readable {
         let mut buf = [0u8; 65536];
-        loop {
-            let Some(s) = &mut db.stream else {
-                break;
-            };
+        while let Some(s) = &mut db.stream {
             match s.read(&mut buf) {
                 Ok(0) => {
                     db.disconnect(reg.as_ref(), "closed by the server");
