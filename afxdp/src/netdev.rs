@@ -180,24 +180,6 @@ pub fn driver(name: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_is_known() {
-        assert_eq!(ifindex("lo").unwrap(), 1);
-        assert!(rx_queues("lo") >= 1);
-        assert!(matches!(
-            ifindex("no-such-if0"),
-            Err(Error::NoSuchInterface(_))
-        ));
-        assert!(ifindex("bad\0name").is_err());
-        let (up, _) = link_state("lo");
-        assert!(up);
-    }
-}
-
 /// Creates tap interface `name` (`IFF_TAP | IFF_NO_PI`), as ovs-vswitchd does for
 /// `type=tap` interfaces. The interface lives as long as the returned fd is open and has
 /// carrier only while it is; the switch reaches it through AF_XDP, not through the fd.
@@ -245,4 +227,22 @@ pub fn create_tap(name: &str) -> Result<std::os::fd::OwnedFd> {
         return Err(Error::last("TUNSETIFF"));
     }
     Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_known() {
+        assert_eq!(ifindex("lo").unwrap(), 1);
+        assert!(rx_queues("lo") >= 1);
+        assert!(matches!(
+            ifindex("no-such-if0"),
+            Err(Error::NoSuchInterface(_))
+        ));
+        assert!(ifindex("bad\0name").is_err());
+        let (up, _) = link_state("lo");
+        assert!(up);
+    }
 }
