@@ -60,6 +60,7 @@ pub mod daemon;
 pub mod netns;
 pub mod ofctl;
 pub mod ofraw;
+pub mod ovn;
 pub mod ovs;
 pub mod pkt;
 pub mod raw;

@@ -383,6 +383,21 @@ fn coverage_show(st: &State) -> String {
         ("mac_table_evictions", m.evictions.load(Ordering::Relaxed)),
         ("mac_table_aged", m.aged.load(Ordering::Relaxed) as u64),
         ("mac_table_moves", m.moved.load(Ordering::Relaxed)),
+        // OpenFlow, as OVS's ofproto/vconn coverage counters
+        ("ofproto_flow_mods", st.ofproto.stats.flow_mods),
+        ("ofproto_errors_sent", st.ofproto.stats.errors_sent),
+        ("ofproto_packet_ins", st.ofproto.stats.packet_ins_sent),
+        (
+            "ofproto_packet_ins_metered",
+            st.ofproto.stats.packet_ins_metered,
+        ),
+        ("ofproto_packet_outs", st.ofproto.stats.packet_outs),
+        ("ofproto_barriers", st.ofproto.stats.barriers),
+        (
+            "ofproto_bundles_committed",
+            st.ofproto.stats.bundles_committed,
+        ),
+        ("ofproto_bundles_failed", st.ofproto.stats.bundles_failed),
     ] {
         if v > 0 {
             let _ = writeln!(s, "{name:<32} total: {v}");

@@ -10,6 +10,7 @@ mod l2;
 mod lifecycle;
 mod local_port;
 mod openflow;
+mod ovn;
 mod ovs_interop;
 mod ovsdb;
 mod pmd_stats;
