@@ -476,11 +476,7 @@ impl Chassis {
 
     /// Stops the chassis' ovsdb-server and starts it again on the same database file.
     pub fn restart_db(&mut self) {
-        let (g, _) = ovsdb_restart(
-            self.dir.path(),
-            "conf",
-            std::mem::replace(&mut self.db, None),
-        );
+        let (g, _) = ovsdb_restart(self.dir.path(), "conf", self.db.take());
         self.db = Some(g);
     }
 
