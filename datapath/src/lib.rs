@@ -16,6 +16,8 @@ pub mod packet;
 pub mod pipeline;
 pub mod pmd;
 pub mod port;
+pub mod process;
 pub mod reconf;
 pub mod stats;
 pub mod sys;
+pub mod vlog;

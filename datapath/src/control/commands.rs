@@ -44,7 +44,10 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
     let _span = tracing::debug_span!("control", cmd = %req.method).entered();
     match req.method.as_str() {
         "list-commands" => Ok(reg.list_commands()),
-        "version" => Ok(format!("xvswitchd (xvswitch) {}\n", env!("CARGO_PKG_VERSION"))),
+        "version" => Ok(format!(
+            "xvswitchd (xvswitch) {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
         "exit" => {
             st.exit_requested = true;
             Ok(String::new())
@@ -69,8 +72,11 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
             .del_port(&req.params[0], &req.params[1])
             .map(|()| String::new())
             .map_err(|e| e.to_string()),
-        "vlog/set" => Ok(String::new()),
-        "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
+        "vlog/set" => match req.params.first() {
+            Some(spec) => crate::vlog::set(spec),
+            None => Ok(String::new()),
+        },
+        "vlog/list" => Ok(crate::vlog::list()),
         other => Err(format!("\"{other}\" is not implemented")),
     }
 }

@@ -13,4 +13,5 @@ mod openflow;
 mod ovs_interop;
 mod pmd_stats;
 mod ports;
+mod process;
 mod vm_tap;
