@@ -304,10 +304,48 @@ impl State {
 
 type Reload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// The log file, reopened by `vlog/reopen` (after logrotate moved it, as OVS's logrotate
+/// configuration asks ovs-vswitchd to).
+struct LogFile {
+    path: std::path::PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> Result<std::fs::File, String> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+    }
+}
+
+#[derive(Clone)]
+struct FileWriter(std::sync::Arc<LogFile>);
+
+struct FileGuard<'a>(std::sync::MutexGuard<'a, std::fs::File>);
+
+impl std::io::Write for FileGuard<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for FileWriter {
+    type Writer = FileGuard<'a>;
+    fn make_writer(&'a self) -> FileGuard<'a> {
+        FileGuard(self.0.file.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 struct Runtime {
     state: State,
     console: Reload,
-    file: Option<Reload>,
+    file: Option<(Reload, std::sync::Arc<LogFile>)>,
 }
 
 static RUNTIME: OnceLock<Mutex<Runtime>> = OnceLock::new();
@@ -321,13 +359,10 @@ pub fn init(state: State, log_file: Option<&Path>) -> Result<(), String> {
     let env = std::env::var("XVS_LOG").ok();
     let filter = |d: Dest| EnvFilter::new(env.clone().unwrap_or_else(|| state.directives(d)));
     let file = match log_file {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("cannot open log file {}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(std::sync::Arc::new(LogFile {
+            path: p.to_path_buf(),
+            file: Mutex::new(LogFile::open(p)?),
+        })),
         None => None,
     };
     let (console_filter, console_handle) = reload::Layer::new(filter(Dest::Console));
@@ -341,11 +376,11 @@ pub fn init(state: State, log_file: Option<&Path>) -> Result<(), String> {
             let layer = fmt::layer()
                 .with_target(false)
                 .with_ansi(false)
-                .with_writer(Mutex::new(f))
+                .with_writer(FileWriter(f.clone()))
                 .with_filter(ff);
             let r: Reload =
                 Box::new(move |d: &str| fh.reload(EnvFilter::new(d)).map_err(|e| e.to_string()));
-            (Some(layer), Some(r))
+            (Some(layer), Some((r, f)))
         }
         None => (None, None),
     };
@@ -379,9 +414,23 @@ pub fn set(spec: &str) -> Result<String, String> {
     let mut rt = rt.lock().unwrap_or_else(|e| e.into_inner());
     rt.state.apply(&spec);
     (rt.console)(&rt.state.directives(Dest::Console))?;
-    if let Some(f) = &rt.file {
+    if let Some((f, _)) = &rt.file {
         f(&rt.state.directives(Dest::File))?;
     }
+    Ok(String::new())
+}
+
+/// `vlog/reopen`: opens the log file again by name.
+pub fn reopen() -> Result<String, String> {
+    let lf = RUNTIME.get().and_then(|rt| {
+        let rt = rt.lock().unwrap_or_else(|e| e.into_inner());
+        rt.file.as_ref().map(|(_, lf)| lf.clone())
+    });
+    let Some(lf) = lf else {
+        return Err("Logging to file not configured".into());
+    };
+    let f = LogFile::open(&lf.path)?;
+    *lf.file.lock().unwrap_or_else(|e| e.into_inner()) = f;
     Ok(String::new())
 }
 

@@ -36,6 +36,9 @@ pub fn registry() -> Registry {
     r.register("dpif/del-port", "bridge iface", 2, 2);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
+    r.register("vlog/reopen", "", 0, 0);
+    r.register("vlog/disable-rate-limit", "[module]...", 0, 64);
+    r.register("vlog/enable-rate-limit", "[module]...", 0, 64);
     r
 }
 
@@ -77,6 +80,9 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
             None => Ok(String::new()),
         },
         "vlog/list" => Ok(crate::vlog::list()),
+        "vlog/reopen" => crate::vlog::reopen(),
+        // nothing is rate-limited: the PMDs do not log per packet
+        "vlog/disable-rate-limit" | "vlog/enable-rate-limit" => Ok(String::new()),
         other => Err(format!("\"{other}\" is not implemented")),
     }
 }

@@ -176,7 +176,8 @@ fn detach_with_ovs_style_options() {
 /// Proves: in drop-in mode with OVS's default names (no --unixctl, bare --pidfile and
 /// --log-file under OVS_RUNDIR/OVS_LOGDIR), plain `ovs-appctl -t ovs-vswitchd` finds the
 /// daemon through its (locked) pid file; a database nobody serves does not stop it: it warns,
-/// runs with no bridges, answers and stops cleanly.
+/// runs with no bridges, answers (`vlog/set`, `vlog/list`, `vlog/reopen` included) and stops
+/// cleanly.
 #[test]
 fn ovsdb_mode_default_names_found_by_ovs_appctl() {
     let ns = Netns::new("d");
@@ -229,8 +230,21 @@ fn ovsdb_mode_default_names_found_by_ovs_appctl() {
         "the log should warn about the database: {log}"
     );
     assert!(process_alive(daemon.pid), "the daemon should keep running");
+    // logrotate's way: move the file, `vlog/reopen`; later lines go to a new file
+    let rotated = d.join("ovs-vswitchd.log.1");
+    std::fs::rename(&daemon.log, &rotated).expect("rotate the log");
+    ok_text(&appctl(&["vlog/reopen"]), "vlog/reopen");
+    ok_text(
+        &appctl(&["vlog/disable-rate-limit"]),
+        "vlog/disable-rate-limit",
+    );
     daemon.terminate();
     assert!(!pidfile.exists() && !ctl.exists());
+    let new = daemon.log();
+    assert!(
+        new.contains("xvswitchd stopped") && !new.contains("database is not read yet"),
+        "after vlog/reopen the new file should have the later lines only: {new}"
+    );
 }
 
 /// Proves: with `--detach`, a start-up failure (a port that does not exist) makes the command
