@@ -174,8 +174,8 @@ fn detach_with_ovs_style_options() {
 }
 
 /// Proves: in drop-in mode with OVS's default names (no --unixctl, bare --pidfile and
-/// --log-file under OVS_RUNDIR/OVS_LOGDIR), plain `ovs-appctl -t ovs-vswitchd` finds the
-/// daemon through its (locked) pid file; a database nobody serves does not stop it: it warns,
+/// --log-file under OVS_RUNDIR/OVS_LOGDIR), plain `ovs-appctl -t ovs-vswitchd` (and
+/// `xvs-appctl -t ovs-vswitchd`) finds the daemon through its (locked) pid file; a database nobody serves does not stop it: it warns,
 /// runs with no bridges, answers (`vlog/set`, `vlog/list`, `vlog/reopen` included) and stops
 /// cleanly.
 #[test]
@@ -214,6 +214,16 @@ fn ovsdb_mode_default_names_found_by_ovs_appctl() {
     };
     let v = ok_text(&appctl(&["version"]), "ovs-appctl -t ovs-vswitchd version");
     assert!(v.contains("xvswitchd"), "{v}");
+    // the project's own client resolves the daemon name the same way
+    let x = run_timeout(
+        Command::new(bin("xvs-appctl")).env("OVS_RUNDIR", d).args([
+            "-t",
+            "ovs-vswitchd",
+            "version",
+        ]),
+        WAIT,
+    );
+    ok_text(&x, "xvs-appctl -t ovs-vswitchd version");
     let show = ok_text(&appctl(&["dpif/show"]), "dpif/show");
     assert_eq!(show.lines().count(), 1, "no bridges expected: {show}");
     // the log levels are live: vlog/set changes what vlog/list shows
