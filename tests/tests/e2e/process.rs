@@ -176,8 +176,8 @@ fn detach_with_ovs_style_options() {
 /// Proves: in drop-in mode with OVS's default names (no --unixctl, bare --pidfile and
 /// --log-file under OVS_RUNDIR/OVS_LOGDIR), plain `ovs-appctl -t ovs-vswitchd` (and
 /// `xvs-appctl -t ovs-vswitchd`) finds the daemon through its (locked) pid file; a database nobody serves does not stop it: it warns,
-/// runs with no bridges, answers (`vlog/set`, `vlog/list`, `vlog/reopen` included) and stops
-/// cleanly.
+/// runs with no bridges, answers (`vlog/set`, `vlog/list`, `vlog/reopen` included), refuses a
+/// second daemon on its pid file, and stops cleanly.
 #[test]
 fn ovsdb_mode_default_names_found_by_ovs_appctl() {
     let ns = Netns::new("d");
@@ -240,6 +240,23 @@ fn ovsdb_mode_default_names_found_by_ovs_appctl() {
         "the log should warn about the database: {log}"
     );
     assert!(process_alive(daemon.pid), "the daemon should keep running");
+    // a second daemon on the same pid file is refused while the first runs
+    let second = run_detach(
+        &ns,
+        d,
+        &[&db, "--pidfile", "--detach", "--pmd-idle", "sleep"],
+    );
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        matches!(second.status.code(), Some(c) if c != 0) && err.contains("already running"),
+        "a second daemon should be refused: {} {err}",
+        second.status
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).expect("pid file").trim(),
+        daemon.pid.to_string(),
+        "the refused daemon must not touch the pid file"
+    );
     // logrotate's way: move the file, `vlog/reopen`; later lines go to a new file
     let rotated = d.join("ovs-vswitchd.log.1");
     std::fs::rename(&daemon.log, &rotated).expect("rotate the log");
