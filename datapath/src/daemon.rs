@@ -610,8 +610,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     crate::sys::ignore_sigpipe();
     std::fs::create_dir_all(&cfg.rundir)
         .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", cfg.rundir.display())))?;
-    let ctl_path = cfg.rundir.join("xvswitchd.ctl");
+    let ctl_path = cfg.ctl_path();
     control::check_free(&ctl_path)?;
+    if let Some(db) = &cfg.ovsdb {
+        info!(database = %db, "bridges and ports come from the database");
+    }
     let hz = clock::hz();
 
     // ports; the LOCAL port pairs are deleted when their port drops, on every return path
@@ -832,17 +835,21 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     // the pid file appears with the control socket, once the switch forwards: a failed start
     // leaves neither behind
-    if let Some(p) = &cfg.pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            warn!(pidfile = %p.display(), error = %e, "cannot write the pid file");
-        }
-    }
+    // (locked while the daemon runs, as ovs-appctl expects; removed when dropped)
+    let _pidfile = match &cfg.pidfile {
+        Some(p) => crate::process::Pidfile::create(p)
+            .map_err(|e| warn!(pidfile = %p.display(), error = %e, "cannot write the pid file"))
+            .ok(),
+        None => None,
+    };
     info!(
         ports = st.ports.len(),
         pmds = n,
         control = %ctl_path.display(),
         "xvswitchd ready"
     );
+    // a `--detach`ed daemon's parent exits now
+    crate::process::notify_ready();
 
     let res = control_loop(&mut st, &mut listener, sigfd.as_raw_fd());
 

@@ -1,9 +1,20 @@
-//! Configuration: the embedded standalone default, built from command-line flags or a TOML file.
+//! Configuration, from the command line or a TOML file. Two modes:
 //!
-//! ```text
-//! xvswitchd --rundir DIR --bridge br0 --port IF1 --port IF2[,xdp-mode=generic] \
-//!           [--pmd-cpus 1,2] [--pmd-idle busy|sleep] [--batch 32] [--config FILE]
-//! ```
+//! * **standalone**: bridges and ports from flags or the file, the embedded default
+//!   configuration (a MAC-learning bridge):
+//!   ```text
+//!   xvswitchd --rundir DIR --bridge br0 --port IF1 --port IF2[,xdp-mode=generic] \
+//!             [--pmd-cpus 1,2] [--pmd-idle busy|sleep] [--batch 32] [--config FILE]
+//!   ```
+//! * **drop-in** for ovs-vswitchd: the configuration comes from an OVSDB server
+//!   ([`Config::ovsdb`]), invoked as init scripts and `ovs-ctl` invoke ovs-vswitchd:
+//!   ```text
+//!   xvswitchd [unix:DBSOCK] [--pidfile[=F]] [--detach] [--no-chdir] [--log-file[=F]]
+//!             [--unixctl=SOCK] [-vMODULE:DEST:LEVEL ...] [--mlockall]
+//!   ```
+//!   with OVS's defaults from `OVS_RUNDIR` and `OVS_LOGDIR`. ovs-vswitchd options xvswitchd
+//!   does not implement are accepted with a warning ([`Config::warnings`]).
+//!
 //! Ports get OpenFlow port numbers 1, 2, ... in the order given (per bridge). The TOML form:
 //! ```toml
 //! rundir = "/var/run/xvswitch"
@@ -137,12 +148,26 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     pub log_level: String,
     pub pidfile: Option<PathBuf>,
-    /// The OVSDB remote (`unix:PATH`, `tcp:IP:PORT`): bridges and ports come from the
-    /// database, as for ovs-vswitchd.
-    pub ovsdb: Option<String>,
     /// Give every bridge its LOCAL port: an interface named like the bridge, as OVS does (see
     /// `port::local`). Off with `--no-local-port`, for setups where that name is taken.
     pub local_port: bool,
+    /// The OVSDB remote the configuration comes from (`unix:PATH`, `tcp:IP:PORT`, `ssl:...`):
+    /// set in drop-in mode, `None` in standalone mode.
+    pub ovsdb: Option<String>,
+    /// The control socket; `None`: the mode's default (see [`Config::ctl_path`]).
+    pub unixctl: Option<PathBuf>,
+    /// `--detach`: run in the background once started (see `process::detach`).
+    pub detach: bool,
+    /// `--no-chdir`: a detached daemon stays in the current directory instead of `/`.
+    pub no_chdir: bool,
+    /// `--overwrite-pidfile`: start even if the pid file names a running daemon.
+    pub overwrite_pidfile: bool,
+    /// `--mlockall`: lock the daemon's memory.
+    pub mlockall: bool,
+    /// `-v SPEC`/`--verbose=SPEC` settings, in order (see `vlog`).
+    pub vlog: Vec<crate::vlog::Spec>,
+    /// Accepted options that do nothing here, to be logged once logging is up.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -158,11 +183,75 @@ impl Default for Config {
             log_file: None,
             log_level: "info".to_string(),
             pidfile: None,
-            ovsdb: None,
             local_port: true,
+            ovsdb: None,
+            unixctl: None,
+            detach: false,
+            no_chdir: false,
+            overwrite_pidfile: false,
+            mlockall: false,
+            vlog: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
+
+/// OVS's run directory when `OVS_RUNDIR` is not set (the Debian/Ubuntu packages' RUNDIR).
+pub const OVS_RUNDIR_DEFAULT: &str = "/var/run/openvswitch";
+/// OVS's log directory when `OVS_LOGDIR` is not set.
+pub const OVS_LOGDIR_DEFAULT: &str = "/var/log/openvswitch";
+
+/// Where ovs-vswitchd's files go, from the environment as OVS reads it (lib/dirs.c).
+struct OvsDirs {
+    rundir: PathBuf,
+    logdir: PathBuf,
+}
+
+impl OvsDirs {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> OvsDirs {
+        let dir = |var: &str, default: &str| {
+            PathBuf::from(
+                env(var)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_string()),
+            )
+        };
+        OvsDirs {
+            rundir: dir("OVS_RUNDIR", OVS_RUNDIR_DEFAULT),
+            logdir: dir("OVS_LOGDIR", OVS_LOGDIR_DEFAULT),
+        }
+    }
+}
+
+/// Whether a command-line argument is a database remote rather than an option's value.
+fn is_remote(s: &str) -> bool {
+    ["unix:", "tcp:", "ssl:"].iter().any(|p| s.starts_with(p))
+}
+
+/// ovs-vswitchd options xvswitchd accepts without acting on them: (name, takes a value).
+/// `--dpdk` and `--enable-dummy` take an optional `=VALUE` only.
+const OVS_IGNORED: &[(&str, bool)] = &[
+    ("--monitor", false),
+    ("--no-self-confinement", false),
+    ("--disable-system", false),
+    ("--disable-system-route", false),
+    ("--hw-rawio-access", false),
+    ("--dpdk", false),
+    ("--enable-dummy", false),
+    ("--user", true),
+    ("--syslog-method", true),
+    ("--syslog-target", true),
+    ("--private-key", true),
+    ("--certificate", true),
+    ("--ca-cert", true),
+    ("--peer-ca-cert", true),
+    ("--bootstrap-ca-cert", true),
+    ("--ssl-protocols", true),
+    ("--ssl-ciphers", true),
+    ("--ssl-ciphersuites", true),
+    ("--ssl-server-name", true),
+    ("--dummy-numa", true),
+];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -181,11 +270,20 @@ pub enum ConfigError {
 pub const USAGE: &str = "\
 usage: xvswitchd --rundir DIR --bridge BR --port IF[,OPT=VAL...] [--port ...] [OPTIONS]
        xvswitchd --config FILE [OPTIONS]
+       xvswitchd [DATABASE] [OPTIONS]
 
-Standalone switch with an embedded default configuration: a MAC-learning bridge (OVS's NORMAL)
-over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
+Standalone mode (--bridge or --config): a switch with an embedded default configuration, a
+MAC-learning bridge (OVS's NORMAL) over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in
+the order given.
 
-  --rundir DIR          control socket DIR/xvswitchd.ctl (default /var/run/xvswitch)
+Drop-in mode (neither): a replacement for ovs-vswitchd, taking its configuration from the
+OVSDB server at DATABASE (unix:PATH, tcp:IP:PORT or ssl:...; default unix:$OVS_RUNDIR/db.sock),
+invoked the way init scripts and ovs-ctl invoke ovs-vswitchd. Reading the database is not
+implemented yet: the daemon starts with no bridges and says so in its log.
+
+Standalone options:
+  --rundir DIR          BRIDGE.mgmt sockets and the control socket DIR/xvswitchd.ctl (default
+                        /var/run/xvswitch; in drop-in mode $OVS_RUNDIR)
   --bridge NAME         start a bridge; following --port options belong to it
   --port IF[,OPTS]      add interface IF; OPTS: xdp-mode=best-effort|native-with-zerocopy|
                         native|generic, csum-complete=true|false
@@ -204,11 +302,35 @@ over AF_XDP ports. Ports get OpenFlow numbers 1, 2, ... in the order given.
   --no-local-port       no LOCAL port: by default each bridge gets an interface named like
                         the bridge (OpenFlow port LOCAL), as in Open vSwitch
   --config FILE         read a TOML configuration (flags given after it override it)
-  --log-file FILE       log there instead of stderr
-  -v, --verbose         debug logging (-vv for trace)
-  --pidfile FILE        write the pid there
+
+Daemon options (both modes, spelled as for ovs-vswitchd):
+  --ovsdb DATABASE      the database (same as the DATABASE argument)
+  --unixctl SOCKET      control socket (default: standalone RUNDIR/xvswitchd.ctl, drop-in
+                        $OVS_RUNDIR/ovs-vswitchd.PID.ctl, which ovs-appctl -t ovs-vswitchd
+                        finds through the pid file); relative to $OVS_RUNDIR
+  --pidfile[=FILE]      write the pid once ready, remove it at exit (default
+                        $OVS_RUNDIR/ovs-vswitchd.pid; relative to $OVS_RUNDIR); refuse to start
+                        while it names a running daemon
+  --overwrite-pidfile   start even so
+  --detach              run in the background; the command returns once the switch is ready
+                        (exit 0) or failed (its error on stderr, exit 1)
+  --no-chdir            a detached daemon stays in the current directory (default: /)
+  --log-file[=FILE]     log there (default $OVS_LOGDIR/ovs-vswitchd.log) instead of stderr
+  -v[SPEC], --verbose[=SPEC]  log levels as for OVS: SPEC is [MODULE][:DEST][:LEVEL], DEST
+                        console (stderr), file or syslog (accepted, not written), LEVEL emer,
+                        err, warn, info, dbg or off; -vconsole:LEVEL keeps stderr with a log
+                        file. Without SPEC: debug everywhere; -vv trace. vlog/set changes levels
+                        at run time. XVS_LOG (tracing filter syntax) overrides all of it
+  --mlockall            lock all memory (a warning if not permitted)
   -h, --help            this text
   -V, --version         version
+
+Accepted with a warning and otherwise ignored, for ovs-vswitchd command lines: --monitor,
+--user, --no-self-confinement, --disable-system, --disable-system-route, --hw-rawio-access,
+--dpdk, --enable-dummy, --dummy-numa, --syslog-method, --syslog-target, the SSL options
+(--private-key, --certificate, --ca-cert, --peer-ca-cert, --bootstrap-ca-cert, --ssl-*).
+Environment: OVS_RUNDIR (default /var/run/openvswitch), OVS_LOGDIR (default
+/var/log/openvswitch); OVS_DBDIR and OVS_SYSCONFDIR are not used by the switch daemon.
 ";
 
 /// Parses a CPU list such as `1`, `0,1`, `2-5,7`.
@@ -288,18 +410,105 @@ fn validate_bridge_name(n: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Parses the command line (without argv[0]).
+    /// Parses the command line (without argv[0]), with `OVS_RUNDIR`/`OVS_LOGDIR` from the
+    /// process environment.
     pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        Config::from_args_env(args, &|k| std::env::var(k).ok())
+    }
+
+    /// [`from_args`](Self::from_args) with the environment looked up through `env`.
+    pub fn from_args_env(
+        args: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let dirs = OvsDirs::from_env(env);
         let mut cfg = Config::default();
-        let mut it = args.iter();
+        let mut it = args.iter().peekable();
         let mut aging = 300u32;
         let mut fail_mode = FailMode::Standalone;
         let usage = |m: String| ConfigError::Usage(m);
+        // daemon options apply after the loop, so a later --config file does not undo them
+        let mut rundir: Option<PathBuf> = None;
+        let mut remote: Option<String> = None;
+        let mut pidfile: Option<PathBuf> = None;
+        let mut log_file: Option<PathBuf> = None;
+        let mut log_level: Option<&str> = None;
+        let mut had_config = false;
+        let mut set_remote = |r: String| -> Result<(), ConfigError> {
+            if !is_remote(&r) {
+                return Err(ConfigError::Usage(format!(
+                    "{r:?} is not a database remote (unix:PATH, tcp:IP:PORT or ssl:IP:PORT)"
+                )));
+            }
+            if remote.replace(r).is_some() {
+                return Err(ConfigError::Usage(
+                    "at most one database remote accepted".into(),
+                ));
+            }
+            Ok(())
+        };
         while let Some(a) = it.next() {
+            // OVS's short options with an attached argument: -vSPEC, -pFILE, -cFILE, -CFILE
+            if let Some(spec) = a.strip_prefix("-v").filter(|s| !s.is_empty() && *s != "v") {
+                cfg.vlog.push(crate::vlog::parse_spec(spec).map_err(usage)?);
+                continue;
+            }
+            if let Some(short) = ["-p", "-c", "-C"].iter().find(|s| a.starts_with(**s)) {
+                if a.len() == 2 && it.next().is_none() {
+                    return Err(usage(format!("{a} needs a value")));
+                }
+                cfg.warnings.push(format!(
+                    "option {short} (SSL) is not implemented by xvswitchd; ignored"
+                ));
+                continue;
+            }
+            if !a.starts_with('-') {
+                set_remote(a.clone())?;
+                continue;
+            }
             let (flag, inline) = match a.split_once('=') {
                 Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
                 _ => (a.as_str(), None),
             };
+            // `--pidfile`, `--log-file`: OVS takes `=VALUE` or nothing; `--pidfile FILE` (a
+            // separate word that is neither an option nor a remote) is xvswitchd's older form
+            let mut optional = || -> Option<String> {
+                inline.clone().or_else(|| {
+                    it.next_if(|n| !n.starts_with('-') && !is_remote(n))
+                        .cloned()
+                })
+            };
+            if let Some((_, takes_value)) = OVS_IGNORED.iter().find(|(n, _)| *n == flag) {
+                if *takes_value && inline.is_none() && it.next().is_none() {
+                    return Err(usage(format!("{flag} needs a value")));
+                }
+                cfg.warnings.push(format!(
+                    "option {flag} is not implemented by xvswitchd; ignored"
+                ));
+                continue;
+            }
+            match flag {
+                "--pidfile" => {
+                    let f = optional().unwrap_or_else(|| "ovs-vswitchd.pid".into());
+                    pidfile = Some(dirs.rundir.join(f));
+                    continue;
+                }
+                "--log-file" => {
+                    log_file = Some(match optional() {
+                        Some(f) => PathBuf::from(f),
+                        None => dirs.logdir.join("ovs-vswitchd.log"),
+                    });
+                    continue;
+                }
+                "--verbose" => {
+                    match &inline {
+                        Some(spec) => cfg.vlog.push(crate::vlog::parse_spec(spec).map_err(usage)?),
+                        None => log_level = Some("debug"),
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let mut val = |name: &str| -> Result<String, ConfigError> {
                 match &inline {
                     Some(v) => Ok(v.clone()),
@@ -310,7 +519,13 @@ impl Config {
                 }
             };
             match flag {
-                "--rundir" => cfg.rundir = PathBuf::from(val(flag)?),
+                "--rundir" => rundir = Some(PathBuf::from(val(flag)?)),
+                "--ovsdb" => set_remote(val(flag)?)?,
+                "--unixctl" => cfg.unixctl = Some(dirs.rundir.join(val(flag)?)),
+                "--detach" => cfg.detach = true,
+                "--no-chdir" => cfg.no_chdir = true,
+                "--overwrite-pidfile" => cfg.overwrite_pidfile = true,
+                "--mlockall" => cfg.mlockall = true,
                 "--bridge" => {
                     let name = val(flag)?;
                     validate_bridge_name(&name).map_err(usage)?;
@@ -386,6 +601,7 @@ impl Config {
                         msg: e.to_string(),
                     })?;
                     let file_cfg = Config::from_toml(&text, &path)?;
+                    had_config = true;
                     // flags before --config are kept unless the file sets them
                     let keep_bridges = std::mem::take(&mut cfg.bridges);
                     cfg = Config {
@@ -394,21 +610,69 @@ impl Config {
                         } else {
                             file_cfg.bridges.clone()
                         },
+                        unixctl: cfg.unixctl.take(),
+                        detach: cfg.detach,
+                        no_chdir: cfg.no_chdir,
+                        overwrite_pidfile: cfg.overwrite_pidfile,
+                        mlockall: cfg.mlockall,
+                        vlog: std::mem::take(&mut cfg.vlog),
+                        warnings: std::mem::take(&mut cfg.warnings),
                         ..file_cfg
                     };
                 }
                 "--no-local-port" => cfg.local_port = false,
-                "--ovsdb" => cfg.ovsdb = Some(val(flag)?),
-                "--log-file" => cfg.log_file = Some(PathBuf::from(val(flag)?)),
-                "--pidfile" => cfg.pidfile = Some(PathBuf::from(val(flag)?)),
-                "-v" | "--verbose" => cfg.log_level = "debug".into(),
-                "-vv" => cfg.log_level = "trace".into(),
+                "-v" => log_level = Some("debug"),
+                "-vv" => log_level = Some("trace"),
                 "-h" | "--help" => return Err(ConfigError::Usage(String::new())),
                 other => return Err(usage(format!("unknown option {other:?} (see --help)"))),
             }
         }
+        if let Some(l) = log_level {
+            cfg.log_level = l.into();
+        }
+        if pidfile.is_some() {
+            cfg.pidfile = pidfile;
+        }
+        if log_file.is_some() {
+            cfg.log_file = log_file;
+        }
+        // drop-in mode: a database, given or OVS's default when nothing else configures the
+        // switch
+        let standalone = !cfg.bridges.is_empty() || had_config;
+        match (remote, standalone) {
+            (Some(r), true) => {
+                return Err(usage(format!(
+                    "database {r} given with --bridge or --config: in drop-in mode the \
+                     database is the whole configuration"
+                )))
+            }
+            (Some(r), false) => cfg.ovsdb = Some(r),
+            (None, false) => {
+                cfg.ovsdb = Some(format!("unix:{}", dirs.rundir.join("db.sock").display()))
+            }
+            (None, true) => {}
+        }
+        if let Some(r) = rundir {
+            cfg.rundir = r;
+        } else if cfg.ovsdb.is_some() {
+            cfg.rundir = dirs.rundir.clone();
+        }
         cfg.validate().map_err(usage)?;
         Ok(cfg)
+    }
+
+    /// The control socket: `--unixctl`, else `RUNDIR/ovs-vswitchd.PID.ctl` in drop-in mode
+    /// (OVS's name, so `ovs-appctl -t ovs-vswitchd` finds it through the pid file; PID is the
+    /// calling process's, so call it in the daemon, after `--detach`), else
+    /// `RUNDIR/xvswitchd.ctl`.
+    pub fn ctl_path(&self) -> PathBuf {
+        match &self.unixctl {
+            Some(p) => p.clone(),
+            None if self.ovsdb.is_some() => self
+                .rundir
+                .join(format!("ovs-vswitchd.{}.ctl", std::process::id())),
+            None => self.rundir.join("xvswitchd.ctl"),
+        }
     }
 
     /// Parses a TOML configuration; errors name the file and line.
@@ -514,6 +778,7 @@ impl Config {
             pidfile: f.pidfile,
             ovsdb: None,
             local_port: f.local_port.unwrap_or(d.local_port),
+            ..Config::default()
         };
         // semantic errors: point at the line that names the offending value
         cfg.validate().map_err(|msg| {
@@ -537,6 +802,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if crate::vlog::Level::parse(&self.log_level).is_none() {
+            return Err(format!(
+                "log level \"{}\" must be one of off, emer, err, warn, info, dbg (debug), trace",
+                self.log_level
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for b in &self.bridges {
             validate_bridge_name(&b.name)?;
@@ -640,6 +911,207 @@ mod tests {
             e.contains("x.toml:2:") && e.contains("1 to 15 bytes"),
             "{e}"
         );
+    }
+
+    /// The environment of the drop-in tests: OVS_RUNDIR and OVS_LOGDIR set, nothing else.
+    fn ovs_env(k: &str) -> Option<String> {
+        match k {
+            "OVS_RUNDIR" => Some("/r".into()),
+            "OVS_LOGDIR" => Some("/l".into()),
+            _ => None,
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(s: &str) -> Config {
+        Config::from_args_env(&args(s), &ovs_env).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn ovs_lab_command_line() {
+        // as ovn-lab.sh and ovs-ctl start ovs-vswitchd
+        let c = parse(
+            "unix:/d/run/db.sock --detach --no-chdir -vconsole:off -vsyslog:off \
+             --pidfile=/d/run/ovs-vswitchd.pid --log-file=/d/log/ovs-vswitchd.log \
+             --unixctl=/d/run/ovs-vswitchd.ctl --mlockall",
+        );
+        assert_eq!(c.ovsdb.as_deref(), Some("unix:/d/run/db.sock"));
+        assert!(c.detach && c.no_chdir && c.mlockall && !c.overwrite_pidfile);
+        assert_eq!(c.pidfile, Some(PathBuf::from("/d/run/ovs-vswitchd.pid")));
+        assert_eq!(c.log_file, Some(PathBuf::from("/d/log/ovs-vswitchd.log")));
+        assert_eq!(c.unixctl, Some(PathBuf::from("/d/run/ovs-vswitchd.ctl")));
+        assert_eq!(c.ctl_path(), PathBuf::from("/d/run/ovs-vswitchd.ctl"));
+        assert_eq!(
+            c.rundir,
+            PathBuf::from("/r"),
+            "drop-in: rundir is OVS_RUNDIR"
+        );
+        assert!(c.bridges.is_empty());
+        use crate::vlog::{Dest, Level, Spec};
+        assert_eq!(
+            c.vlog,
+            vec![
+                Spec::Set {
+                    target: None,
+                    dest: Some(Dest::Console),
+                    level: Level::Off
+                },
+                Spec::Set {
+                    target: None,
+                    dest: Some(Dest::Syslog),
+                    level: Level::Off
+                },
+            ]
+        );
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn drop_in_defaults_follow_the_environment() {
+        let c = parse("--pidfile --log-file");
+        assert_eq!(c.ovsdb.as_deref(), Some("unix:/r/db.sock"));
+        assert_eq!(c.pidfile, Some(PathBuf::from("/r/ovs-vswitchd.pid")));
+        assert_eq!(c.log_file, Some(PathBuf::from("/l/ovs-vswitchd.log")));
+        assert_eq!(c.unixctl, None);
+        assert_eq!(
+            c.ctl_path(),
+            PathBuf::from(format!("/r/ovs-vswitchd.{}.ctl", std::process::id()))
+        );
+        // without the variables: OVS's packaged directories
+        let c = Config::from_args_env(&args("--pidfile --log-file"), &no_env).unwrap();
+        assert_eq!(
+            c.ovsdb.as_deref(),
+            Some("unix:/var/run/openvswitch/db.sock")
+        );
+        assert_eq!(c.rundir, PathBuf::from("/var/run/openvswitch"));
+        assert_eq!(
+            c.pidfile,
+            Some(PathBuf::from("/var/run/openvswitch/ovs-vswitchd.pid"))
+        );
+        assert_eq!(
+            c.log_file,
+            Some(PathBuf::from("/var/log/openvswitch/ovs-vswitchd.log"))
+        );
+        // nothing at all: drop-in mode with OVS's database
+        let c = Config::from_args_env(&[], &ovs_env).unwrap();
+        assert_eq!(c.ovsdb.as_deref(), Some("unix:/r/db.sock"));
+        assert_eq!(c.pidfile, None);
+        // relative names are relative to OVS_RUNDIR, as in OVS; --rundir still wins
+        let c = parse("--pidfile=x.pid --unixctl=x.ctl --rundir /elsewhere tcp:127.0.0.1:6640");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/r/x.pid")));
+        assert_eq!(c.unixctl, Some(PathBuf::from("/r/x.ctl")));
+        assert_eq!(c.rundir, PathBuf::from("/elsewhere"));
+        assert_eq!(c.ovsdb.as_deref(), Some("tcp:127.0.0.1:6640"));
+        let c = parse("--ovsdb ssl:10.0.0.1:6640 --unixctl /abs.ctl");
+        assert_eq!(c.ovsdb.as_deref(), Some("ssl:10.0.0.1:6640"));
+        assert_eq!(c.unixctl, Some(PathBuf::from("/abs.ctl")));
+    }
+
+    #[test]
+    fn pidfile_and_log_file_forms() {
+        // space-separated (xvswitchd's older form), =FILE, bare
+        let c = parse("--bridge b --pidfile /p/x.pid --log-file /p/x.log");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/p/x.pid")));
+        assert_eq!(c.log_file, Some(PathBuf::from("/p/x.log")));
+        assert_eq!(c.ovsdb, None, "--bridge: standalone");
+        let c = parse("--bridge b --pidfile=/p/y.pid --log-file=/p/y.log");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/p/y.pid")));
+        assert_eq!(c.log_file, Some(PathBuf::from("/p/y.log")));
+        let c = parse("--pidfile --log-file --detach");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/r/ovs-vswitchd.pid")));
+        assert_eq!(c.log_file, Some(PathBuf::from("/l/ovs-vswitchd.log")));
+        assert!(c.detach);
+        // a bare --pidfile before the database does not swallow it
+        let c = parse("--pidfile unix:/db.sock --log-file");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/r/ovs-vswitchd.pid")));
+        assert_eq!(c.ovsdb.as_deref(), Some("unix:/db.sock"));
+        // standalone keeps its control socket name and run directory default
+        let c = parse("--bridge b --port p");
+        assert_eq!(c.rundir, PathBuf::from("/var/run/xvswitch"));
+        assert_eq!(
+            c.ctl_path(),
+            PathBuf::from("/var/run/xvswitch/xvswitchd.ctl")
+        );
+        let c = parse("--rundir /x --bridge b --unixctl=/s.ctl");
+        assert_eq!(c.ctl_path(), PathBuf::from("/s.ctl"));
+    }
+
+    #[test]
+    fn verbosity_forms() {
+        use crate::vlog::{Dest, Level, Spec};
+        let c = parse("--bridge b -v");
+        assert_eq!(c.log_level, "debug");
+        let c = parse("--bridge b --verbose");
+        assert_eq!(c.log_level, "debug");
+        let c = parse("--bridge b -vv");
+        assert_eq!(c.log_level, "trace");
+        let c = parse("-vdbg --verbose=file:warn -vpmd:console:info -vbridge:file:dbg");
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.vlog.len(), 4);
+        assert_eq!(
+            c.vlog[0],
+            Spec::Set {
+                target: None,
+                dest: None,
+                level: Level::Dbg
+            }
+        );
+        assert_eq!(
+            c.vlog[1],
+            Spec::Set {
+                target: None,
+                dest: Some(Dest::File),
+                level: Level::Warn
+            }
+        );
+        assert_eq!(
+            c.vlog[2],
+            Spec::Set {
+                target: Some("datapath::pmd"),
+                dest: Some(Dest::Console),
+                level: Level::Info
+            }
+        );
+        // an OVS module with no counterpart is accepted (warned about at start-up)
+        let c = parse("-vofproto_dpif_upcall:file:dbg");
+        assert!(matches!(c.vlog[0], Spec::Ignored(_)));
+        let e = Config::from_args_env(&args("-vfile:console"), &ovs_env).unwrap_err();
+        assert!(e.to_string().contains("multiple destinations"), "{e}");
+        let e = Config::from_args_env(&args("--bridge b --verbose=dbg:info"), &ovs_env);
+        assert!(e.unwrap_err().to_string().contains("multiple levels"));
+    }
+
+    #[test]
+    fn unimplemented_ovs_options_are_accepted_with_warnings() {
+        let c = parse(
+            "--disable-system --monitor --user openvswitch:hugetlbfs --no-self-confinement \
+             --dpdk --enable-dummy=override --private-key=db:x --certificate db:y -C z \
+             --bootstrap-ca-cert=/c --syslog-target=127.0.0.1:514 --hw-rawio-access \
+             --overwrite-pidfile unix:/db.sock",
+        );
+        assert_eq!(c.warnings.len(), 12, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("--disable-system"));
+        assert!(c.warnings[2].contains("--user"));
+        assert!(c.overwrite_pidfile);
+        assert_eq!(
+            c.ovsdb.as_deref(),
+            Some("unix:/db.sock"),
+            "values are not remotes"
+        );
+        let e = |s: &str| {
+            Config::from_args_env(&args(s), &ovs_env)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("--user").contains("needs a value"));
+        assert!(e("--frobnicate").contains("unknown option"));
+        assert!(e("unix:/a unix:/b").contains("at most one"));
+        assert!(e("db.sock").contains("not a database remote"));
+        assert!(e("--bridge b unix:/a").contains("drop-in mode"));
+        assert!(e("--log-level-typo").contains("unknown option"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub fn registry() -> Registry {
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
     r.register("ovsdb/show", "", 0, 0);
+    r.register("vlog/reopen", "", 0, 0);
+    r.register("vlog/disable-rate-limit", "[module]...", 0, 64);
+    r.register("vlog/enable-rate-limit", "[module]...", 0, 64);
     r
 }
 
@@ -45,7 +48,10 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
     let _span = tracing::debug_span!("control", cmd = %req.method).entered();
     match req.method.as_str() {
         "list-commands" => Ok(reg.list_commands()),
-        "version" => Ok(format!("xvswitchd (xvswitch) {}\n", env!("CARGO_PKG_VERSION"))),
+        "version" => Ok(format!(
+            "xvswitchd (xvswitch) {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
         "exit" => {
             st.exit_requested = true;
             Ok(String::new())
@@ -70,9 +76,15 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
             .del_port(&req.params[0], &req.params[1])
             .map(|()| String::new())
             .map_err(|e| e.to_string()),
-        "vlog/set" => Ok(String::new()),
         "ovsdb/show" => Ok(crate::vswitchdb::show(st)),
-        "vlog/list" => Ok(format!("                 console    syslog    file\n                 -------    ------    ------\nxvswitchd        {:<10} OFF       {}\n", st.cfg.log_level.to_uppercase(), if st.cfg.log_file.is_some() { st.cfg.log_level.to_uppercase() } else { "OFF".into() })),
+        "vlog/set" => match req.params.first() {
+            Some(spec) => crate::vlog::set(spec),
+            None => Ok(String::new()),
+        },
+        "vlog/list" => Ok(crate::vlog::list()),
+        "vlog/reopen" => crate::vlog::reopen(),
+        // nothing is rate-limited: the PMDs do not log per packet
+        "vlog/disable-rate-limit" | "vlog/enable-rate-limit" => Ok(String::new()),
         other => Err(format!("\"{other}\" is not implemented")),
     }
 }

@@ -15,4 +15,5 @@ mod ovs_interop;
 mod ovsdb;
 mod pmd_stats;
 mod ports;
+mod process;
 mod vm_tap;
