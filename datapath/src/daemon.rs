@@ -41,12 +41,44 @@ pub struct PortState {
     pub name: String,
     pub ofport: u32,
     pub bridge: u8,
-    pub xdp: XdpPort,
+    /// The AF_XDP port; `None` for a tunnel port, which has neither interface nor socket.
+    pub xdp: Option<XdpPort>,
+    /// The tunnel vport's kind and options.
+    pub tunnel: Option<(crate::port::TunnelKind, crate::port::TunnelConfig)>,
     pub admin_up: bool,
     pub carrier: bool,
     pub mac: Option<Mac>,
     /// OpenFlow port config bits set by PORT_MOD (no_flood, no_fwd...).
     pub of_config: u32,
+}
+
+impl PortState {
+    /// A tunnel vport from its configuration (`pc.tunnel` is set): always up, no socket.
+    pub(crate) fn tunnel(
+        dp: DpPort,
+        name: String,
+        ofport: u32,
+        bridge: u8,
+        pc: crate::config::PortConfig,
+    ) -> PortState {
+        PortState {
+            dp,
+            name,
+            ofport,
+            bridge,
+            xdp: None,
+            tunnel: pc.tunnel,
+            admin_up: true,
+            carrier: true,
+            mac: None,
+            of_config: 0,
+        }
+    }
+
+    /// The interface name the port was added under (the daemon's end for the LOCAL port).
+    pub fn iface(&self) -> &str {
+        self.xdp.as_ref().map_or(&self.name, |x| &x.name)
+    }
 }
 
 pub struct BridgeState {
@@ -75,6 +107,8 @@ pub struct State {
     pub ofproto: Ofproto,
     /// Wakes the control thread when PMDs queue packet-ins.
     pub control_waker: Arc<handoff::Waker>,
+    /// Routes, local addresses and neighbours for tunnels.
+    pub tnl: crate::tunnel::control::TnlState,
 }
 
 impl State {
@@ -106,6 +140,7 @@ impl State {
                     mac_aging: b.mac_aging,
                 })
                 .collect(),
+            tnl: self.tnl_snapshot(),
         }
     }
 
@@ -179,7 +214,7 @@ impl State {
     /// controllers (PORT_STATUS).
     fn watch_links(&mut self) {
         let mut changed = Vec::new();
-        for p in &mut self.ports {
+        for p in self.ports.iter_mut().filter(|p| p.xdp.is_some()) {
             let (up, carrier) = afxdp::netdev::link_state(&p.name);
             if (up, carrier) != (p.admin_up, p.carrier) {
                 info!(port = %p.name, admin_up = up, carrier, "link state changed");
@@ -425,6 +460,7 @@ fn control_loop(
         }
         // packet-ins that arrived while the waker was not armed
         ofproto::deliver_packet_ins(st);
+        st.tunnel_events();
         // OpenFlow housekeeping: publish pending table changes (at least every 20 ms, at once
         // for barriers), answer barriers the PMDs have caught up with, flush output
         if st.ofproto.dirty && st.ofproto.last_publish.elapsed() >= Duration::from_millis(20) {
@@ -461,6 +497,7 @@ fn control_loop(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             st.watch_links();
+            st.refresh_tunnels();
             st.age_macs();
             ofproto::expire_flows(st);
             ofproto::probe_connections(st);
@@ -550,6 +587,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             if ports.len() >= MAX_PORTS {
                 return Err(DaemonError::Setup(format!("at most {MAX_PORTS} ports")));
             }
+            if pc.tunnel.is_some() {
+                members.push(ports.len());
+                ports.push(PortState::tunnel(
+                    ports.len() as DpPort,
+                    name,
+                    ofport,
+                    bi as u8,
+                    pc,
+                ));
+                continue;
+            }
             let mut xdp = XdpPort::open(&pc)?;
             xdp.attach()?;
             let (admin_up, carrier) = afxdp::netdev::link_state(&name);
@@ -560,7 +608,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 name,
                 ofport,
                 bridge: bi as u8,
-                xdp,
+                xdp: Some(xdp),
+                tunnel: None,
                 admin_up,
                 carrier,
                 of_config: 0,
@@ -600,7 +649,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut assign: Vec<Vec<(usize, u32)>> = vec![Vec::new(); n];
     let mut rr = 0;
     for (pi, p) in ports.iter().enumerate() {
-        for q in 0..p.xdp.queues {
+        for q in 0..p.xdp.as_ref().map_or(0, |x| x.queues) {
             assign[rr % n].push((pi, q));
             rr += 1;
         }
@@ -621,7 +670,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         );
         for &(pi, q) in &assign[i] {
             let dp = ports[pi].dp;
-            b.add_queue(&mut ports[pi].xdp, dp, q, true)?;
+            if let Some(x) = ports[pi].xdp.as_mut() {
+                b.add_queue(x, dp, q, true)?;
+            }
         }
         builders.push(b);
     }
@@ -685,7 +736,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         retired: None,
         ofproto: ofp,
         control_waker,
+        tnl: Default::default(),
     };
+    st.refresh_tunnels();
     st.publish();
     let mut threads = Vec::new();
     for (i, b) in builders.into_iter().enumerate() {
@@ -761,8 +814,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             error!("a PMD thread panicked");
         }
     }
-    for p in &mut st.ports {
-        p.xdp.detach();
+    for x in st.ports.iter_mut().filter_map(|p| p.xdp.as_mut()) {
+        x.detach();
     }
     for l in &st.ofproto.listeners {
         if let Some(p) = &l.path {

@@ -69,6 +69,9 @@ impl State {
     /// port number.
     pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32, ReconfError> {
         let name = spec.config.name.clone();
+        if let Some((kind, cfg)) = spec.config.tunnel.clone() {
+            return self.add_tunnel_port(bridge, &name, kind, cfg, spec.ofport_request);
+        }
         let bi = self
             .bridges
             .iter()
@@ -77,44 +80,14 @@ impl State {
         if let Some(p) = self
             .ports
             .iter()
-            .find(|p| p.xdp.name == name || p.name == name)
+            .find(|p| p.iface() == name || p.name == name)
         {
             return Err(ReconfError::PortExists {
                 port: name,
                 bridge: self.bridges[p.bridge as usize].name.clone(),
             });
         }
-        let ofport = match spec.ofport_request {
-            Some(of) if of == 0 || of >= OFPP_MAX => {
-                return Err(ReconfError::OfportRange {
-                    port: name,
-                    ofport: of,
-                })
-            }
-            Some(of) => {
-                if let Some(p) = self
-                    .ports
-                    .iter()
-                    .find(|p| p.bridge as usize == bi && p.ofport == of)
-                {
-                    return Err(ReconfError::OfportTaken {
-                        port: name,
-                        ofport: of,
-                        by: p.xdp.name.clone(),
-                        bridge: bridge.to_string(),
-                    });
-                }
-                of
-            }
-            None => (1..OFPP_MAX)
-                .find(|&of| {
-                    !self
-                        .ports
-                        .iter()
-                        .any(|p| p.bridge as usize == bi && p.ofport == of)
-                })
-                .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?,
-        };
+        let ofport = self.pick_ofport(bi, &name, spec.ofport_request)?;
         let dp = (0..MAX_PORTS as DpPort)
             .find(|&d| !self.ports.iter().any(|p| p.dp == d))
             .ok_or_else(|| ReconfError::TooManyPorts(name.clone()))?;
@@ -161,7 +134,8 @@ impl State {
             ofport,
             bridge: bi as u8,
             mac: afxdp::netdev::mac(&name).map(Mac),
-            xdp,
+            xdp: Some(xdp),
+            tunnel: None,
             admin_up,
             carrier,
             of_config: 0,
@@ -183,7 +157,7 @@ impl State {
         let pi = self
             .ports
             .iter()
-            .position(|p| p.bridge as usize == bi && p.xdp.name == name)
+            .position(|p| p.bridge as usize == bi && p.iface() == name)
             .ok_or_else(|| ReconfError::NoPort {
                 port: name.to_string(),
                 bridge: bridge.to_string(),
@@ -202,8 +176,17 @@ impl State {
         }
         // no translation outputs to it any more, cached flows go
         self.publish();
-        port.xdp.detach();
         let dp = port.dp;
+        let Some(xdp) = port.xdp.as_mut() else {
+            // a tunnel port: no socket, no PMD holds anything of it
+            self.shared
+                .macs
+                .flush(|e| e.bridge as usize == bi && e.port == dp);
+            self.shared.invalidate();
+            info!(port = %name, bridge, ofport, dp, "tunnel port removed");
+            return Ok(());
+        };
+        xdp.detach();
         let n = self.pmds.len();
         self.reconf_pmds((0..n).map(|_| Reconf::DelPort { dp }));
         self.forget_rxqs(name);
@@ -217,6 +200,48 @@ impl State {
         info!(port = %name, bridge, ofport, dp, "port removed");
         drop(port);
         Ok(())
+    }
+
+    /// The OpenFlow port number for a new port `name` of bridge `bi`: the one requested if it
+    /// is free and in range, else the lowest free one.
+    pub(crate) fn pick_ofport(
+        &self,
+        bi: usize,
+        name: &str,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        let bridge = &self.bridges[bi].name;
+        Ok(match ofport_request {
+            Some(of) if of == 0 || of >= OFPP_MAX => {
+                return Err(ReconfError::OfportRange {
+                    port: name.to_string(),
+                    ofport: of,
+                })
+            }
+            Some(of) => {
+                if let Some(p) = self
+                    .ports
+                    .iter()
+                    .find(|p| p.bridge as usize == bi && p.ofport == of)
+                {
+                    return Err(ReconfError::OfportTaken {
+                        port: name.to_string(),
+                        ofport: of,
+                        by: p.iface().to_string(),
+                        bridge: bridge.to_string(),
+                    });
+                }
+                of
+            }
+            None => (1..OFPP_MAX)
+                .find(|&of| {
+                    !self
+                        .ports
+                        .iter()
+                        .any(|p| p.bridge as usize == bi && p.ofport == of)
+                })
+                .ok_or_else(|| ReconfError::TooManyPorts(name.to_string()))?,
+        })
     }
 
     /// Opens `xdp`'s sockets, its queues spread over the least loaded PMDs, one builder per

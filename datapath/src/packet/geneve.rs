@@ -308,7 +308,10 @@ mod tests {
         let h = Header::new_checked(&b[..]).unwrap();
         assert!(h.oam() && h.critical());
         assert_eq!(h.vni(), 0xfffffe);
-        let v: Vec<_> = h.options().map(|o| (o.class, o.typ, o.data.len())).collect();
+        let v: Vec<_> = h
+            .options()
+            .map(|o| (o.class, o.typ, o.data.len()))
+            .collect();
         assert_eq!(v, vec![(0xffff, 1, 0), (0x0102, 0x80, 4)]);
         assert!(h.payload().is_empty());
     }

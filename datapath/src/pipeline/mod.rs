@@ -43,6 +43,8 @@ pub struct BridgeInfo {
 pub struct DpConfig {
     pub ports: Vec<Option<PortInfo>>,
     pub bridges: Vec<BridgeInfo>,
+    /// Tunnel ports, routes, LOCAL port addresses and neighbours.
+    pub tnl: Arc<crate::tunnel::TnlSnapshot>,
 }
 
 impl DpConfig {

@@ -1,12 +1,14 @@
 //! Port backends. Today: AF_XDP on any Linux interface (veth, tap, NICs), see [`afxdp`], and
-//! the bridge's LOCAL port (OVS's internal port) on top of it, see [`local`]. Patch ports and
-//! tunnel vports come with the OVSDB and Geneve work.
+//! the bridge's LOCAL port (OVS's internal port) on top of it, see [`local`]. Tunnel vports
+//! (Geneve) have no interface: see [`tunnel`]. Patch ports come with the OVSDB work.
 
 pub mod afxdp;
 pub mod local;
+pub mod tunnel;
 
 pub use self::afxdp::{AttachMode, XdpPort};
 pub use self::local::LocalPort;
+pub use self::tunnel::{TunnelConfig, TunnelKind};
 
 /// Port errors, each naming the interface.
 #[derive(Debug, thiserror::Error)]
