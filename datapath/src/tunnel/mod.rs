@@ -319,7 +319,7 @@ impl TunnelHeader {
             let src = [frame[26], frame[27], frame[28], frame[29]];
             let dst = [frame[30], frame[31], frame[32], frame[33]];
             let acc = checksum::pseudo_v4(src, dst, ipproto::UDP, udp_len);
-            let mut c = checksum::fold(checksum::sum(acc, &frame[34..]));
+            let mut c = !checksum::fold(checksum::sum(acc, &frame[34..]));
             if c == 0 {
                 c = 0xffff; // 0 means "no checksum" in UDP over IPv4
             }
