@@ -188,7 +188,7 @@ fn geneve_between_two_chassis() {
             .unwrap_or_else(|| panic!("tnl/neigh/show lacks {peer}:\n{neigh}"));
         let mac = pkt::mac_str(
             &pkt::parse_mac(
-                &xvs_tests::must(&[
+                xvs_tests::must(&[
                     "ip",
                     "netns",
                     "exec",
