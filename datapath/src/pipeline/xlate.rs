@@ -1896,4 +1896,174 @@ mod tests {
         let r = resume(&inp, &bt2, pk, &frozen);
         assert_eq!(r.actions, vec![DpAction::Output(1), DpAction::Output(2)]);
     }
+
+    /// Two bridges as OVN has them: br0 (ports 1, 2; port 3 is a Geneve port to 172.31.0.2)
+    /// and br-phy (index 1: the underlay port 1 on dp 10, LOCAL on dp 11 carrying
+    /// 172.31.0.1/24, NORMAL), with the neighbour 172.31.0.2 known.
+    fn tunnel_setup() -> (Pipeline, DpConfig) {
+        use crate::port::tunnel::{TunnelConfig, TunnelIp, TunnelKey};
+        use crate::tunnel::{LocalIf, Route, TnlPort, TnlSnapshot};
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            100,
+            vec![f(Field::InPortOxm, 1)],
+            vec![Action::SetField(f(Field::TunId, 5)), out(3)],
+        );
+        add(&mut bt, 0, 100, vec![f(Field::InPortOxm, 3)], vec![out(1)]);
+        let mut phy = BridgeTables::new("br-phy", 1, 2);
+        for (of, dp) in [(1u32, 10u16), (ports::LOCAL, 11)] {
+            phy.ports.insert(
+                of,
+                OfPort {
+                    ofport: of,
+                    dp,
+                    name: format!("phy{dp}"),
+                    config: 0,
+                    up: true,
+                },
+            );
+            phy.of_of_dp.insert(dp, of);
+        }
+        phy.add_normal_flow(0);
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(bt));
+        pipe.bridges.push(Arc::new(phy));
+        for d in 0..3 {
+            pipe.bridge_of_dp.insert(d, 0);
+        }
+        pipe.bridge_of_dp.insert(10, 1);
+        pipe.bridge_of_dp.insert(11, 1);
+        let ip = |a: [u8; 4]| u32::from(std::net::Ipv4Addr::from(a));
+        let tnl = TnlSnapshot {
+            ports: vec![TnlPort {
+                dp: 2,
+                ofport: 3,
+                bridge: 0,
+                name: "geneve0".into(),
+                kind: crate::port::TunnelKind::Geneve,
+                cfg: TunnelConfig {
+                    remote_ip: TunnelIp::Fixed([172, 31, 0, 2].into()),
+                    local_ip: None,
+                    key: TunnelKey::Flow,
+                    dst_port: 6081,
+                    csum: false,
+                },
+            }],
+            routes: vec![Route {
+                dst: ip([172, 31, 0, 0]),
+                plen: 24,
+                gw: None,
+                ifindex: 77,
+                dev: "br-phy".into(),
+                prefsrc: Some(ip([172, 31, 0, 1])),
+                priority: 0,
+            }],
+            locals: vec![LocalIf {
+                bridge: 1,
+                dp: 11,
+                name: "br-phy".into(),
+                ifindex: 77,
+                mac: crate::packet::Mac([2, 0, 0, 0, 0, 0xaa]),
+                addrs: vec![ip([172, 31, 0, 1])],
+                mtu: 1500,
+            }],
+            neigh: [(
+                ip([172, 31, 0, 2]),
+                crate::packet::Mac([2, 0, 0, 0, 0, 0xbb]),
+            )]
+            .into_iter()
+            .collect(),
+            tlv0: vec![None, None],
+            mail: Default::default(),
+        };
+        let cfg = DpConfig {
+            tnl: Arc::new(tnl),
+            ..Default::default()
+        };
+        (pipe, cfg)
+    }
+
+    #[test]
+    fn tunnel_output_pushes_translates_the_underlay_and_strips() {
+        let (pipe, cfg) = tunnel_setup();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: true,
+        };
+        let frame = udp();
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&frame, 0, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 0);
+        assert!(x.cacheable, "{:?}", x.trace);
+        let [DpAction::TunnelPush(h), DpAction::Output(10), DpAction::TunnelStrip] = &x.actions[..]
+        else {
+            panic!("{:?}\n{:#?}", x.actions, x.trace);
+        };
+        // outer Ethernet to the neighbour from br-phy's MAC, VNI 5 from tun_id
+        assert_eq!(&h.bytes[0..12], &[2, 0, 0, 0, 0, 0xbb, 2, 0, 0, 0, 0, 0xaa]);
+        assert_eq!(&h.bytes[26..34], &[172, 31, 0, 1, 172, 31, 0, 2]);
+        assert_eq!(&h.bytes[46..49], &[0, 0, 5]);
+        assert_eq!(h.port, 2);
+        // the encap used tun_id, which the pipeline set: nothing of the inner key beyond
+        // in_port was needed
+        assert_eq!(x.mask.w[w::META], 0xffff_ffff);
+
+        // decap: the encapsulated frame arriving on br-phy's underlay port for br-phy's MAC
+        let mut f2 = vec![0u8; h.len as usize];
+        f2.extend_from_slice(&frame);
+        h.push(&mut f2, 1, 40000);
+        // as the remote end (172.31.0.2, MAC ..:bb) would send it to us (172.31.0.1, ..:aa)
+        f2[0..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0, 0xbb]);
+        f2[26..34].copy_from_slice(&[172, 31, 0, 2, 172, 31, 0, 1]);
+        extract(&f2, 10, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 10);
+        let [DpAction::TunnelPop(r)] = &x.actions[..] else {
+            panic!("{:?}\n{:#?}", x.actions, x.trace);
+        };
+        let (off, meta) = crate::tunnel::pop(&f2, &l, r).unwrap();
+        assert_eq!(&f2[off..], &frame[..]);
+        assert_eq!((meta.dp, meta.id), (2, 5));
+    }
+
+    #[test]
+    fn unresolved_next_hop_drops_uncached_and_asks_for_arp() {
+        let (pipe, mut cfg) = tunnel_setup();
+        let t = Arc::get_mut(&mut cfg.tnl).unwrap();
+        t.neigh.clear();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: false,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&udp(), 0, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 0);
+        assert!(x.actions.is_empty() && !x.cacheable);
+        assert_eq!(x.drop, Some(XlateDrop::TunnelNeighMiss));
+        let mut ev = Vec::new();
+        cfg.tnl.mail.drain(|e| ev.push(e));
+        assert_eq!(
+            ev,
+            vec![crate::tunnel::Event::Miss {
+                bridge: 1,
+                ip: 0xac1f_0002,
+                src: 0xac1f_0001
+            }]
+        );
+    }
 }
