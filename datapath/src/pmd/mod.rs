@@ -1502,6 +1502,13 @@ impl Pmd {
                 },
             );
         }
+        if x.drop == Some(XlateDrop::TunnelNeighMiss) || !x.cacheable {
+            // a neighbour miss or snoop may have been posted: the control thread sends the
+            // ARP request (or learns the entry) now rather than at its next timeout
+            if let Some(p) = self.pin.as_ref() {
+                p.notify();
+            }
+        }
         let r = if x.cacheable {
             Ok(self
                 .cache
