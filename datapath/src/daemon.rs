@@ -61,6 +61,11 @@ impl PortState {
         bridge: u8,
         pc: crate::config::PortConfig,
     ) -> PortState {
+        if let Some((_, c)) = &pc.tunnel {
+            if !c.ignored.is_empty() {
+                warn!(port = %name, options = ?c.ignored, "tunnel options not supported; ignored");
+            }
+        }
         PortState {
             dp,
             name,

@@ -1949,6 +1949,7 @@ mod tests {
                     key: TunnelKey::Flow,
                     dst_port: 6081,
                     csum: false,
+                    ignored: Vec::new(),
                 },
             }],
             routes: vec![Route {

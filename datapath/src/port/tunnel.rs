@@ -60,6 +60,8 @@ pub struct TunnelConfig {
     pub dst_port: u16,
     /// Compute the outer UDP checksum (else 0, as IPv4 allows).
     pub csum: bool,
+    /// Options given but not implemented (ignored; logged when the port is added).
+    pub ignored: Vec<String>,
 }
 
 fn parse_ip(k: &str, v: &str) -> Result<TunnelIp, String> {
@@ -97,6 +99,7 @@ impl TunnelConfig {
             key: TunnelKey::Fixed(0),
             dst_port: geneve::UDP_PORT,
             csum: false,
+            ignored: Vec::new(),
         };
         let mut remote = false;
         let mut keys = Vec::new();
@@ -210,6 +213,7 @@ mod tests {
         assert_eq!(c.remote_ip, TunnelIp::Flow);
         assert_eq!(c.local_ip, Some(TunnelIp::Flow));
         assert_eq!(c.key, TunnelKey::Fixed(16));
+        assert_eq!(c.ignored, vec!["tos=inherit".to_string()]);
         assert_eq!(
             c.describe(),
             "dst_port=7081, key=16, local_ip=flow, remote_ip=flow"

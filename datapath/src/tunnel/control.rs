@@ -71,6 +71,9 @@ impl State {
         let dp = (0..MAX_PORTS as DpPort)
             .find(|&d| !self.ports.iter().any(|p| p.dp == d))
             .ok_or_else(|| ReconfError::TooManyPorts(name.to_string()))?;
+        if !cfg.ignored.is_empty() {
+            warn!(port = name, options = ?cfg.ignored, "tunnel options not supported; ignored");
+        }
         info!(port = name, bridge, ofport, dp, options = %cfg.describe(), "tunnel port added");
         self.ports.push(PortState {
             name: name.to_string(),
