@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use tracing::warn;
-
 use crate::packet::geneve;
 
 /// The tunnel protocol of a vport.
@@ -126,11 +124,7 @@ impl TunnelConfig {
                         _ => return Err(format!("csum={v:?}: expected true or false")),
                     }
                 }
-                other => warn!(
-                    option = other,
-                    value = v,
-                    "tunnel option not supported; ignored"
-                ),
+                other => c.ignored.push(format!("{other}={v}")),
             }
         }
         if !remote {
