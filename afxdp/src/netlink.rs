@@ -302,6 +302,175 @@ pub fn delete_link(ifindex: u32) -> Result<()> {
         .map(|_| ())
 }
 
+/// An IPv4 route of the main table (`ip route show table main`), as the tunnel code needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route4 {
+    pub dst: [u8; 4],
+    pub prefix_len: u8,
+    pub gateway: Option<[u8; 4]>,
+    pub oif: u32,
+    pub prefsrc: Option<[u8; 4]>,
+    pub priority: u32,
+}
+
+/// An IPv4 address on an interface (`ip -4 addr`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addr4 {
+    pub ifindex: u32,
+    pub addr: [u8; 4],
+    pub prefix_len: u8,
+}
+
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWADDR: u16 = 20;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP: u16 = 0x300;
+const RT_TABLE_MAIN: u32 = 254;
+const RTN_UNICAST: u8 = 1;
+
+fn ip4(p: &[u8]) -> Option<[u8; 4]> {
+    p.get(..4).map(|b| [b[0], b[1], b[2], b[3]])
+}
+
+impl Nl {
+    /// Sends a dump request (`ty` with family header `hdr`) and collects the payloads of the
+    /// `want` messages until NLMSG_DONE.
+    fn dump(&mut self, ty: u16, hdr: &[u8], want: u16) -> Result<Vec<Vec<u8>>> {
+        self.seq += 1;
+        let mut m = Vec::with_capacity(16 + hdr.len());
+        m.extend_from_slice(&((16 + hdr.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        m.extend_from_slice(&self.seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(hdr);
+        // SAFETY: send of a live buffer.
+        let r = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                m.as_ptr() as *const libc::c_void,
+                m.len(),
+                0,
+            )
+        };
+        cvt("netlink send", r as i64)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: recv into a live buffer of the given size.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                )
+            };
+            let n = cvt("netlink recv", n as i64)? as usize;
+            let mut off = 0;
+            while off + 16 <= n {
+                let mlen = u32_of(&buf[off..]) as usize;
+                let mty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                let mseq = u32_of(&buf[off + 8..]);
+                if mlen < 16 || off + mlen > n {
+                    return Err(Error::Invalid("truncated netlink reply".into()));
+                }
+                if mseq == self.seq {
+                    let payload = &buf[off + 16..off + mlen];
+                    match mty {
+                        NLMSG_DONE => return Ok(out),
+                        NLMSG_ERROR => {
+                            let errno = -(u32_of(payload) as i32);
+                            if errno != 0 {
+                                return Err(Error::Sys {
+                                    op: "rtnetlink dump",
+                                    source: std::io::Error::from_raw_os_error(errno),
+                                });
+                            }
+                            return Ok(out);
+                        }
+                        t if t == want => out.push(payload.to_vec()),
+                        _ => {}
+                    }
+                }
+                off += (mlen + 3) & !3;
+            }
+        }
+    }
+}
+
+/// The unicast IPv4 routes of the main table of this network namespace.
+pub fn ipv4_routes() -> Result<Vec<Route4>> {
+    let mut nl = Nl::open()?;
+    let mut hdr = [0u8; 12];
+    hdr[0] = libc::AF_INET as u8;
+    let msgs = nl.dump(RTM_GETROUTE, &hdr, RTM_NEWROUTE)?;
+    let mut v = Vec::new();
+    for p in msgs {
+        if p.len() < 12 || p[0] != libc::AF_INET as u8 || p[7] != RTN_UNICAST {
+            continue;
+        }
+        let mut table = p[4] as u32;
+        let mut r = Route4 {
+            dst: [0; 4],
+            prefix_len: p[1],
+            gateway: None,
+            oif: 0,
+            prefsrc: None,
+            priority: 0,
+        };
+        for (ty, a) in attrs(&p[12..]) {
+            match ty {
+                1 => r.dst = ip4(a).unwrap_or([0; 4]),
+                4 => r.oif = u32_of(a),
+                5 => r.gateway = ip4(a),
+                6 => r.priority = u32_of(a),
+                7 => r.prefsrc = ip4(a),
+                15 => table = u32_of(a),
+                _ => {}
+            }
+        }
+        if table == RT_TABLE_MAIN && r.oif != 0 {
+            v.push(r);
+        }
+    }
+    Ok(v)
+}
+
+/// The IPv4 addresses of every interface of this network namespace.
+pub fn ipv4_addrs() -> Result<Vec<Addr4>> {
+    let mut nl = Nl::open()?;
+    let mut hdr = [0u8; 8];
+    hdr[0] = libc::AF_INET as u8;
+    let msgs = nl.dump(RTM_GETADDR, &hdr, RTM_NEWADDR)?;
+    let mut v = Vec::new();
+    for p in msgs {
+        if p.len() < 8 || p[0] != libc::AF_INET as u8 {
+            continue;
+        }
+        let ifindex = u32_of(&p[4..]);
+        let mut addr = None;
+        for (ty, a) in attrs(&p[8..]) {
+            // IFA_LOCAL is the address itself; IFA_ADDRESS the peer on point-to-point links
+            match ty {
+                2 => addr = ip4(a),
+                1 if addr.is_none() => addr = ip4(a),
+                _ => {}
+            }
+        }
+        if let Some(addr) = addr {
+            v.push(Addr4 {
+                ifindex,
+                addr,
+                prefix_len: p[1],
+            });
+        }
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +487,14 @@ mod tests {
         // a length field pointing past the end stops iteration instead of panicking
         let bad = [200u8, 0, 1, 0, 0, 0];
         assert_eq!(attrs(&bad).count(), 0);
+    }
+
+    #[test]
+    fn dumps_routes_and_addresses() {
+        // every namespace has the loopback address; the dumps must at least parse
+        let a = ipv4_addrs().unwrap();
+        assert!(a.iter().any(|a| a.addr == [127, 0, 0, 1]), "{a:?}");
+        ipv4_routes().unwrap();
         assert_eq!(attrs(&[1, 2]).count(), 0);
     }
 

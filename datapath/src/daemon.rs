@@ -41,7 +41,10 @@ pub struct PortState {
     pub name: String,
     pub ofport: u32,
     pub bridge: u8,
-    pub xdp: XdpPort,
+    /// The AF_XDP port; `None` for a tunnel port, which has neither interface nor socket.
+    pub xdp: Option<XdpPort>,
+    /// The tunnel vport's kind and options.
+    pub tunnel: Option<(crate::port::TunnelKind, crate::port::TunnelConfig)>,
     pub admin_up: bool,
     pub carrier: bool,
     pub mac: Option<Mac>,
@@ -50,6 +53,41 @@ pub struct PortState {
     /// The device the switch created for this port (internal port pair, tap), removed with
     /// the port.
     pub dev: Option<OwnedDev>,
+}
+
+impl PortState {
+    /// A tunnel vport from its configuration (`pc.tunnel` is set): always up, no socket.
+    pub(crate) fn tunnel(
+        dp: DpPort,
+        name: String,
+        ofport: u32,
+        bridge: u8,
+        pc: crate::config::PortConfig,
+    ) -> PortState {
+        if let Some((_, c)) = &pc.tunnel {
+            if !c.ignored.is_empty() {
+                warn!(port = %name, options = ?c.ignored, "tunnel options not supported; ignored");
+            }
+        }
+        PortState {
+            dp,
+            name,
+            ofport,
+            bridge,
+            xdp: None,
+            tunnel: pc.tunnel,
+            admin_up: true,
+            carrier: true,
+            mac: None,
+            of_config: 0,
+            dev: None,
+        }
+    }
+
+    /// The interface name the port was added under (the daemon's end for the LOCAL port).
+    pub fn iface(&self) -> &str {
+        self.xdp.as_ref().map_or(&self.name, |x| &x.name)
+    }
 }
 
 pub struct BridgeState {
@@ -86,6 +124,8 @@ pub struct State {
     pub registry: Option<mio::Registry>,
     /// The OVSDB session, when configured through a database (`--ovsdb`).
     pub db: Option<crate::vswitchdb::DbSession>,
+    /// Routes, local addresses and neighbours for tunnels.
+    pub tnl: crate::tunnel::control::TnlState,
 }
 
 impl State {
@@ -117,6 +157,7 @@ impl State {
                     mac_aging: b.mac_aging,
                 })
                 .collect(),
+            tnl: self.tnl_snapshot(),
         }
     }
 
@@ -190,7 +231,7 @@ impl State {
     /// controllers (PORT_STATUS).
     fn watch_links(&mut self) {
         let mut changed = Vec::new();
-        for p in &mut self.ports {
+        for p in self.ports.iter_mut().filter(|p| p.xdp.is_some()) {
             let (up, carrier) = afxdp::netdev::link_state(&p.name);
             if (up, carrier) != (p.admin_up, p.carrier) {
                 info!(port = %p.name, admin_up = up, carrier, "link state changed");
@@ -512,6 +553,7 @@ fn control_loop(
         crate::vswitchdb::tick(st);
         // packet-ins that arrived while the waker was not armed
         ofproto::deliver_packet_ins(st);
+        st.tunnel_events();
         // OpenFlow housekeeping: publish pending table changes (at least every 20 ms, at once
         // for barriers), answer barriers the PMDs have caught up with, flush output
         if st.ofproto.dirty && st.ofproto.last_publish.elapsed() >= Duration::from_millis(20) {
@@ -548,6 +590,7 @@ fn control_loop(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             st.watch_links();
+            st.refresh_tunnels();
             st.age_macs();
             if let Some(db) = &mut st.db {
                 // link state, carrier, MTU and controller connections may have changed
@@ -644,6 +687,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             if ports.len() >= MAX_PORTS {
                 return Err(DaemonError::Setup(format!("at most {MAX_PORTS} ports")));
             }
+            if pc.tunnel.is_some() {
+                members.push(ports.len());
+                ports.push(PortState::tunnel(
+                    ports.len() as DpPort,
+                    name,
+                    ofport,
+                    bi as u8,
+                    pc,
+                ));
+                continue;
+            }
             let mut xdp = XdpPort::open(&pc)?;
             xdp.attach()?;
             let (admin_up, carrier) = afxdp::netdev::link_state(&name);
@@ -654,7 +708,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 name,
                 ofport,
                 bridge: bi as u8,
-                xdp,
+                xdp: Some(xdp),
+                tunnel: None,
                 admin_up,
                 carrier,
                 of_config: 0,
@@ -696,7 +751,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut assign: Vec<Vec<(usize, u32)>> = vec![Vec::new(); n];
     let mut rr = 0;
     for (pi, p) in ports.iter().enumerate() {
-        for q in 0..p.xdp.queues {
+        for q in 0..p.xdp.as_ref().map_or(0, |x| x.queues) {
             assign[rr % n].push((pi, q));
             rr += 1;
         }
@@ -717,7 +772,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         );
         for &(pi, q) in &assign[i] {
             let dp = ports[pi].dp;
-            b.add_queue(&mut ports[pi].xdp, dp, q, true)?;
+            if let Some(x) = ports[pi].xdp.as_mut() {
+                b.add_queue(x, dp, q, true)?;
+            }
         }
         builders.push(b);
     }
@@ -783,7 +840,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         control_waker,
         registry: None,
         db: cfg.ovsdb.as_deref().map(crate::vswitchdb::DbSession::new),
+        tnl: Default::default(),
     };
+    st.refresh_tunnels();
     st.publish();
     let mut threads = Vec::new();
     for (i, b) in builders.into_iter().enumerate() {
@@ -863,8 +922,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             error!("a PMD thread panicked");
         }
     }
-    for p in &mut st.ports {
-        p.xdp.detach();
+    for x in st.ports.iter_mut().filter_map(|p| p.xdp.as_mut()) {
+        x.detach();
     }
     for l in &st.ofproto.listeners {
         if let Some(p) = &l.path {

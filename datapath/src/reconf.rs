@@ -79,9 +79,12 @@ impl State {
     /// port number.
     pub fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<u32, ReconfError> {
         let name = spec.config.name.clone();
+        if let Some((kind, cfg)) = spec.config.tunnel.clone() {
+            return self.add_tunnel_port(bridge, &name, kind, cfg, spec.ofport_request);
+        }
         let bi = self.bridge_index(bridge)?;
         self.check_free_name(&name)?;
-        let ofport = self.choose_ofport(bi, &name, spec.ofport_request)?;
+        let ofport = self.pick_ofport(bi, &name, spec.ofport_request)?;
         self.attach_port(bi, name, spec.config, ofport, None)
     }
 
@@ -99,7 +102,7 @@ impl State {
         let ofport = if name == bridge {
             openflow::action::ports::LOCAL
         } else {
-            self.choose_ofport(bi, name, ofport_request)?
+            self.pick_ofport(bi, name, ofport_request)?
         };
         let lp = LocalPort::create(name)?;
         let pc = lp.peer_config();
@@ -121,12 +124,13 @@ impl State {
     ) -> Result<u32, ReconfError> {
         let bi = self.bridge_index(bridge)?;
         self.check_free_name(name)?;
-        let ofport = self.choose_ofport(bi, name, ofport_request)?;
+        let ofport = self.pick_ofport(bi, name, ofport_request)?;
         let tap = TapPort::create(name)?;
         let pc = PortConfig {
             name: name.to_string(),
             xdp_mode: crate::config::XdpMode::BestEffort,
             csum_complete: None,
+            tunnel: None,
         };
         self.attach_port(bi, name.to_string(), pc, ofport, Some(OwnedDev::Tap(tap)))
     }
@@ -142,52 +146,13 @@ impl State {
         match self
             .ports
             .iter()
-            .find(|p| p.xdp.name == name || p.name == name)
+            .find(|p| p.iface() == name || p.name == name)
         {
             Some(p) => Err(ReconfError::PortExists {
                 port: name.to_string(),
                 bridge: self.bridges[p.bridge as usize].name.clone(),
             }),
             None => Ok(()),
-        }
-    }
-
-    /// The OpenFlow port number for a new port: the requested one if free, else the lowest
-    /// free one.
-    fn choose_ofport(
-        &self,
-        bi: usize,
-        name: &str,
-        request: Option<u32>,
-    ) -> Result<u32, ReconfError> {
-        match request {
-            Some(of) if of == 0 || of >= OFPP_MAX => Err(ReconfError::OfportRange {
-                port: name.to_string(),
-                ofport: of,
-            }),
-            Some(of) => {
-                if let Some(p) = self
-                    .ports
-                    .iter()
-                    .find(|p| p.bridge as usize == bi && p.ofport == of)
-                {
-                    return Err(ReconfError::OfportTaken {
-                        port: name.to_string(),
-                        ofport: of,
-                        by: p.name.clone(),
-                        bridge: self.bridges[bi].name.clone(),
-                    });
-                }
-                Ok(of)
-            }
-            None => (1..OFPP_MAX)
-                .find(|&of| {
-                    !self
-                        .ports
-                        .iter()
-                        .any(|p| p.bridge as usize == bi && p.ofport == of)
-                })
-                .ok_or_else(|| ReconfError::TooManyPorts(name.to_string())),
         }
     }
 
@@ -253,7 +218,8 @@ impl State {
             ofport,
             bridge: bi as u8,
             mac: afxdp::netdev::mac(&name).map(Mac),
-            xdp,
+            xdp: Some(xdp),
+            tunnel: None,
             admin_up,
             carrier,
             of_config: 0,
@@ -272,7 +238,7 @@ impl State {
         let pi = self
             .ports
             .iter()
-            .position(|p| p.bridge as usize == bi && (p.name == name || p.xdp.name == name))
+            .position(|p| p.bridge as usize == bi && (p.name == name || p.iface() == name))
             .ok_or_else(|| ReconfError::NoPort {
                 port: name.to_string(),
                 bridge: bridge.to_string(),
@@ -291,11 +257,21 @@ impl State {
         }
         // no translation outputs to it any more, cached flows go
         self.publish();
-        port.xdp.detach();
         let dp = port.dp;
+        let Some(xdp) = port.xdp.as_mut() else {
+            // a tunnel port: no socket, no PMD holds anything of it
+            self.shared
+                .macs
+                .flush(|e| e.bridge as usize == bi && e.port == dp);
+            self.shared.invalidate();
+            info!(port = %name, bridge, ofport, dp, "tunnel port removed");
+            return Ok(());
+        };
+        xdp.detach();
+        let iface = xdp.name.clone();
         let n = self.pmds.len();
         self.reconf_pmds((0..n).map(|_| Reconf::DelPort { dp }));
-        self.forget_rxqs(&port.xdp.name);
+        self.forget_rxqs(&iface);
         self.shared
             .macs
             .flush(|e| e.bridge as usize == bi && e.port == dp);
@@ -306,6 +282,48 @@ impl State {
         info!(port = %name, bridge, ofport, dp, "port removed");
         drop(port);
         Ok(())
+    }
+
+    /// The OpenFlow port number for a new port `name` of bridge `bi`: the one requested if it
+    /// is free and in range, else the lowest free one.
+    pub(crate) fn pick_ofport(
+        &self,
+        bi: usize,
+        name: &str,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        let bridge = &self.bridges[bi].name;
+        Ok(match ofport_request {
+            Some(of) if of == 0 || of >= OFPP_MAX => {
+                return Err(ReconfError::OfportRange {
+                    port: name.to_string(),
+                    ofport: of,
+                })
+            }
+            Some(of) => {
+                if let Some(p) = self
+                    .ports
+                    .iter()
+                    .find(|p| p.bridge as usize == bi && p.ofport == of)
+                {
+                    return Err(ReconfError::OfportTaken {
+                        port: name.to_string(),
+                        ofport: of,
+                        by: p.iface().to_string(),
+                        bridge: bridge.to_string(),
+                    });
+                }
+                of
+            }
+            None => (1..OFPP_MAX)
+                .find(|&of| {
+                    !self
+                        .ports
+                        .iter()
+                        .any(|p| p.bridge as usize == bi && p.ofport == of)
+                })
+                .ok_or_else(|| ReconfError::TooManyPorts(name.to_string()))?,
+        })
     }
 
     /// Opens `xdp`'s sockets, its queues spread over the least loaded PMDs, one builder per

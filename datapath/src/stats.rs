@@ -57,6 +57,14 @@ counters! {
         DropPacketInQueueFull = "drop_packet_in_queue_full",
         // dropped by an OpenFlow meter band (the OVS coverage counter of the same name)
         DropMeter = "datapath_drop_meter",
+        TunnelPush = "tunnel_push",
+        TunnelPop = "tunnel_pop",
+        TunnelNeighMiss = "tunnel_neigh_miss",
+        DropTunnelNoRoute = "tunnel_drop_no_route",
+        DropTunnelOversize = "tunnel_drop_oversize",
+        DropTunnelMalformed = "tunnel_drop_malformed",
+        DropTunnelNoPort = "tunnel_drop_no_port",
+        DropTunnelNested = "tunnel_drop_nested",
     }
 }
 

@@ -58,7 +58,7 @@ impl Megaflow {
 pub fn last_output(actions: &[DpAction]) -> usize {
     actions
         .iter()
-        .rposition(|a| matches!(a, DpAction::Output(_)))
+        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::TunnelPop(_)))
         .unwrap_or(usize::MAX)
 }
 
@@ -427,6 +427,14 @@ pub fn format_megaflow(
             DpAction::PopVlan => "pop_vlan".into(),
             DpAction::Userspace(_) => "userspace(controller)".into(),
             DpAction::Meter { id, .. } => format!("meter({id})"),
+            DpAction::TunnelPush(h) => format!(
+                "tnl_push(tnl_port({}),header({} bytes),csum={})",
+                port_name(h.port),
+                h.len,
+                h.csum
+            ),
+            DpAction::TunnelStrip => "tnl_strip".into(),
+            DpAction::TunnelPop(r) => format!("tnl_pop(udp_dst={})", r.dst_port),
         })
         .collect();
     let _ = write!(

@@ -97,6 +97,8 @@ pub struct PortConfig {
     pub xdp_mode: XdpMode,
     /// Complete partial TCP/UDP checksums on receive; default: on for virtual devices.
     pub csum_complete: Option<bool>,
+    /// A tunnel vport (`type=geneve,remote_ip=...`): no interface, no socket.
+    pub tunnel: Option<(crate::port::TunnelKind, crate::port::TunnelConfig)>,
 }
 
 /// What a bridge does without a controller (OVS's fail_mode).
@@ -368,16 +370,31 @@ pub fn parse_port(spec: &str) -> Result<PortConfig, String> {
         name,
         xdp_mode: XdpMode::default(),
         csum_complete: None,
+        tunnel: None,
     };
+    let mut tunnel: Option<(crate::port::TunnelKind, std::collections::BTreeMap<_, _>)> = None;
     for opt in parts {
         let (k, v) = opt
             .split_once('=')
             .ok_or_else(|| format!("port option {opt:?} is not KEY=VALUE"))?;
+        if let Some((_, m)) = tunnel.as_mut() {
+            m.insert(k.trim().to_string(), v.trim().to_string());
+            continue;
+        }
         match k.trim() {
+            "type" => match crate::port::TunnelKind::from_type(v.trim()) {
+                Some(kind) => tunnel = Some((kind, Default::default())),
+                None => return Err(format!("port type {v:?} is not supported (geneve is)")),
+            },
             "xdp-mode" => p.xdp_mode = v.trim().parse()?,
             "csum-complete" => p.csum_complete = Some(parse_bool(v.trim())?),
             other => return Err(format!("unknown port option {other:?} in {spec:?}")),
         }
+    }
+    if let Some((kind, m)) = tunnel {
+        let c =
+            crate::port::TunnelConfig::from_options(&m).map_err(|e| format!("{spec:?}: {e}"))?;
+        p.tunnel = Some((kind, c));
     }
     Ok(p)
 }
@@ -747,11 +764,13 @@ impl Config {
                         name: n,
                         xdp_mode: XdpMode::default(),
                         csum_complete: None,
+                        tunnel: None,
                     },
                     PortEntry::Full(p) => PortConfig {
                         name: p.name,
                         xdp_mode: p.xdp_mode,
                         csum_complete: p.csum_complete,
+                        tunnel: None,
                     },
                 };
                 ports.push(pc);

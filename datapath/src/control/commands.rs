@@ -34,6 +34,14 @@ pub fn registry() -> Registry {
     r.register("dpif/dump-flows", "[-m] [bridge]", 0, 2);
     r.register("dpif/add-port", "bridge iface[,opt=val...] [ofport]", 2, 3);
     r.register("dpif/del-port", "bridge iface", 2, 2);
+    r.register("tnl/neigh/show", "", 0, 0);
+    r.register("tnl/arp/show", "", 0, 0);
+    r.register("tnl/neigh/flush", "", 0, 0);
+    r.register("tnl/arp/flush", "", 0, 0);
+    r.register("tnl/neigh/set", "BRIDGE IP MAC", 3, 3);
+    r.register("tnl/arp/set", "BRIDGE IP MAC", 3, 3);
+    r.register("tnl/ports/show", "[-v]", 0, 1);
+    r.register("ovs/route/show", "[table=all|id]", 0, 1);
     r.register("vlog/set", "[spec]", 0, 1);
     r.register("vlog/list", "", 0, 0);
     r.register("ovsdb/show", "", 0, 0);
@@ -85,6 +93,13 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "vlog/reopen" => crate::vlog::reopen(),
         // nothing is rate-limited: the PMDs do not log per packet
         "vlog/disable-rate-limit" | "vlog/enable-rate-limit" => Ok(String::new()),
+        "tnl/neigh/show" | "tnl/arp/show" => Ok(st.tnl_neigh_show()),
+        "tnl/neigh/flush" | "tnl/arp/flush" => Ok(st.tnl_neigh_flush()),
+        "tnl/neigh/set" | "tnl/arp/set" => {
+            st.tnl_neigh_set(&req.params[0], &req.params[1], &req.params[2])
+        }
+        "tnl/ports/show" => Ok(st.tnl_ports_show()),
+        "ovs/route/show" => Ok(st.route_show()),
         other => Err(format!("\"{other}\" is not implemented")),
     }
 }
@@ -131,7 +146,27 @@ fn dpif_show(st: &State) -> String {
         let _ = writeln!(s, "  {}:", b.name);
         for &pi in &b.ports {
             let p = &st.ports[pi];
-            let x = &p.xdp;
+            let Some(x) = &p.xdp else {
+                if let Some((kind, cfg)) = &p.tunnel {
+                    let _ = writeln!(
+                        s,
+                        "    {} {}/{}: ({}: {})",
+                        p.name,
+                        p.ofport,
+                        p.dp,
+                        kind.as_str(),
+                        cfg.describe()
+                    );
+                    let _ = writeln!(
+                        s,
+                        "      RX packets:{} TX packets:{} TX dropped:{}",
+                        port_counter(st, p.dp, PortStat::RxPackets),
+                        port_counter(st, p.dp, PortStat::TxPackets),
+                        port_counter(st, p.dp, PortStat::TxDropped),
+                    );
+                }
+                continue;
+            };
             let zc = x.sockets.iter().filter(|q| q.2).count();
             let bind = if zc == x.sockets.len() && zc > 0 {
                 "zc"

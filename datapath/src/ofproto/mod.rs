@@ -18,7 +18,7 @@
 pub mod conn;
 pub mod mods;
 pub mod monitor;
-mod pio;
+pub(crate) mod pio;
 mod stats;
 
 use std::collections::{HashMap, VecDeque};
@@ -433,6 +433,9 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
                 let b = c.bridge;
                 if let Err(e) = mods::tlv_mod(&mut st.ofproto.extra[b].tlv, command, &maps) {
                     send_error(st, c, raw, e.err, &e.why);
+                } else {
+                    // tunnel encap and decap read the tun_metadata0 mapping from the snapshot
+                    st.publish();
                 }
             }
             // no connection tracker yet: nothing to flush, accepted as OVS accepts them

@@ -205,6 +205,40 @@ fn send_job(st: &mut State, data: &[u8], actions: Vec<crate::pipeline::DpAction>
     }
 }
 
+/// Sends a frame the switch itself made (an ARP request for a tunnel next hop) through bridge
+/// `bridge`'s pipeline from OpenFlow port `in_port`, as a packet-out to TABLE would.
+pub(crate) fn inject(st: &mut State, bridge: usize, data: &[u8], in_port: u32) {
+    let Some(bt) = st.pipeline.bridges.get(bridge).cloned() else {
+        return;
+    };
+    let in_dp = bt
+        .ports
+        .get(&in_port)
+        .map(|p| p.dp as u32)
+        .unwrap_or(0xffff);
+    let Ok((key, lay)) = extract(data, in_dp) else {
+        return;
+    };
+    let cfg = st.shared.config.load();
+    let pipe = st.shared.pipeline.load();
+    let inp = XlateIn {
+        pipe: &pipe,
+        cfg: &cfg,
+        macs: &st.shared.macs,
+        now: st.shared.now_sec.load(std::sync::atomic::Ordering::Relaxed),
+        now_ms: st.started.elapsed().as_millis() as u64,
+        pkt_len: data.len() as u32,
+        trace: false,
+    };
+    let acts = [crate::pipeline::ofpact::Ofpact::Output {
+        port: openflow::action::ports::TABLE,
+        max_len: 0,
+    }];
+    let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
+    let actions = run_control_actions(st, data, &x.actions);
+    send_job(st, data, actions, lay);
+}
+
 /// PACKET_OUT: translate the actions for the packet and have PMD 0 execute them.
 pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), ModError> {
     if po.buffer_id != 0xffff_ffff {

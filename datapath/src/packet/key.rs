@@ -35,7 +35,10 @@ pub mod w {
     pub const CT_NW: usize = 9;
     /// ct_tp_src [0..16) | ct_tp_dst [16..32)
     pub const CT_TP: usize = 10;
-    /// 11: reserved. Words `0..L2_START` are the metadata stage.
+    /// Which tunnel metadata options are present (bit 0: tun_metadata0): set by decap when
+    /// the mapped Geneve option came with the packet and by set_field, read by encap, which
+    /// emits only present options (as OVS). Words `0..L2_START` are the metadata stage.
+    pub const TUN_PRESENT: usize = 11;
     pub const L2_START: usize = 12;
     /// dl_dst [0..48) | vlan_tci [48..64)
     pub const ETH_DST: usize = 12;

@@ -10,6 +10,7 @@ pub mod arp;
 pub mod checksum;
 pub mod edit;
 pub mod ethernet;
+pub mod geneve;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;

@@ -43,6 +43,8 @@ pub struct BridgeInfo {
 pub struct DpConfig {
     pub ports: Vec<Option<PortInfo>>,
     pub bridges: Vec<BridgeInfo>,
+    /// Tunnel ports, routes, LOCAL port addresses and neighbours.
+    pub tnl: Arc<crate::tunnel::TnlSnapshot>,
 }
 
 impl DpConfig {
@@ -138,6 +140,17 @@ pub enum DpAction {
         id: u32,
         skip_to: u32,
     },
+    /// Native tunnel encap: prepends the prebuilt outer headers (lengths, IP ID and checksum,
+    /// UDP source port and checksum completed per packet). The actions up to the matching
+    /// [`DpAction::TunnelStrip`] are the underlay bridge's and see the outer packet; a packet
+    /// too big for the underlay's MTU skips them (dropped and counted).
+    TunnelPush(Arc<crate::tunnel::TunnelHeader>),
+    /// Removes the header the matching `TunnelPush` added.
+    TunnelStrip,
+    /// Native tunnel decap (OVS's tnl_pop), in place of an output to a LOCAL port: strips the
+    /// outer headers and runs the inner frame through the datapath again, from the tunnel port
+    /// the outer addresses and key select, with the tunnel fields set.
+    TunnelPop(Arc<crate::tunnel::TnlRecv>),
 }
 
 impl PartialEq for meter::Meter {

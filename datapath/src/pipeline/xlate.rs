@@ -24,8 +24,11 @@ use super::mac::{Learned, MacTable};
 use super::ofpact::{ControllerSpec, Ofpact, SubField};
 use super::tables::{group_type, BridgeTables, Pipeline, RuleStats};
 use super::{DpAction, DpConfig, DpField, DpPort, Frozen, LearnRef, PacketInSpec};
+use crate::packet::geneve::GeneveOpt;
 use crate::packet::key::{w, FlowKey};
 use crate::packet::{ethertype, ipproto};
+use crate::port::tunnel::{TunnelIp, TunnelKey};
+use crate::tunnel::{ip_str, EncapParams, LocalIf, TnlPort, TnlRecv, TnlSnapshot, TunnelHeader};
 
 /// Nested resubmits allowed (OVS: MAX_DEPTH 64).
 pub const MAX_DEPTH: u32 = 64;
@@ -58,6 +61,11 @@ pub enum XlateDrop {
     CtUnsupported,
     /// dec_ttl on a packet whose TTL ran out.
     TtlExpired,
+    /// Output to a tunnel port whose remote end has no route out of one of our bridges'
+    /// LOCAL ports (or no source address, or no remote address with remote_ip=flow).
+    TunnelNoRoute,
+    /// Output to a tunnel port whose next hop's MAC is not known yet (an ARP request is sent).
+    TunnelNeighMiss,
 }
 
 /// `skip_to` of a [`DpAction::Meter`] outside any clone: a dropped packet skips past the
@@ -264,6 +272,9 @@ impl<'a> Xlate<'a> {
             } => {
                 loc.set_masked(&mut self.flow, *value, *mask);
                 loc.or_mask(&mut self.dirty, *mask);
+                if *field == Field::TunMetadata(0) {
+                    self.flow[DP + w::TUN_PRESENT] |= 1;
+                }
                 self.trace(|| {
                     let name = match field {
                         Field::Reg(n) => format!("reg{n}"),
@@ -284,6 +295,7 @@ impl<'a> Xlate<'a> {
                 let v = src.get(&self.flow);
                 dst.set(&mut self.flow, v);
                 dst.loc.or_mask(&mut self.dirty, dst.mask());
+                self.mark_present(dst.loc);
             }
             Ofpact::StackPush(sf) => {
                 self.read_sub(sf);
@@ -296,6 +308,7 @@ impl<'a> Xlate<'a> {
                 let v = self.stack.pop().unwrap_or(0);
                 sf.set(&mut self.flow, v);
                 sf.loc.or_mask(&mut self.dirty, sf.mask());
+                self.mark_present(sf.loc);
             }
             Ofpact::PushVlan(_) => {
                 let l = lf(Field::VlanTci);
@@ -364,6 +377,13 @@ impl<'a> Xlate<'a> {
             Ofpact::Nop(_) => {}
             Ofpact::ClearActions => self.action_set.clear(),
             Ofpact::WriteActions(acts) => self.action_set.extend(acts.iter().cloned()),
+        }
+    }
+
+    /// A write to tun_metadata0 makes the option present (encap emits it).
+    fn mark_present(&mut self, l: Loc) {
+        if l == lf(Field::TunMetadata(0)) {
+            self.flow[DP + w::TUN_PRESENT] |= 1;
         }
     }
 
@@ -649,6 +669,22 @@ impl<'a> Xlate<'a> {
         }
         let dp = p.dp;
         self.commit();
+        self.output_dp(ofport, dp);
+    }
+
+    /// The datapath output to port `dp` (OpenFlow `ofport`), after the checks: a tunnel port
+    /// encapsulates, a LOCAL port may decapsulate (or snoop a neighbour) instead.
+    fn output_dp(&mut self, ofport: u32, dp: DpPort) {
+        let tnl = &*self.inp.cfg.tnl;
+        if let Some(tp) = tnl.port_of_dp(dp) {
+            self.tunnel_output(tp);
+            return;
+        }
+        if let Some(li) = tnl.local_of_dp(dp) {
+            if self.local_output(li) {
+                return;
+            }
+        }
         self.trace(|| format!("output:{ofport}"));
         self.out.actions.push(DpAction::Output(dp));
     }
@@ -670,8 +706,8 @@ impl<'a> Xlate<'a> {
             return;
         }
         self.commit();
-        for (_, dp) in targets {
-            self.out.actions.push(DpAction::Output(dp));
+        for (of, dp) in targets {
+            self.output_dp(of, dp);
         }
     }
 
@@ -740,6 +776,257 @@ impl<'a> Xlate<'a> {
                 self.flood(true);
             }
         }
+    }
+
+    // ---------------------------------------------------------------- tunnels
+
+    /// Output to tunnel port `tp`: resolve the outer addresses (route, next-hop MAC), push the
+    /// header, translate the outer packet through the underlay bridge from its LOCAL port,
+    /// strip the header again. What the encap reads of the flow (tun_id, tun_dst, tun_src,
+    /// tun_metadata0) is un-wildcarded; the underlay translation's own wildcards are not (it
+    /// depends only on those and on state whose changes flush the cache: routes, neighbours,
+    /// MAC learning), as in OVS's native tunnel output.
+    fn tunnel_output(&mut self, tp: &'a TnlPort) {
+        let tnl: &'a TnlSnapshot = &self.inp.cfg.tnl;
+        let dst = match tp.cfg.remote_ip {
+            TunnelIp::Fixed(ip) => u32::from(ip),
+            TunnelIp::Flow => {
+                self.read(Field::TunDst, 0xffff_ffff);
+                self.get(Field::TunDst) as u32
+            }
+        };
+        let vni = match tp.cfg.key {
+            TunnelKey::Fixed(k) => k,
+            TunnelKey::Flow => {
+                self.read(Field::TunId, u128::MAX);
+                self.get(Field::TunId) as u32 & 0xff_ffff
+            }
+        };
+        let route = if dst == 0 { None } else { tnl.route(dst) };
+        let Some(rt) = route else {
+            self.trace(|| {
+                format!(
+                    "output:{}: no route to tunnel destination {}",
+                    tp.name,
+                    ip_str(dst)
+                )
+            });
+            self.out.drop = Some(XlateDrop::TunnelNoRoute);
+            return;
+        };
+        let Some(li) = tnl.locals.iter().find(|l| l.ifindex == rt.ifindex) else {
+            self.trace(|| {
+                format!(
+                    "output:{}: route to {} leaves by {}, not a bridge's LOCAL port",
+                    tp.name,
+                    ip_str(dst),
+                    rt.dev
+                )
+            });
+            self.out.drop = Some(XlateDrop::TunnelNoRoute);
+            return;
+        };
+        let src = match tp.cfg.local_ip {
+            Some(TunnelIp::Fixed(ip)) => u32::from(ip),
+            Some(TunnelIp::Flow) => {
+                self.read(Field::TunSrc, 0xffff_ffff);
+                self.get(Field::TunSrc) as u32
+            }
+            None => rt.prefsrc.or(li.addrs.first().copied()).unwrap_or(0),
+        };
+        if src == 0 {
+            self.trace(|| format!("output:{}: no source address for the tunnel", tp.name));
+            self.out.drop = Some(XlateDrop::TunnelNoRoute);
+            return;
+        }
+        let nh = rt.gw.unwrap_or(dst);
+        let Some(&dmac) = tnl.neigh.get(&nh) else {
+            self.trace(|| {
+                format!(
+                    "output:{}: next hop {} unresolved: ARP request sent, packet dropped",
+                    tp.name,
+                    ip_str(nh)
+                )
+            });
+            tnl.mail.post(crate::tunnel::Event::Miss {
+                bridge: li.bridge,
+                ip: nh,
+                src,
+            });
+            // retried packet by packet until the neighbour is learnt
+            self.out.cacheable = false;
+            self.out.drop = Some(XlateDrop::TunnelNeighMiss);
+            return;
+        };
+        // the option mapped to tun_metadata0, when the packet has it
+        let mut data = [0u8; 8];
+        let mut opts: [GeneveOpt; 1] = [GeneveOpt {
+            class: 0,
+            typ: 0,
+            data: &[],
+        }];
+        let mut nopts = 0;
+        let tlv = tnl.tlv0.get(self.br.index as usize).copied().flatten();
+        if let Some(t) = tlv.filter(|t| t.len as usize <= 8) {
+            self.wc[DP + w::TUN_PRESENT] |= 1;
+            if self.flow[DP + w::TUN_PRESENT] & 1 != 0 {
+                self.read(Field::TunMetadata(0), u128::MAX);
+                let v = (self.get(Field::TunMetadata(0)) as u64).to_be_bytes();
+                let n = t.len as usize;
+                data[..n].copy_from_slice(&v[8 - n..]);
+                opts[0] = GeneveOpt {
+                    class: t.class,
+                    typ: t.typ,
+                    data: &data[..n],
+                };
+                nopts = 1;
+            }
+        }
+        let params = EncapParams {
+            src_mac: li.mac,
+            dst_mac: dmac,
+            src_ip: src,
+            dst_ip: dst,
+            tos: 0,
+            dst_port: tp.cfg.dst_port,
+            vni,
+            csum: tp.cfg.csum,
+            opts: &opts[..nopts],
+            mtu: li.mtu,
+            port: tp.dp,
+        };
+        let Some(hdr) = TunnelHeader::build(&params) else {
+            self.out.drop = Some(XlateDrop::TunnelNoRoute);
+            return;
+        };
+        let Some(ubr) = self.inp.pipe.bridges.get(li.bridge as usize) else {
+            return;
+        };
+        if self.depth >= MAX_DEPTH {
+            self.out.drop = Some(XlateDrop::ResubmitLimit);
+            return;
+        }
+        self.trace(|| {
+            format!(
+                "output:{}: tunnel_push(vni={vni:#x}, {}->{}, next hop {} at {dmac}, options={}), then bridge {} from LOCAL",
+                tp.name,
+                ip_str(src),
+                ip_str(dst),
+                ip_str(nh),
+                nopts,
+                ubr.name
+            )
+        });
+        // the outer packet's key, for the underlay bridge
+        let mut okey = crate::packet::key::FlowKey::default();
+        okey.w[w::META] = li.dp as u64;
+        okey.w[w::ETH_DST] = dmac.to_u64();
+        okey.w[w::ETH_SRC] = li.mac.to_u64() | ((ethertype::IPV4 as u64) << 48);
+        okey.w[w::L3] = ipproto::UDP as u64 | ((crate::tunnel::TTL as u64) << 16);
+        okey.w[w::NW_SRC_LO] = src as u64;
+        okey.w[w::NW_DST_LO] = dst as u64;
+        okey.w[w::L4] = (tp.cfg.dst_port as u64) << 16;
+        let oflow = flow::pkey_of(&okey, ports::LOCAL);
+        self.out.actions.push(DpAction::TunnelPush(Arc::new(hdr)));
+        let body_start = self.out.actions.len();
+        let mut sub = Xlate::new(self.inp, ubr, oflow, li.dp);
+        sub.out.actions = std::mem::take(&mut self.out.actions);
+        sub.depth = self.depth + 1;
+        sub.resubmits = self.resubmits;
+        sub.out.trace = std::mem::take(&mut self.out.trace);
+        sub.run_table(0);
+        // put the outer headers back as pushed, so the strip removes exactly them
+        sub.flow = oflow;
+        sub.dirty = [0; PKEY_WORDS];
+        for (i, o) in oflow.iter().enumerate().skip(DP) {
+            sub.dirty[i] = sub.base[i] ^ o;
+        }
+        sub.commit();
+        let body_end = sub.out.actions.len();
+        // a meter in the underlay drops only the encapsulated copy
+        for a in sub.out.actions.iter_mut().skip(body_start) {
+            if let DpAction::Meter { skip_to, .. } = a {
+                if *skip_to == METER_SKIP_UNSET {
+                    *skip_to = u32::try_from(body_end).unwrap_or(METER_SKIP_UNSET);
+                }
+            }
+        }
+        self.out.actions = std::mem::take(&mut sub.out.actions);
+        self.out.actions.push(DpAction::TunnelStrip);
+        self.out.trace = std::mem::take(&mut sub.out.trace);
+        self.resubmits = sub.resubmits;
+        let so = sub.out;
+        self.out.rules.extend(so.rules);
+        self.out.invalidates |= so.invalidates;
+        self.out.flooded |= so.flooded;
+        self.out.cacheable &= so.cacheable;
+        if self.out.learn.is_none() {
+            self.out.learn = so.learn;
+        }
+        if so.drop.is_some() {
+            self.out.drop = so.drop;
+        }
+    }
+
+    /// Output to a bridge's LOCAL port `li`: a Geneve packet for one of its addresses is
+    /// decapsulated instead (returns true); an ARP reply to one of them, or a gratuitous ARP,
+    /// teaches the tunnel neighbour cache (and still goes to the host).
+    fn local_output(&mut self, li: &'a LocalIf) -> bool {
+        let tnl: &'a TnlSnapshot = &self.inp.cfg.tnl;
+        if li.addrs.is_empty() {
+            return false;
+        }
+        let t = self.dl_type();
+        if t == ethertype::ARP {
+            let op = self.nw_proto();
+            self.read(Field::ArpSpa, 0xffff_ffff);
+            self.read(Field::ArpTpa, 0xffff_ffff);
+            self.read(Field::ArpSha, u128::MAX);
+            let spa = self.get(Field::ArpSpa) as u32;
+            let tpa = self.get(Field::ArpTpa) as u32;
+            let sha = crate::packet::Mac::from_u64(self.get(Field::ArpSha) as u64);
+            let reply_to_us = op == 2 && li.addrs.contains(&tpa);
+            let garp = spa == tpa && spa != 0 && !li.addrs.contains(&spa);
+            if (reply_to_us || garp) && sha != crate::packet::Mac::default() {
+                self.trace(|| format!("tunnel neighbour snooped: {} is at {sha}", ip_str(spa)));
+                tnl.mail.post(crate::tunnel::Event::Snoop {
+                    bridge: li.bridge,
+                    ip: spa,
+                    mac: sha,
+                });
+                // every such packet must reach translation to refresh the entry
+                self.out.cacheable = false;
+            }
+            return false;
+        }
+        if t != ethertype::IPV4 || tnl.ports.is_empty() || self.nw_proto() != ipproto::UDP {
+            return false;
+        }
+        self.read(Field::IpDst, 0xffff_ffff);
+        if !li.addrs.contains(&(self.get(Field::IpDst) as u32)) {
+            return false;
+        }
+        self.read(Field::EthDst, u128::MAX);
+        if self.get(Field::EthDst) as u64 != li.mac.to_u64() {
+            return false;
+        }
+        self.read(Field::UdpDst, 0xffff);
+        let dport = self.get(Field::UdpDst) as u16;
+        if !tnl.ports.iter().any(|p| p.cfg.dst_port == dport) {
+            return false;
+        }
+        self.trace(|| {
+            format!(
+                "tunnel_pop(udp_dst={dport}) instead of output to {}",
+                li.name
+            )
+        });
+        self.out
+            .actions
+            .push(DpAction::TunnelPop(Arc::new(TnlRecv::from_snapshot(
+                tnl, dport,
+            ))));
+        true
     }
 
     fn controller(&mut self, spec: Arc<ControllerSpec>, _reason_override: Option<u8>) {
@@ -1608,5 +1895,176 @@ mod tests {
         lf(Field::Reg(3)).set(&mut pk, 0x33);
         let r = resume(&inp, &bt2, pk, &frozen);
         assert_eq!(r.actions, vec![DpAction::Output(1), DpAction::Output(2)]);
+    }
+
+    /// Two bridges as OVN has them: br0 (ports 1, 2; port 3 is a Geneve port to 172.31.0.2)
+    /// and br-phy (index 1: the underlay port 1 on dp 10, LOCAL on dp 11 carrying
+    /// 172.31.0.1/24, NORMAL), with the neighbour 172.31.0.2 known.
+    fn tunnel_setup() -> (Pipeline, DpConfig) {
+        use crate::port::tunnel::{TunnelConfig, TunnelIp, TunnelKey};
+        use crate::tunnel::{LocalIf, Route, TnlPort, TnlSnapshot};
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            100,
+            vec![f(Field::InPortOxm, 1)],
+            vec![Action::SetField(f(Field::TunId, 5)), out(3)],
+        );
+        add(&mut bt, 0, 100, vec![f(Field::InPortOxm, 3)], vec![out(1)]);
+        let mut phy = BridgeTables::new("br-phy", 1, 2);
+        for (of, dp) in [(1u32, 10u16), (ports::LOCAL, 11)] {
+            phy.ports.insert(
+                of,
+                OfPort {
+                    ofport: of,
+                    dp,
+                    name: format!("phy{dp}"),
+                    config: 0,
+                    up: true,
+                },
+            );
+            phy.of_of_dp.insert(dp, of);
+        }
+        phy.add_normal_flow(0);
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(bt));
+        pipe.bridges.push(Arc::new(phy));
+        for d in 0..3 {
+            pipe.bridge_of_dp.insert(d, 0);
+        }
+        pipe.bridge_of_dp.insert(10, 1);
+        pipe.bridge_of_dp.insert(11, 1);
+        let ip = |a: [u8; 4]| u32::from(std::net::Ipv4Addr::from(a));
+        let tnl = TnlSnapshot {
+            ports: vec![TnlPort {
+                dp: 2,
+                ofport: 3,
+                bridge: 0,
+                name: "geneve0".into(),
+                kind: crate::port::TunnelKind::Geneve,
+                cfg: TunnelConfig {
+                    remote_ip: TunnelIp::Fixed([172, 31, 0, 2].into()),
+                    local_ip: None,
+                    key: TunnelKey::Flow,
+                    dst_port: 6081,
+                    csum: false,
+                    ignored: Vec::new(),
+                },
+            }],
+            routes: vec![Route {
+                dst: ip([172, 31, 0, 0]),
+                plen: 24,
+                gw: None,
+                ifindex: 77,
+                dev: "br-phy".into(),
+                prefsrc: Some(ip([172, 31, 0, 1])),
+                priority: 0,
+            }],
+            locals: vec![LocalIf {
+                bridge: 1,
+                dp: 11,
+                name: "br-phy".into(),
+                ifindex: 77,
+                mac: crate::packet::Mac([2, 0, 0, 0, 0, 0xaa]),
+                addrs: vec![ip([172, 31, 0, 1])],
+                mtu: 1500,
+            }],
+            neigh: [(
+                ip([172, 31, 0, 2]),
+                crate::packet::Mac([2, 0, 0, 0, 0, 0xbb]),
+            )]
+            .into_iter()
+            .collect(),
+            tlv0: vec![None, None],
+            mail: Default::default(),
+        };
+        let cfg = DpConfig {
+            tnl: Arc::new(tnl),
+            ..Default::default()
+        };
+        (pipe, cfg)
+    }
+
+    #[test]
+    fn tunnel_output_pushes_translates_the_underlay_and_strips() {
+        let (pipe, cfg) = tunnel_setup();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: true,
+        };
+        let frame = udp();
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&frame, 0, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 0);
+        assert!(x.cacheable, "{:?}", x.trace);
+        let [DpAction::TunnelPush(h), DpAction::Output(10), DpAction::TunnelStrip] = &x.actions[..]
+        else {
+            panic!("{:?}\n{:#?}", x.actions, x.trace);
+        };
+        // outer Ethernet to the neighbour from br-phy's MAC, VNI 5 from tun_id
+        assert_eq!(&h.bytes[0..12], &[2, 0, 0, 0, 0, 0xbb, 2, 0, 0, 0, 0, 0xaa]);
+        assert_eq!(&h.bytes[26..34], &[172, 31, 0, 1, 172, 31, 0, 2]);
+        assert_eq!(&h.bytes[46..49], &[0, 0, 5]);
+        assert_eq!(h.port, 2);
+        // the encap used tun_id, which the pipeline set: nothing of the inner key beyond
+        // in_port was needed
+        assert_eq!(x.mask.w[w::META], 0xffff_ffff);
+
+        // decap: the encapsulated frame arriving on br-phy's underlay port for br-phy's MAC
+        let mut f2 = vec![0u8; h.len as usize];
+        f2.extend_from_slice(&frame);
+        h.push(&mut f2, 1, 40000);
+        // as the remote end (172.31.0.2, MAC ..:bb) would send it to us (172.31.0.1, ..:aa)
+        f2[0..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0, 0xbb]);
+        f2[26..34].copy_from_slice(&[172, 31, 0, 2, 172, 31, 0, 1]);
+        extract(&f2, 10, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 10);
+        let [DpAction::TunnelPop(r)] = &x.actions[..] else {
+            panic!("{:?}\n{:#?}", x.actions, x.trace);
+        };
+        let (off, meta) = crate::tunnel::pop(&f2, &l, r).unwrap();
+        assert_eq!(&f2[off..], &frame[..]);
+        assert_eq!((meta.dp, meta.id), (2, 5));
+    }
+
+    #[test]
+    fn unresolved_next_hop_drops_uncached_and_asks_for_arp() {
+        let (pipe, mut cfg) = tunnel_setup();
+        let t = Arc::get_mut(&mut cfg.tnl).unwrap();
+        t.neigh.clear();
+        let macs = MacTable::new(64);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: false,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&udp(), 0, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 0);
+        assert!(x.actions.is_empty() && !x.cacheable);
+        assert_eq!(x.drop, Some(XlateDrop::TunnelNeighMiss));
+        let mut ev = Vec::new();
+        cfg.tnl.mail.drain(|e| ev.push(e));
+        assert_eq!(
+            ev,
+            vec![crate::tunnel::Event::Miss {
+                bridge: 1,
+                ip: 0xac1f_0002,
+                src: 0xac1f_0001
+            }]
+        );
     }
 }

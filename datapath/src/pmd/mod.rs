@@ -420,6 +420,7 @@ impl PmdBuilder {
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
             rx_descs: Box::new([XdpDesc::default(); MAX_BATCH]),
+            ip_id: 0,
         };
         pmd.reindex();
         pmd
@@ -451,6 +452,8 @@ pub struct Pmd {
     gen: u64,
     batch: u32,
     rx_descs: Box<[XdpDesc; MAX_BATCH]>,
+    /// IPv4 ID of the next packet this PMD encapsulates.
+    ip_id: u16,
 }
 
 #[inline(always)]
@@ -630,6 +633,31 @@ struct Exec<'a> {
     out_pending: &'a mut [bool],
     pin: &'a mut Option<handoff::Producer<PinMeta>>,
     h: &'a PmdHandle,
+    /// IPv4 ID of the next encapsulated packet.
+    ip_id: &'a mut u16,
+    /// A decapsulated packet to run through the datapath again: (frame address in the same
+    /// pool, length, tunnel metadata).
+    recirc: Option<(u64, usize, crate::tunnel::TunMeta)>,
+}
+
+/// The index after the [`DpAction::TunnelStrip`] closing the tunnel body that starts at `i`.
+#[cold]
+fn skip_tunnel_body(actions: &[DpAction], mut i: usize) -> usize {
+    let mut depth = 1;
+    while let Some(a) = actions.get(i) {
+        i += 1;
+        match a {
+            DpAction::TunnelPush(_) => depth += 1,
+            DpAction::TunnelStrip => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    i
 }
 
 /// A packet the control thread wants sent with given actions (packet-out, resumed
@@ -670,11 +698,101 @@ impl Exec<'_> {
             return;
         }
         let mut consumed = false;
+        // the inner packet's layout and header length while a tunnel header is pushed
+        let mut inner: Option<(Layout, usize)> = None;
         let mut i = 0;
         while let Some(a) = actions.get(i) {
             let at = i;
             i += 1;
             match a {
+                DpAction::TunnelPush(hdr) => {
+                    let n = hdr.len as usize;
+                    let umem = &mut self.pools[pool].umem;
+                    let fits = len + n - 14 <= hdr.mtu as usize;
+                    let room = addr >= n as u64
+                        && umem.frame_base(addr - n as u64) == umem.frame_base(addr);
+                    if !fits || !room || inner.is_some() {
+                        cov(
+                            h,
+                            if inner.is_some() {
+                                Cov::DropTunnelNested
+                            } else if !fits {
+                                Cov::DropTunnelOversize
+                            } else {
+                                Cov::DropNoHeadroom
+                            },
+                        );
+                        port_stat(h, hdr.port, PortStat::TxDropped, 1);
+                        i = skip_tunnel_body(actions, i);
+                        continue;
+                    }
+                    let sport = match umem.data(addr, len) {
+                        Some(f) => crate::tunnel::src_port(f, lay),
+                        None => crate::tunnel::SRC_PORT_MIN,
+                    };
+                    let Some(f) = umem.data_mut(addr - n as u64, len + n) else {
+                        i = skip_tunnel_body(actions, i);
+                        continue;
+                    };
+                    hdr.push(f, *self.ip_id, sport);
+                    *self.ip_id = self.ip_id.wrapping_add(1);
+                    addr -= n as u64;
+                    len += n;
+                    inner = Some((*lay, n));
+                    *lay = Layout {
+                        l3: 14,
+                        l4: 34,
+                        l4_len: (len - 34) as u16,
+                        ip_version: 4,
+                    };
+                    cov(h, Cov::TunnelPush);
+                    port_stat(h, hdr.port, PortStat::TxPackets, 1);
+                    port_stat(h, hdr.port, PortStat::TxBytes, len as u64);
+                }
+                DpAction::TunnelStrip => {
+                    if let Some((l, n)) = inner.take() {
+                        addr += n as u64;
+                        len -= n;
+                        *lay = l;
+                    }
+                }
+                DpAction::TunnelPop(recv) => {
+                    let last = at == last_output;
+                    let res = match self.pools[pool].umem.data(addr, len) {
+                        Some(f) => crate::tunnel::pop(f, lay, recv),
+                        None => Err(crate::tunnel::PopError::Malformed),
+                    };
+                    match res {
+                        Ok((off, meta)) if self.recirc.is_none() => {
+                            cov(h, Cov::TunnelPop);
+                            port_stat(h, meta.dp, PortStat::RxPackets, 1);
+                            port_stat(h, meta.dp, PortStat::RxBytes, (len - off) as u64);
+                            if last {
+                                self.recirc = Some((addr + off as u64, len - off, meta));
+                                consumed = true;
+                                break;
+                            }
+                            // more actions follow: decapsulate a copy
+                            let umem_pool = &mut self.pools[pool];
+                            let Some(base) = umem_pool.take() else {
+                                cov(h, Cov::DropNoFrames);
+                                continue;
+                            };
+                            let dst = base + HEADROOM as u64;
+                            if umem_pool.umem.copy_frame(addr + off as u64, dst, len - off) {
+                                self.recirc = Some((dst, len - off, meta));
+                            } else {
+                                umem_pool.put(base);
+                            }
+                        }
+                        Ok(_) => cov(h, Cov::DropTunnelNested),
+                        Err(crate::tunnel::PopError::Malformed) => cov(h, Cov::DropTunnelMalformed),
+                        Err(crate::tunnel::PopError::NoPort) => cov(h, Cov::DropTunnelNoPort),
+                    }
+                    if last {
+                        break;
+                    }
+                }
                 DpAction::Meter { meter, skip_to, .. } => {
                     // per packet, shared lock-free bucket (see pipeline::meter)
                     if !meter.admit(len) {
@@ -1198,6 +1316,8 @@ impl Pmd {
         n
     }
 
+    /// Processes one received packet, and the packets its tunnel decapsulation yields (each
+    /// runs through the cache again from its tunnel port, at most a few levels deep).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn process(
@@ -1211,11 +1331,38 @@ impl Pmd {
         key: &mut FlowKey,
         lay: &mut Layout,
     ) {
+        let mut next = self.process_one(pool, port, csum, addr, len, now, key, lay, None);
+        let mut depth = 0;
+        while let Some((a, l, meta)) = next {
+            depth += 1;
+            if depth > 3 {
+                cov(&self.h, Cov::DropTunnelNested);
+                self.pools[pool].put(a);
+                return;
+            }
+            next = self.process_one(pool, meta.dp, false, a, l, now, key, lay, Some(meta));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn process_one(
+        &mut self,
+        pool: usize,
+        port: DpPort,
+        csum: bool,
+        addr: u64,
+        len: usize,
+        now: u32,
+        key: &mut FlowKey,
+        lay: &mut Layout,
+        tun: Option<crate::tunnel::TunMeta>,
+    ) -> Option<(u64, usize, crate::tunnel::TunMeta)> {
         let h = &*self.h;
         let Some(frame) = self.pools[pool].umem.data_mut(addr, len) else {
             cov(h, Cov::DropInvalidDesc);
             self.pools[pool].put(addr);
-            return;
+            return None;
         };
         if let Err(m) = key::extract(frame, port as u32, key, lay) {
             cov(
@@ -1228,7 +1375,16 @@ impl Pmd {
             );
             port_stat(h, port, PortStat::RxDropped, 1);
             self.pools[pool].put(addr);
-            return;
+            return None;
+        }
+        if let Some(t) = tun {
+            key.w[key::w::TUN_ID] = t.id;
+            key.w[key::w::TUN_ADDR] = t.dst as u64 | ((t.src as u64) << 32);
+            if let Some(m) = t.meta0 {
+                key.w[key::w::TUN_META0] = m;
+                key.w[key::w::TUN_PRESENT] = 1;
+            }
+            key.w[key::w::TUN_CT] |= t.oam as u64;
         }
         if csum && key::complete_partial_checksum(frame, key, lay) {
             cov(h, Cov::CsumCompleted);
@@ -1251,7 +1407,7 @@ impl Pmd {
                     for r in &x.rules {
                         r.add(1, len as u64, now as u64 * 1000);
                     }
-                    return;
+                    return ex.recirc;
                 }
             },
         };
@@ -1265,6 +1421,7 @@ impl Pmd {
             pin,
             h,
             shared,
+            ip_id,
             ..
         } = self;
         let flow = cache.flow_mut(fi);
@@ -1286,8 +1443,11 @@ impl Pmd {
             out_pending,
             pin,
             h,
+            ip_id,
+            recirc: None,
         };
         ex.run(pool, addr, len, lay, &flow.actions, flow.last_output);
+        ex.recirc
     }
 
     fn exec_parts(&mut self) -> Exec<'_> {
@@ -1299,6 +1459,8 @@ impl Pmd {
             out_pending: &mut self.out_pending,
             pin: &mut self.pin,
             h: &self.h,
+            ip_id: &mut self.ip_id,
+            recirc: None,
         }
     }
 
@@ -1335,8 +1497,17 @@ impl Pmd {
                     XlateDrop::ResubmitLimit => Cov::DropResubmitLimit,
                     XlateDrop::CtUnsupported => Cov::DropCtUnsupported,
                     XlateDrop::TtlExpired => Cov::DropTtlExpired,
+                    XlateDrop::TunnelNoRoute => Cov::DropTunnelNoRoute,
+                    XlateDrop::TunnelNeighMiss => Cov::TunnelNeighMiss,
                 },
             );
+        }
+        if x.drop == Some(XlateDrop::TunnelNeighMiss) || !x.cacheable {
+            // a neighbour miss or snoop may have been posted: the control thread sends the
+            // ARP request (or learns the entry) now rather than at its next timeout
+            if let Some(p) = self.pin.as_ref() {
+                p.notify();
+            }
         }
         let r = if x.cacheable {
             Ok(self
@@ -1411,6 +1582,12 @@ impl Pmd {
                 &job.actions,
                 cache::last_output(&job.actions),
             );
+            // a packet-out decapsulated by a LOCAL port output is not run again (rare: the
+            // controller would send a Geneve packet to the switch's own endpoint)
+            if let Some((a, _, _)) = ex.recirc.take() {
+                cov(&self.h, Cov::DropTunnelNested);
+                self.pools[pool].put(a);
+            }
         }
         n
     }

@@ -114,6 +114,7 @@ impl LocalPort {
             name: self.peer.clone(),
             xdp_mode: XdpMode::BestEffort,
             csum_complete: None,
+            tunnel: None,
         }
     }
 }

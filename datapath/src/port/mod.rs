@@ -1,14 +1,16 @@
 //! Port backends. Today: AF_XDP on any Linux interface (veth, tap, NICs), see [`afxdp`], and
-//! the bridge's LOCAL port (OVS's internal port) on top of it, see [`local`]. Patch ports and
-//! tunnel vports come with the OVSDB and Geneve work.
+//! the bridge's LOCAL port (OVS's internal port) on top of it, see [`local`]. Tunnel vports
+//! (Geneve) have no interface: see [`tunnel`]. Patch ports come with the OVSDB work.
 
 pub mod afxdp;
 pub mod local;
 pub mod tap;
+pub mod tunnel;
 
 pub use self::afxdp::{AttachMode, XdpPort};
 pub use self::local::LocalPort;
 pub use self::tap::TapPort;
+pub use self::tunnel::{TunnelConfig, TunnelKind};
 
 /// A network device the switch created for a port and removes with it: the host end of an
 /// internal port (the bridge's LOCAL port or another `type=internal` interface) or a tap.

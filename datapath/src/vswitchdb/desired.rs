@@ -11,7 +11,7 @@ use crate::daemon::State;
 use crate::reconf::{BridgeSpec, PortSpec};
 
 /// Interface types xvswitchd implements (`Open_vSwitch.iface_types`).
-pub const IFACE_TYPES: &[&str] = &["afxdp", "internal", "system", "tap"];
+pub const IFACE_TYPES: &[&str] = &["afxdp", "geneve", "internal", "system", "tap"];
 
 /// Does a change of `table.column` call for a reconciliation (as opposed to our own status
 /// write-back coming back)?
@@ -287,6 +287,7 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                                 name: iname.clone(),
                                 xdp_mode,
                                 csum_complete: None,
+                                tunnel: None,
                             },
                             ofport_request: i.ofport_request,
                         },
@@ -294,6 +295,19 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                 }
                 "internal" => st.add_internal_port(bname, iname, i.ofport_request),
                 "tap" => st.add_tap_port(bname, iname, i.ofport_request),
+                "geneve" => match crate::port::TunnelConfig::from_options(&i.options) {
+                    Ok(cfg) => st.add_tunnel_port(
+                        bname,
+                        iname,
+                        crate::port::TunnelKind::Geneve,
+                        cfg,
+                        i.ofport_request,
+                    ),
+                    Err(e) => {
+                        errors.insert(iname.clone(), format!("{iname}: bad tunnel options: {e}"));
+                        continue;
+                    }
+                },
                 other => {
                     errors.insert(
                         iname.clone(),

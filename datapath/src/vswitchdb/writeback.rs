@@ -125,18 +125,24 @@ pub fn ops(st: &State, sess: &DbSession) -> Vec<Value> {
                 if let Some(m) = p.mac {
                     u.set("mac_in_use", json!(m.to_string()));
                 }
-                if let Ok(ifx) = afxdp::netdev::ifindex(&p.name) {
-                    u.set("ifindex", json!(ifx as i64));
-                }
-                if let Some(mtu) = afxdp::netdev::mtu(&p.name) {
-                    u.set("mtu", json!(mtu as i64));
-                }
-                let mut status = vec![("driver_name".to_string(), p.xdp.driver.clone())];
-                if let Some(m) = p.xdp.attach_mode {
-                    status.push(("xdp_mode".to_string(), m.as_str().to_string()));
-                }
-                if p.name != p.xdp.name {
-                    status.push(("local_peer".to_string(), p.xdp.name.clone()));
+                let mut status = Vec::new();
+                if let Some(x) = &p.xdp {
+                    if let Ok(ifx) = afxdp::netdev::ifindex(&p.name) {
+                        u.set("ifindex", json!(ifx as i64));
+                    }
+                    if let Some(mtu) = afxdp::netdev::mtu(&p.name) {
+                        u.set("mtu", json!(mtu as i64));
+                    }
+                    status.push(("driver_name".to_string(), x.driver.clone()));
+                    if let Some(m) = x.attach_mode {
+                        status.push(("xdp_mode".to_string(), m.as_str().to_string()));
+                    }
+                    if p.name != x.name {
+                        status.push(("local_peer".to_string(), x.name.clone()));
+                    }
+                } else if p.tunnel.is_some() {
+                    // ovn-controller reads tunnel_egress_iface (to hang its QoS on it)
+                    status.extend(st.tunnel_status(&p.name));
                 }
                 status.sort();
                 u.set("status", map_of(&status));

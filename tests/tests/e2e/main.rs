@@ -6,6 +6,7 @@
 mod accounting;
 mod appctl;
 mod forwarding;
+mod geneve;
 mod l2;
 mod lifecycle;
 mod local_port;
