@@ -52,7 +52,7 @@ perf/results/ovn-<UTC time>.json. Needs root.
   --pmd-cpus N        switch core (default 1)
   --gen-cpu N         generator core (default 0)
   --sink-cpu N        sink core (default 0)
-  --profile           perf record the switch core during an extra window (not measured)
+  --profile           perf record the PMD thread during an extra window (not measured)
   --xvswitchd PATH    binary under test (default: next to xvs-perf)
   --xvs-arg ARG       extra xvswitchd argument (repeatable)
   --ovs-xdp-mode M    OVS options:xdp-mode (default native; falls back to best-effort)
@@ -255,6 +255,11 @@ struct Window {
     emc_hits: Option<u64>,
     megaflow_hits: Option<u64>,
     upcalls: Option<u64>,
+    /// The same method for both switches, robust to preemption: the PMD's on-CPU time
+    /// (schedstat) x its busy share (busy / (busy + idle) cycles) / packets.
+    oncpu_ns: Option<f64>,
+    /// xvswitchd's split of the per-packet cost: (rx + processing, tx) ns.
+    split_ns: Option<(f64, f64)>,
     stats: String,
     others_pct: f64,
 }
@@ -386,6 +391,16 @@ fn parse_xvs_megaflows(s: &str) -> Option<(u64, u64)> {
         .parse()
         .ok()?;
     Some((n, m))
+}
+
+/// "(... ns; rx+processing X ns, tx Y ns)" of xvswitchd's "avg processing cycles per packet".
+fn parse_xvs_split(s: &str) -> Option<(f64, f64)> {
+    let l = s
+        .lines()
+        .find(|l| l.trim().starts_with("avg processing cycles per packet"))?;
+    let num_after =
+        |k: &str| -> Option<f64> { l.split(k).nth(1)?.split_whitespace().next()?.parse().ok() };
+    Some((num_after("rx+processing")?, num_after("tx")?))
 }
 
 /// "upcalls: N (avg X us each)" of xvswitchd's pmd/stats.
@@ -578,7 +593,11 @@ impl Session {
         });
         let run_ns = sched1.0.saturating_sub(sched0.0);
         let wait_ns = sched1.1.saturating_sub(sched0.1);
+        let busy: u64 = secs.iter().map(|s| s.busy_cycles).sum();
+        let idle: u64 = secs.iter().map(|s| s.idle_cycles).sum();
         let mut w = Window {
+            oncpu_ns: (pk > 0 && busy + idle > 0 && run_ns > 0)
+                .then(|| run_ns as f64 * busy as f64 / (busy + idle) as f64 / pk as f64),
             conc,
             delivered_pps: sink1.saturating_sub(sink0) as f64 / dt,
             offered_pps: Some(gen1.saturating_sub(gen0) as f64 / dt),
@@ -596,6 +615,7 @@ impl Session {
                     w.masks = Some(m);
                 }
                 w.upcalls = parse_xvs_upcalls(&stats).map(|u| u.0);
+                w.split_ns = parse_xvs_split(&stats);
             }
             Case::Ovs => {
                 w.emc_hits = sum_key(&stats, "emc hits");
@@ -635,21 +655,25 @@ impl Session {
         Ok(w)
     }
 
-    /// `perf record` of the switch core during an extra window of `conc` flows.
-    fn profile(&self, case: Case, rr: &mut RunRes, conc: u32, tag: &str) -> Result<String> {
+    /// `perf record` of the PMD thread(s) during an extra window of `conc` flows: the share of
+    /// each (dso, symbol), kernel included (the veth TX runs in the PMD's syscalls).
+    fn profile(
+        &self,
+        rr: &mut RunRes,
+        conc: u32,
+        pmd_threads: &[(i32, i32)],
+        tag: &str,
+    ) -> Result<String> {
+        if pmd_threads.is_empty() {
+            bail!("no PMD thread to profile");
+        }
+        let tids: Vec<String> = pmd_threads.iter().map(|t| t.1.to_string()).collect();
         self.start_gen(rr, conc, tag)?;
         util::sleep(Duration::from_secs_f64(self.o.warmup))?;
         let data = self.tmp.join(format!("{tag}.perf.data"));
         let rec = util::run(
             Command::new("perf")
-                .args([
-                    "record",
-                    "-q",
-                    "-g",
-                    "-C",
-                    &self.o.pmd_cpu.to_string(),
-                    "-o",
-                ])
+                .args(["record", "-q", "-t", &tids.join(","), "-o"])
                 .arg(&data)
                 .args(["--", "sleep", "3"]),
         );
@@ -657,17 +681,15 @@ impl Session {
             g.stop();
         }
         rec?;
-        let _ = case;
         let rep = util::run(
             Command::new("perf")
                 .args([
                     "report",
                     "--stdio",
-                    "--no-children",
-                    "-g",
-                    "none",
+                    "--sort",
+                    "dso,sym",
                     "--percent-limit",
-                    "0.7",
+                    "0.5",
                     "-i",
                 ])
                 .arg(&data),
@@ -675,7 +697,7 @@ impl Session {
         Ok(rep
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .take(60)
+            .take(50)
             .collect::<Vec<_>>()
             .join("\n"))
     }
@@ -954,7 +976,7 @@ impl Session {
         let profile = if o.profile {
             let c = o.conc.iter().copied().max().unwrap_or(1);
             Some(
-                self.profile(case, &mut rr, c, &tag)
+                self.profile(&mut rr, c, &pmd_threads, &tag)
                     .unwrap_or_else(|e| format!("perf failed: {e}")),
             )
         } else {
@@ -1016,6 +1038,7 @@ fn window_json(w: &Window) -> Value {
         "delivered_pps": w.delivered_pps,
         "offered_pps": w.offered_pps,
         "ns_per_pkt": w.ns_per_pkt,
+        "oncpu_busy_ns_per_pkt": w.oncpu_ns,
         "pmd_packets": w.received,
         "pmd_preempted_fraction": w.preempted,
         "megaflows": w.megaflows,
@@ -1023,6 +1046,8 @@ fn window_json(w: &Window) -> Value {
         "emc_hits": w.emc_hits,
         "megaflow_hits": w.megaflow_hits,
         "upcalls": w.upcalls,
+        "xvs_rx_processing_ns": w.split_ns.map(|x| x.0),
+        "xvs_tx_ns": w.split_ns.map(|x| x.1),
         "others_cpu_pct": w.others_pct,
         "pmd_stats": w.stats,
     })
@@ -1051,6 +1076,33 @@ fn metrics(conc: &[u32]) -> Vec<Metric> {
             format!("offered_mpps_{c}"),
             3,
             Box::new(move |r: &Run| Some(r.window(c)?.offered_pps? / 1e6)),
+        ));
+        v.push((
+            format!("  on-CPU busy ns/pkt, {c}"),
+            format!("oncpu_ns_per_pkt_{c}"),
+            0,
+            Box::new(move |r: &Run| r.window(c)?.oncpu_ns),
+        ));
+        v.push((
+            format!("  of which rx+lookup ns, {c}"),
+            format!("rx_processing_ns_{c}"),
+            0,
+            Box::new(move |r: &Run| r.window(c)?.split_ns.map(|x| x.0)),
+        ));
+        v.push((
+            format!("  of which tx ns, {c}"),
+            format!("tx_ns_{c}"),
+            0,
+            Box::new(move |r: &Run| r.window(c)?.split_ns.map(|x| x.1)),
+        ));
+        v.push((
+            format!("EMC hits %, {c} flow(s)"),
+            format!("emc_hit_pct_{c}"),
+            1,
+            Box::new(move |r: &Run| {
+                let w = r.window(c)?;
+                Some(w.emc_hits? as f64 * 100.0 / w.received.max(1) as f64)
+            }),
         ));
         v.push((
             format!("megaflows, {c} flow(s)"),
@@ -1503,6 +1555,8 @@ mod tests {
         let x = "pmd thread numa_id 0 core_id 1 (idle policy Busy):\n  packets received: 10\n  megaflow hits: 9\n  upcalls: 1 (avg 3.50 us each)\n  megaflows: 1000 (masks: 2)\n";
         assert_eq!(parse_xvs_megaflows(x), Some((1000, 2)));
         assert_eq!(parse_xvs_upcalls(x), Some((1, 3.5)));
+        let c = "  avg processing cycles per packet: 1781.7 (686.4 ns; rx+processing 105.7 ns, tx 577.1 ns)\n";
+        assert_eq!(parse_xvs_split(c), Some((105.7, 577.1)));
         assert_eq!(sum_key(x, "megaflow hits"), Some(9));
         let d = "ufid:1, recirc_id(0),in_port(2),eth_type(0x0800),ipv4(src=198.18.0.1,dst=198.19.0.1/255.255.255.0), packets:1, bytes:60, used:0.1s, actions:3\n\
                  ufid:2, recirc_id(0),in_port(2),eth_type(0x0800),ipv4(src=198.18.0.2,dst=198.19.0.1/255.255.255.0), packets:1, bytes:60, used:0.1s, actions:3\n\
