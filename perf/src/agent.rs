@@ -6,7 +6,9 @@
 //!
 //! * `gen`    live-frame generator: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES running
 //!   `bpf_redirect(IF)` on a 60-byte IPv4/UDP frame (64 B on the wire), batch 64, pinned;
-//!   `--count N` sends N frames and exits (used to announce a MAC to the switch).
+//!   `--count N` sends N frames and exits (used to announce a MAC to the switch); `--flows N`
+//!   round-robins over N flows (distinct source address and port, rewritten per frame by the
+//!   XDP program), or with `--pps R` sends each of them once, paced.
 //! * `sink`   XDP program counting (per-CPU) and dropping everything arriving on IF.
 //! * `kfwd`   kernel-only forwarder: `bpf_redirect_map(devmap)` IN -> OUT, with a per-CPU counter.
 //! * `minfwd` the minimal AF_XDP forwarder (see `minfwd.rs`).
