@@ -6,7 +6,9 @@
 //!
 //! * `gen`    live-frame generator: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES running
 //!   `bpf_redirect(IF)` on a 60-byte IPv4/UDP frame (64 B on the wire), batch 64, pinned;
-//!   `--count N` sends N frames and exits (used to announce a MAC to the switch).
+//!   `--count N` sends N frames and exits (used to announce a MAC to the switch); `--flows N`
+//!   round-robins over N flows (distinct source address and port, rewritten per frame by the
+//!   XDP program), or with `--pps R` sends each of them once, paced.
 //! * `sink`   XDP program counting (per-CPU) and dropping everything arriving on IF.
 //! * `kfwd`   kernel-only forwarder: `bpf_redirect_map(devmap)` IN -> OUT, with a per-CPU counter.
 //! * `minfwd` the minimal AF_XDP forwarder (see `minfwd.rs`).
@@ -203,6 +205,9 @@ fn gen(a: &Args) -> std::result::Result<(), String> {
         out(&format!("DONE {n} {:.6}", t0.elapsed().as_secs_f64()));
         return Ok(());
     }
+    if let Some(n) = a.get("flows") {
+        return gen_flows(a, &ifname, idx, n, size, dst, src);
+    }
     if let Some(n) = a.get("count") {
         let n: u32 = n.parse().map_err(|_| "--count: bad number".to_string())?;
         bpf::prog_test_run_live(prog.as_raw_fd(), &frame, n.max(1), batch.min(n.max(1)))
@@ -250,6 +255,184 @@ fn gen(a: &Args) -> std::result::Result<(), String> {
     );
     quit.store(true, Ordering::Relaxed);
     let _ = worker.join();
+    Ok(())
+}
+
+/// Frame of flow `i` of a multi-flow stream: the base frame of [`build_frame_ports`] with
+/// source address 198.18.0.0 + 1 + i, IPv4 identification 0xffff - i (so the header checksum
+/// stays the base frame's: one 16-bit word goes up by i, another down by i) and UDP source port
+/// 1024 + i. What [`flows_program`] writes into each live frame, computed here for the paced
+/// one-shot mode and the tests.
+pub fn flow_frame(base: &[u8], i: u16) -> Vec<u8> {
+    let mut f = base.to_vec();
+    f[28..30].copy_from_slice(&(FLOW_SRC_LO + i).to_be_bytes());
+    f[18..20].copy_from_slice(&(FLOW_ID_BASE - i).to_be_bytes());
+    f[34..36].copy_from_slice(&(FLOW_SPORT + i).to_be_bytes());
+    f
+}
+
+/// Low 16 bits of flow 0's source address (198.18.0.1), its IPv4 id and UDP source port.
+const FLOW_SRC_LO: u16 = 1;
+const FLOW_ID_BASE: u16 = 0xffff;
+const FLOW_SPORT: u16 = 1024;
+/// Most flows a stream can have (the source address stays inside 198.18.0.0/16).
+pub const MAX_FLOWS: u32 = 60000;
+
+/// The base frame of a multi-flow stream: flow 0, with the IPv4 checksum over it.
+pub fn flows_base_frame(size: usize, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = build_frame_ports(size, dst, src, FLOW_SPORT, 9);
+    f[28..30].copy_from_slice(&FLOW_SRC_LO.to_be_bytes());
+    f[18..20].copy_from_slice(&FLOW_ID_BASE.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let mut sum: u32 = 0;
+    for i in (14..34).step_by(2) {
+        sum += u16::from_be_bytes([f[i], f[i + 1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f
+}
+
+/// Generator program for a stream of `n` flows: a counter in `map_fd` (array, one u64) picks
+/// flow `i = counter++ % n` for each live frame and rewrites the frame into [`flow_frame`]`(i)`
+/// (round robin over the flows, packet by packet), then `bpf_redirect(ifindex, 0)`.
+pub fn flows_program(ifindex: u32, map_fd: i32, n: u32) -> Vec<u64> {
+    use afxdp::asm::insn;
+    let (r0, r1, r2, r3, r4, r5, r6, r7, r10) = (0, 1, 2, 3, 4, 5, 6, 7, 10);
+    vec![
+        insn(0xbf, r6, r1, 0, 0),                  // r6 = ctx
+        insn(0x62, r10, 0, -4, 0),                 // *(u32 *)(r10 - 4) = 0
+        insn(0xbf, r2, r10, 0, 0),                 // r2 = r10
+        insn(0x07, r2, 0, 0, -4),                  // r2 += -4
+        insn(0x18, r1, 1, 0, map_fd),              // r1 = map (lddw, BPF_PSEUDO_MAP_FD)
+        insn(0, 0, 0, 0, 0),                       //
+        insn(0x85, 0, 0, 0, 1),                    // call map_lookup_elem
+        insn(0xb7, r7, 0, 0, 0),                   // r7 = 0
+        insn(0x15, r0, 0, 4, 0),                   // if r0 == 0 goto +4
+        insn(0x79, r7, r0, 0, 0),                  // r7 = *(u64 *)r0
+        insn(0xbf, r1, r7, 0, 0),                  // r1 = r7
+        insn(0x07, r1, 0, 0, 1),                   // r1 += 1
+        insn(0x7b, r0, r1, 0, 0),                  // *(u64 *)r0 = r1
+        insn(0x97, r7, 0, 0, n as i32),            // r7 %= n
+        insn(0x61, r2, r6, 0, 0),                  // r2 = ctx->data
+        insn(0x61, r3, r6, 4, 0),                  // r3 = ctx->data_end
+        insn(0xbf, r4, r2, 0, 0),                  // r4 = r2
+        insn(0x07, r4, 0, 0, 42),                  // r4 += 42
+        insn(0x2d, r4, r3, 12, 0),                 // if r4 > r3 goto +12 (redirect as is)
+        insn(0xbf, r5, r7, 0, 0),                  // r5 = i
+        insn(0x07, r5, 0, 0, FLOW_SRC_LO as i32),  // r5 += src low base
+        insn(0xdc, r5, 0, 0, 16),                  // r5 = htobe16(r5)
+        insn(0x6b, r2, r5, 28, 0),                 // *(u16 *)(data + 28) = r5 (ip saddr, low half)
+        insn(0xb7, r5, 0, 0, FLOW_ID_BASE as i32), // r5 = id base
+        insn(0x1f, r5, r7, 0, 0),                  // r5 -= i
+        insn(0xdc, r5, 0, 0, 16),                  // r5 = htobe16(r5)
+        insn(0x6b, r2, r5, 18, 0),                 // *(u16 *)(data + 18) = r5 (ip id)
+        insn(0xbf, r5, r7, 0, 0),                  // r5 = i
+        insn(0x07, r5, 0, 0, FLOW_SPORT as i32),   // r5 += sport base
+        insn(0xdc, r5, 0, 0, 16),                  // r5 = htobe16(r5)
+        insn(0x6b, r2, r5, 34, 0),                 // *(u16 *)(data + 34) = r5 (udp sport)
+        insn(0xb7, r1, 0, 0, ifindex as i32),      // r1 = ifindex
+        insn(0xb7, r2, 0, 0, 0),                   // r2 = 0
+        insn(0x85, 0, 0, 0, 23),                   // call redirect
+        insn(0x95, 0, 0, 0, 0),                    // exit
+    ]
+}
+
+/// `gen --flows N`: a stream over N flows ([`flow_frame`]). With `--pps R` each flow
+/// `--flow-first F` .. F+N-1 is sent once, paced (first packets: megaflow misses); without,
+/// live frames round-robin over flows 0..N-1 as fast as the generator goes (served like the
+/// one-flow stream: READY, `s` -> STATS).
+fn gen_flows(
+    a: &Args,
+    ifname: &str,
+    idx: u32,
+    n: String,
+    size: usize,
+    dst: [u8; 6],
+    src: [u8; 6],
+) -> std::result::Result<(), String> {
+    let n: u32 = n.parse().map_err(|_| "--flows: bad number".to_string())?;
+    let first: u32 = a.num("flow-first", 0)?;
+    if n == 0 || first + n > MAX_FLOWS {
+        return Err(format!("--flows/--flow-first: at most {MAX_FLOWS} flows"));
+    }
+    let base = flows_base_frame(size, dst, src);
+    let cpu: Option<usize> = a.get("cpu").and_then(|c| c.parse().ok());
+    if let Some(pps) = a.get("pps") {
+        let pps: f64 = pps.parse().map_err(|_| "--pps: bad number".to_string())?;
+        if let Some(c) = cpu {
+            util::set_affinity(0, &[c]).map_err(|e| e.to_string())?;
+        }
+        let prog = bpf::prog_load_xdp(&asm::ifindex_redirect(idx), "xvsperf_gen")
+            .map_err(|e| format!("load generator program: {e}"))?;
+        let frames: Vec<Vec<u8>> = (first..first + n)
+            .map(|i| flow_frame(&base, i as u16))
+            .collect();
+        let gap = std::time::Duration::from_secs_f64(1.0 / pps.max(1.0));
+        let t0 = std::time::Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            let due = t0 + gap * i as u32;
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            bpf::prog_test_run_live(prog.as_raw_fd(), f, 1, 1)
+                .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifname}: {e}"))?;
+        }
+        out(&format!("DONE {n} {:.6}", t0.elapsed().as_secs_f64()));
+        return Ok(());
+    }
+    let batch: u32 = a.num("batch", 64)?;
+    let repeat: u32 = a.num("repeat", 1 << 16)?;
+    let ctr = bpf::map_create(bpf::BPF_MAP_TYPE_ARRAY, 4, 8, 1, "xvsperf_flows")
+        .map_err(|e| format!("counter map: {e}"))?;
+    let prog = bpf::prog_load_xdp(&flows_program(idx, ctr.as_raw_fd(), n), "xvsperf_genf")
+        .map_err(|e| format!("load multi-flow generator program: {e}"))?;
+    bpf::prog_test_run_live(prog.as_raw_fd(), &base, 1, 1)
+        .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifname}: {e}"))?;
+    let sent = Arc::new(AtomicU64::new(1));
+    let quit = Arc::new(AtomicBool::new(false));
+    let err: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let worker = {
+        let (sent, quit, err) = (sent.clone(), quit.clone(), err.clone());
+        std::thread::spawn(move || {
+            if let Some(c) = cpu {
+                if let Err(e) = util::set_affinity(0, &[c]) {
+                    *err.lock().unwrap() = Some(e.to_string());
+                    return;
+                }
+            }
+            while !quit.load(Ordering::Relaxed) {
+                match bpf::prog_test_run_live(prog.as_raw_fd(), &base, repeat, batch) {
+                    Ok(_) => {
+                        sent.fetch_add(repeat as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        *err.lock().unwrap() = Some(format!("BPF_PROG_RUN: {e}"));
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    out(&format!(
+        "READY {}",
+        json!({"if": ifname, "ifindex": idx, "frame_len": size, "batch": batch, "cpu": cpu,
+               "flows": n, "src": util::fmt_mac(&src), "dst": util::fmt_mac(&dst)})
+    ));
+    serve_stats(
+        || json!({"pkts": sent.load(Ordering::Relaxed), "error": err.lock().unwrap().clone()}),
+    );
+    quit.store(true, Ordering::Relaxed);
+    let _ = worker.join();
+    let mut v = [0u8; 8];
+    let _ = bpf::map_lookup(ctr.as_raw_fd(), &0u32.to_ne_bytes(), &mut v);
+    eprintln!(
+        "multi-flow generator: {} frames rewritten",
+        u64::from_ne_bytes(v)
+    );
     Ok(())
 }
 
@@ -383,6 +566,32 @@ mod tests {
         assert_eq!(sum, 0xffff, "IPv4 header checksum verifies");
         assert_eq!(u16::from_be_bytes([f[16], f[17]]), 46);
         assert_eq!(u16::from_be_bytes([f[38], f[39]]), 26);
+    }
+
+    #[test]
+    fn flow_frames_keep_a_valid_ip_checksum_and_differ() {
+        let base = flows_base_frame(60, [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+        let ck = |f: &[u8]| {
+            let mut sum: u32 = 0;
+            for i in (14..34).step_by(2) {
+                sum += u16::from_be_bytes([f[i], f[i + 1]]) as u32;
+            }
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            sum
+        };
+        assert_eq!(ck(&base), 0xffff);
+        assert_eq!(flow_frame(&base, 0), base);
+        for i in [1u16, 2, 255, 256, 999, 59_999] {
+            let f = flow_frame(&base, i);
+            assert_eq!(ck(&f), 0xffff, "flow {i}: checksum still verifies");
+            let want = crate::flows::ovn_src_ip(i as usize).octets();
+            assert_eq!(&f[26..30], &want, "flow {i}: source address");
+            assert_eq!(u16::from_be_bytes([f[34], f[35]]), 1024 + i);
+        }
+        let p = flows_program(7, 3, 1000);
+        assert_eq!(*p.last().unwrap(), 0x95, "ends with exit");
     }
 
     #[test]

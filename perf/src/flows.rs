@@ -429,6 +429,434 @@ pub fn miss_pipeline(
     s
 }
 
+/// The `ovn` scenario's pipeline: logical switches laid out over OVN 23.03's table numbers
+/// (0, 8-34, 37-51, 64-65), flow shapes taken from `../shared/ovn-reference/ovn-flows-acl-ch1.txt`.
+///
+/// Datapath (metadata) 1 holds the two test ports: OpenFlow port 1 (logical port 1, MAC
+/// `gen_mac`, source addresses 198.18.0.0/16) and port 2 (logical port 2, MAC `sink_mac`,
+/// 198.19.0.1). Its ingress ACL (table 16) is a stateless "allow from address set" with one
+/// exact `nw_src` flow per address (OVN expands `ip4.src == $as` that way), so every traffic
+/// flow is its own megaflow; its egress ACL (table 46) is a conjunction (`nw_src` prefix x UDP
+/// port set). Everything else the packet meets is OVN's default `priority=0,metadata=DP` hop,
+/// port security, L2 lookup, loopback check and output. Datapaths 2..=`dps` are filled with
+/// `ports` logical ports each (half local with an `in_port`, half remote behind a tunnel output)
+/// and the stateful flows of OVN's ACL pipeline (`ct()`, `ct_state`): present in the tables the
+/// test packet searches, never matched by it (other metadata).
+#[derive(Clone, Debug)]
+pub struct OvnPipeline {
+    /// Logical switches besides the test one.
+    pub dps: usize,
+    /// Logical ports per other switch.
+    pub ports: usize,
+    /// Addresses in the test ACL's address set: 198.18.0.1 onwards (traffic flow i has source
+    /// 198.18.0.0 + 1 + i).
+    pub addrs: usize,
+    pub gen_mac: String,
+    pub sink_mac: String,
+}
+
+/// What [`OvnPipeline::text`] wrote.
+pub struct OvnFlows {
+    pub text: String,
+    pub n: usize,
+    pub tables: Vec<u8>,
+    pub ct_flows: usize,
+    pub conjunction_flows: usize,
+}
+
+/// Source address of traffic flow `i` of the `ovn` scenario (and of its address set).
+pub fn ovn_src_ip(i: usize) -> std::net::Ipv4Addr {
+    let v = 1 + i as u32;
+    std::net::Ipv4Addr::new(198, 18, (v >> 8) as u8, v as u8)
+}
+
+/// Destination address of the `ovn` scenario's traffic (logical port 2).
+pub const OVN_DST_IP: &str = "198.19.0.1";
+
+impl OvnPipeline {
+    pub fn text(&self) -> OvnFlows {
+        let mut s = String::with_capacity((self.dps * self.ports * 14 + self.addrs) * 150);
+        let mut ofport = 3u32;
+        // datapath 1: the test switch, then the others
+        self.datapath(&mut s, 1, &mut ofport);
+        for dp in 2..self.dps + 2 {
+            self.datapath(&mut s, dp, &mut ofport);
+        }
+        // tables that are not per datapath
+        s.push_str("table=0,priority=0 actions=drop\n");
+        s.push_str("table=37,priority=0 actions=resubmit(,38)\n");
+        s.push_str("table=38,priority=10,reg10=0x1/0x1 actions=resubmit(,40)\n");
+        s.push_str("table=38,priority=0 actions=resubmit(,39)\n");
+        s.push_str("table=39,priority=150,reg10=0x2/0x3 actions=resubmit(,40)\n");
+        s.push_str("table=39,priority=150,reg10=0x10/0x10 actions=resubmit(,40)\n");
+        s.push_str("table=39,priority=0 actions=resubmit(,40)\n");
+        s.push_str("table=40,priority=0 actions=drop\n");
+        s.push_str(
+            "table=41,priority=0 actions=set_field:0->reg0,set_field:0->reg1,set_field:0->reg2,\
+             set_field:0->reg3,set_field:0->reg4,set_field:0->reg5,set_field:0->reg6,\
+             set_field:0->reg7,set_field:0->reg8,set_field:0->reg9,resubmit(,42)\n",
+        );
+        s.push_str("table=64,priority=0 actions=resubmit(,65)\n");
+        let mut tables = std::collections::BTreeSet::new();
+        let (mut n, mut ct, mut conj) = (0, 0, 0);
+        for l in s.lines() {
+            n += 1;
+            if let Some(t) = l
+                .strip_prefix("table=")
+                .and_then(|r| r.split(',').next())
+                .and_then(|t| t.parse::<u8>().ok())
+            {
+                tables.insert(t);
+            }
+            if l.contains("ct(") || l.contains("ct_state") {
+                ct += 1;
+            }
+            if l.contains("conjunction(") || l.contains("conj_id=") {
+                conj += 1;
+            }
+        }
+        OvnFlows {
+            text: s,
+            n,
+            tables: tables.into_iter().collect(),
+            ct_flows: ct,
+            conjunction_flows: conj,
+        }
+    }
+
+    /// (MAC, IPv4) of logical port `p` of datapath `dp`.
+    fn port(&self, dp: usize, p: usize) -> (String, String) {
+        match (dp, p) {
+            (1, 1) => (self.gen_mac.clone(), "198.18.0.0/16".into()),
+            (1, 2) => (self.sink_mac.clone(), OVN_DST_IP.into()),
+            _ => (mac(dp, p), ip(dp, p)),
+        }
+    }
+
+    fn datapath(&self, s: &mut String, dp: usize, ofport: &mut u32) {
+        let test = dp == 1;
+        let md = format!("metadata={dp:#x}");
+        let nports = if test { self.ports.max(2) } else { self.ports };
+        let w = |s: &mut String, t: u8, rest: &str| {
+            let _ = writeln!(s, "table={t},{rest}");
+        };
+        // per logical port
+        for p in 1..=nports {
+            let (m, a) = self.port(dp, p);
+            // test ports 1, 2 and every odd port are local VIFs, the rest are remote
+            let local = test && p <= 2 || p % 2 == 1;
+            let port_no = if test && p <= 2 {
+                p as u32
+            } else {
+                let n = *ofport;
+                if local {
+                    *ofport += 1;
+                }
+                n
+            };
+            let zone = (dp * 64 + p) % 65000 + 1;
+            if local {
+                w(
+                    s,
+                    0,
+                    &format!(
+                        "priority=100,in_port={port_no} actions=set_field:{zone:#x}->reg13,\
+                     set_field:0x4->reg11,set_field:0x3->reg12,set_field:{dp:#x}->metadata,\
+                     set_field:{p:#x}->reg14,resubmit(,8)"
+                    ),
+                );
+            }
+            // ingress port security (L2, IP, ARP)
+            w(
+                s,
+                8,
+                &format!("priority=50,reg14={p:#x},{md},dl_src={m} actions=resubmit(,9)"),
+            );
+            w(
+                s,
+                9,
+                &format!(
+                    "priority=90,ip,reg14={p:#x},{md},dl_src={m},nw_src={a} actions=resubmit(,10)"
+                ),
+            );
+            w(
+                s,
+                9,
+                &format!("priority=80,ip,reg14={p:#x},{md} actions=drop"),
+            );
+            if !a.contains('/') {
+                w(
+                    s,
+                    10,
+                    &format!(
+                        "priority=90,arp,reg14={p:#x},{md},dl_src={m},arp_spa={a},arp_sha={m} \
+                     actions=resubmit(,11)"
+                    ),
+                );
+            }
+            w(
+                s,
+                10,
+                &format!("priority=80,arp,reg14={p:#x},{md} actions=drop"),
+            );
+            // ARP responder
+            if !a.contains('/') {
+                w(
+                    s,
+                    27,
+                    &format!(
+                        "priority=50,arp,{md},arp_tpa={a},arp_op=1 \
+                     actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{m}->eth_src,\
+                     set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],\
+                     set_field:{m}->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+                     set_field:{a}->arp_spa,move:NXM_NX_REG14[]->NXM_NX_REG15[],\
+                     set_field:0x1/0x1->reg10,resubmit(,37)"
+                    ),
+                );
+            }
+            // L2 lookup
+            w(
+                s,
+                33,
+                &format!(
+                    "priority=50,{md},dl_dst={m} actions=set_field:{p:#x}->reg15,resubmit(,37)"
+                ),
+            );
+            if local {
+                w(
+                    s,
+                    40,
+                    &format!(
+                        "priority=100,reg15={p:#x},{md} actions=set_field:{zone:#x}->reg13,\
+                     set_field:0x4->reg11,set_field:0x3->reg12,resubmit(,41)"
+                    ),
+                );
+                w(
+                    s,
+                    41,
+                    &format!(
+                        "priority=100,reg10=0/0x1,reg14={p:#x},reg15={p:#x},{md} actions=drop"
+                    ),
+                );
+                w(
+                    s,
+                    65,
+                    &format!("priority=100,reg15={p:#x},{md} actions=output:{port_no}"),
+                );
+            } else {
+                // remote: the tunnel to the chassis that has it
+                w(
+                    s,
+                    37,
+                    &format!(
+                    "priority=100,reg15={p:#x},{md} actions=set_field:{dp:#x}/0xffffff->tun_id,\
+                     move:NXM_NX_REG14[0..14]->NXM_NX_TUN_ID[0..14],output:{}",
+                    60000 + dp % 16),
+                );
+            }
+            // egress port security
+            if !a.contains('/') {
+                w(
+                    s,
+                    49,
+                    &format!(
+                    "priority=90,ip,reg15={p:#x},{md},dl_dst={m},nw_dst={a} actions=resubmit(,50)"),
+                );
+                w(
+                    s,
+                    49,
+                    &format!("priority=80,ip,reg15={p:#x},{md} actions=drop"),
+                );
+            }
+            if !test {
+                // stateful per-port ACLs (from-lport allow-related, to-lport conjunctions)
+                w(
+                    s,
+                    16,
+                    &format!(
+                        "priority=2001,ip,reg0=0x100/0x100,reg14={p:#x},{md},nw_src={}/24 \
+                     actions=resubmit(,17)",
+                        ip(dp, 0)
+                    ),
+                );
+                let id = dp * 1000 + p;
+                w(
+                    s,
+                    46,
+                    &format!(
+                        "priority=2001,tcp,reg0=0x100/0x100,reg15={p:#x},{md},nw_src={} \
+                     actions=conjunction({id},1/2)",
+                        ip(dp, (p % self.ports.max(1)) + 1)
+                    ),
+                );
+                w(
+                    s,
+                    46,
+                    &format!(
+                        "priority=2001,tcp,reg0=0x100/0x100,reg15={p:#x},{md},tp_dst={} \
+                     actions=conjunction({id},2/2)",
+                        8000 + p
+                    ),
+                );
+                w(
+                    s,
+                    46,
+                    &format!(
+                        "priority=2001,conj_id={id},tcp,reg0=0x100/0x100,reg15={p:#x},{md} \
+                     actions=resubmit(,47)"
+                    ),
+                );
+            }
+        }
+        // per datapath: OVN's fixed flows
+        w(
+            s,
+            8,
+            &format!("priority=100,{md},vlan_tci=0x1000/0x1000 actions=drop"),
+        );
+        w(
+            s,
+            8,
+            &format!("priority=100,{md},dl_src=01:00:00:00:00:00/01:00:00:00:00:00 actions=drop"),
+        );
+        for (t, next) in [(9, 10), (10, 11), (11, 12)] {
+            w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+        }
+        for (t, next) in [(12u8, 13u8), (42, 43)] {
+            // pre-ACL: DHCPv6 / ND / MLD go around conntrack
+            w(s, t, &format!("priority=110,{md},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=resubmit(,{next})"));
+            w(
+                s,
+                t,
+                &format!("priority=110,udp6,{md},tp_src=546,tp_dst=547 actions=resubmit(,{next})"),
+            );
+            for ty in [130, 131, 132] {
+                w(s, t, &format!("priority=110,icmp6,{md},ipv6_src=fe80::/10,icmp_type={ty} actions=resubmit(,{next})"));
+            }
+            for ty in [133, 134, 135, 136] {
+                w(s, t, &format!("priority=110,icmp6,{md},nw_ttl=255,icmp_type={ty},icmp_code=0 actions=resubmit(,{next})"));
+            }
+            if !test {
+                w(s, t, &format!("priority=100,ip,{md} actions=set_field:0x1000000000000000000000000/0x1000000000000000000000000->xxreg0,resubmit(,{next})"));
+                w(s, t, &format!("priority=100,ipv6,{md} actions=set_field:0x1000000000000000000000000/0x1000000000000000000000000->xxreg0,resubmit(,{next})"));
+            }
+            w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+        }
+        for (t, next) in [(13u8, 14u8), (43, 44)] {
+            w(
+                s,
+                t,
+                &format!("priority=110,reg0=0x10000/0x10000,{md} actions=resubmit(,{next})"),
+            );
+            w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+        }
+        for (t, next) in [(14u8, 15u8), (44, 45)] {
+            // pre-stateful: into conntrack when the pre-ACL asked for it
+            if !test {
+                w(s, t, &format!("priority=110,ip,reg0=0x4/0x4,{md} actions=ct(table={next},zone=NXM_NX_REG13[0..15],nat)"));
+                w(s, t, &format!("priority=100,ip,reg0=0x1/0x1,{md} actions=ct(table={next},zone=NXM_NX_REG13[0..15])"));
+            }
+            w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+        }
+        for (t, next) in [(15u8, 16u8), (45, 46)] {
+            // ACL hints from the conntrack state
+            if !test {
+                w(s, t, &format!("priority=7,ct_state=+new-est+trk,{md} actions=set_field:0x80/0x80->reg0,set_field:0x200/0x200->reg0,resubmit(,{next})"));
+                w(s, t, &format!("priority=5,ct_state=-trk,{md} actions=set_field:0x100/0x100->reg0,set_field:0x200/0x200->reg0,resubmit(,{next})"));
+                w(s, t, &format!("priority=3,ct_state=-est+trk,{md} actions=set_field:0x200/0x200->reg0,resubmit(,{next})"));
+                w(s, t, &format!("priority=1,ct_state=+est+trk,{md} actions=set_field:0x400/0x400->reg0,resubmit(,{next})"));
+            }
+            w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+        }
+        if test {
+            // ingress ACL: allow from the address set, default deny
+            for i in 0..self.addrs {
+                w(
+                    s,
+                    16,
+                    &format!(
+                        "priority=2002,udp,reg14=0x1,{md},nw_src={} \
+                     actions=set_field:0x2/0x2->reg0,resubmit(,17)",
+                        ovn_src_ip(i)
+                    ),
+                );
+            }
+            w(s, 16, &format!("priority=0,{md} actions=drop"));
+            // egress ACL: a conjunction (source prefix x destination port set), default deny
+            w(s, 46, &format!("priority=2001,udp,reg15=0x2,{md},nw_src=198.18.0.0/16 actions=conjunction(7,1/2)"));
+            for port in [9, 53, 123, 514] {
+                w(
+                    s,
+                    46,
+                    &format!(
+                        "priority=2001,udp,reg15=0x2,{md},tp_dst={port} actions=conjunction(7,2/2)"
+                    ),
+                );
+            }
+            w(
+                s,
+                46,
+                &format!("priority=2001,conj_id=7,udp,{md} actions=resubmit(,47)"),
+            );
+            w(s, 46, &format!("priority=0,{md} actions=drop"));
+        } else {
+            for t in [16u8, 46] {
+                w(
+                    s,
+                    t,
+                    &format!("priority=65532,ct_state=+inv+trk,{md} actions=drop"),
+                );
+                w(s, t, &format!("priority=1,ct_state=-est+trk,ip,{md} actions=set_field:0x2/0x2->reg0,resubmit(,{})", t + 1));
+                w(
+                    s,
+                    t,
+                    &format!("priority=0,{md} actions=resubmit(,{})", t + 1),
+                );
+            }
+        }
+        for t in (17u8..=25).chain([28, 29, 30, 31, 32, 47, 48]) {
+            w(
+                s,
+                t,
+                &format!("priority=0,{md} actions=resubmit(,{})", t + 1),
+            );
+        }
+        for (t, next) in [(26u8, 27u8), (49, 50)] {
+            if !test {
+                w(s, t, &format!("priority=100,ip,reg0=0x2/0x2002,{md} actions=ct(commit,zone=NXM_NX_REG13[0..15]),resubmit(,{next})"));
+            }
+            if t == 49 {
+                w(s, t, &format!("priority=0,{md} actions=resubmit(,{next})"));
+            }
+        }
+        if !test {
+            // a load balancer VIP per datapath
+            w(s, 21, &format!(
+                "priority=120,ct_state=+new+trk,tcp,{md},nw_dst=172.16.{}.{},tp_dst=80 \
+                 actions=set_field:0x8/0x8->reg10,ct(commit,table=22,zone=NXM_NX_REG13[0..15],nat(dst={}:8080))",
+                (dp >> 8) & 0xff, dp & 0xff, ip(dp, 1)));
+        }
+        w(s, 26, &format!("priority=0,{md} actions=resubmit(,27)"));
+        w(s, 27, &format!("priority=0,{md} actions=resubmit(,28)"));
+        w(s, 33, &format!("priority=70,{md},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=set_field:0x8000->reg15,resubmit(,37)"));
+        w(
+            s,
+            33,
+            &format!("priority=0,{md} actions=set_field:0->reg15,resubmit(,34)"),
+        );
+        w(s, 34, &format!("priority=50,reg15=0,{md} actions=drop"));
+        w(s, 34, &format!("priority=0,{md} actions=resubmit(,37)"));
+        w(s, 50, &format!("priority=100,{md},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=resubmit(,51)"));
+        w(s, 50, &format!("priority=0,{md} actions=resubmit(,51)"));
+        w(
+            s,
+            51,
+            &format!("priority=50,reg0=0x8000/0x8000,{md} actions=drop"),
+        );
+        w(s, 51, &format!("priority=0,{md} actions=resubmit(,64)"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

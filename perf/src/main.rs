@@ -4,6 +4,7 @@
 //! xvs-perf p2p [OPTIONS]          generator -> switch -> sink, xvswitchd vs OVS vs the kernel
 //! xvs-perf flowmod [OPTIONS]      100k OVN-shaped flows: add/dump/del with ovs-ofctl, vs OVS
 //! xvs-perf miss [OPTIONS]         cost of a megaflow miss through a 10-table chain, vs OVS
+//! xvs-perf ovn [OPTIONS]          OVN-scale pipeline: cache hits with 1 and 1000 flows, misses, RSS
 //! xvs-perf agent KIND [ARGS]      (internal) helpers the scenarios start in namespaces
 //! ```
 
@@ -12,6 +13,7 @@ mod flowmod;
 mod flows;
 mod minfwd;
 mod miss;
+mod ovn;
 mod ovs;
 mod p2p;
 mod util;
@@ -30,6 +32,9 @@ Scenarios:
   miss    first-packet cost: a stream of packets that each miss the megaflow cache and go
           through a 10-table resubmit chain; upcall microseconds in xvswitchd and OVS 3.1
           (xvs-perf miss --help)
+  ovn     flow caching at OVN scale: ~25,000 OVN-shaped flows over 44 tables; cache-hit
+          ns/packet and rate with 1 and 1000 concurrent flows, upcall cost, resident memory;
+          xvswitchd vs OVS 3.1 afxdp (xvs-perf ovn --help)
 
 Results go to perf/results/ as JSON; see perf/README.md.
 ";
@@ -40,6 +45,7 @@ fn main() {
         Some("p2p") => std::process::exit(p2p::main(&args[1..])),
         Some("flowmod") => std::process::exit(flowmod::main(&args[1..])),
         Some("miss") => std::process::exit(miss::main(&args[1..])),
+        Some("ovn") => std::process::exit(ovn::main(&args[1..])),
         Some("agent") if args.len() >= 2 => agent::main(&args[1], &args[2..]),
         Some("-h") | Some("--help") | None => print!("{USAGE}"),
         Some("-V") | Some("--version") => println!("xvs-perf {}", env!("CARGO_PKG_VERSION")),
