@@ -42,7 +42,12 @@ impl Daemon {
     /// until its control socket answers: its bridges and ports come from the database later.
     pub fn start_ovsdb<S: AsRef<str>>(ns: &Netns, remote: &str, args: &[S]) -> Daemon {
         let dir = TempDir::new();
-        let mut all: Vec<String> = vec!["--ovsdb".into(), remote.to_string()];
+        // drop-in mode names its socket ovs-vswitchd.PID.ctl unless told otherwise
+        let mut all: Vec<String> = vec![
+            "--ovsdb".into(),
+            remote.to_string(),
+            format!("--unixctl={}", dir.path().join("xvswitchd.ctl").display()),
+        ];
         all.extend(args.iter().map(|a| a.as_ref().to_string()));
         let mut d = Daemon::spawn_in(ns, dir.path(), &all);
         d.own_dir = Some(dir);

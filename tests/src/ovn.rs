@@ -355,6 +355,7 @@ impl Chassis {
                     .arg(&self.db_remote)
                     .arg("--rundir")
                     .arg(&run)
+                    .arg(format!("--unixctl={}", run.join("xvswitchd.ctl").display()))
                     .args(["--pmd-idle", "sleep"])
                     .arg("--log-file")
                     .arg(d.join("log/switch.log"));

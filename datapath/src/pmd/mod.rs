@@ -1002,7 +1002,9 @@ impl Pmd {
                 if idle_rounds == 1 || round.is_multiple_of(1024) {
                     self.publish();
                 }
-                if idle == IdlePolicy::Sleep {
+                // a PMD with no socket to poll (a database-driven switch before its first
+                // port) has nothing to spin for, whatever the policy
+                if idle == IdlePolicy::Sleep || self.socks.is_empty() {
                     self.idle_wait(idle_rounds, &mut pollfds);
                 }
                 self.h.stats.bump(
