@@ -12,6 +12,7 @@ mod lifecycle;
 mod local_port;
 mod openflow;
 mod ovn;
+mod ovn_migration;
 mod ovs_interop;
 mod ovsdb;
 mod pmd_stats;

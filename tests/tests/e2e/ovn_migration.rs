@@ -1,0 +1,221 @@
+//! A KubeVirt-style live migration under real OVN on two chassis: the VM's logical port bound
+//! to both (`requested-chassis=ch1,ch2`, `activation-strategy=rarp`) while a client streams
+//! numbered UDP datagrams to it; the source stops, the destination announces the VM with
+//! QEMU's RARPs, and the stream must continue at the destination.
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use xvs_tests::ovn::{OvnLab, SwitchKind, Vif};
+use xvs_tests::raw::RawSock;
+use xvs_tests::{wait_for, wait_until, WAIT};
+
+const VM_MAC: [u8; 6] = [0x0a, 0, 0, 0, 0, 0x20];
+const VM_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 20);
+const CLIENT_MAC: [u8; 6] = [0x0a, 0, 0, 0, 0, 0x10];
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
+const PORT: u16 = 9999;
+
+/// QEMU's self-announcement (net/announce.c): 60 bytes, broadcast, ethertype 0x8035 (RARP),
+/// opcode 3 (reverse request), sender and target the VM's MAC, addresses zero.
+fn rarp(mac: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x80, 0x35, 0, 1, 8, 0, 6, 4, 0, 3]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0; 4]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0; 4]);
+    f.resize(60, 0);
+    f
+}
+
+/// Datagrams a receiver got: (sequence number, when).
+type Log = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// Receives numbered datagrams on VM_IP:PORT in `vif`'s namespace until `stop`.
+fn receiver(vif: &Vif, stop: Arc<AtomicBool>) -> (Log, std::thread::JoinHandle<()>) {
+    let sock = vif
+        .ns
+        .in_ns(|| UdpSocket::bind((VM_IP, PORT)).expect("bind the VM's port"));
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("timeout");
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let h = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if n >= 8 {
+                    let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
+                    l.lock().expect("log").push((seq, Instant::now()));
+                }
+            }
+        }
+    });
+    (log, h)
+}
+
+fn lsp_options(lab: &OvnLab, opts: &[&str]) {
+    let mut args = vec!["lsp-set-options", "vm"];
+    args.extend_from_slice(opts);
+    lab.central.nbctl(&args);
+    lab.sync();
+}
+
+fn pb_options(lab: &OvnLab) -> String {
+    lab.central.sbctl(&[
+        "--bare",
+        "--columns=options",
+        "find",
+        "Port_Binding",
+        "logical_port=vm",
+    ])
+}
+
+/// Proves, with real packets and real OVN on two chassis:
+/// - while the VM's port is bound to both chassis and gated (activation-strategy=rarp), the
+///   destination VIF receives none of the stream and what it sends reaches nobody;
+/// - the source stops (link down); the destination sends QEMU's RARPs (0, 50, 200, 450, 800
+///   ms); from then on the stream reaches the destination and the destination reaches the
+///   client; Southbound records `additional-chassis-activated=ch2`;
+/// - `requested-chassis=ch2` ends the migration: the source gets no more copies.
+#[test]
+fn live_migration_with_rarp_activation() {
+    let lab = OvnLab::start(2, SwitchKind::from_env());
+    let nb = &lab.central;
+    nb.nbctl(&["ls-add", "ls0"]);
+    for (lsp, mac, ip) in [("client", CLIENT_MAC, CLIENT_IP), ("vm", VM_MAC, VM_IP)] {
+        nb.nbctl(&["lsp-add", "ls0", lsp]);
+        nb.nbctl(&[
+            "lsp-set-addresses",
+            lsp,
+            &format!("{} {ip}", xvs_tests::pkt::mac_str(&mac)),
+        ]);
+    }
+    nb.nbctl(&["lsp-set-options", "vm", "requested-chassis=ch1"]);
+    let (ch1, ch2) = (&lab.chassis[0], &lab.chassis[1]);
+    let client = ch1.add_vif("client", CLIENT_MAC, CLIENT_IP);
+    let src = ch1.add_vif("vm", VM_MAC, VM_IP);
+    ch1.wait_installed(&client);
+    ch1.wait_installed(&src);
+    lab.sync();
+    client.ns.assert_ping(VM_IP, 2);
+    // the destination pod's interface exists (KubeVirt creates it before the migration)
+    let dst = ch2.add_vif("vm", VM_MAC, VM_IP);
+    let dst_raw = RawSock::open(&dst.ns, &dst.ifname);
+    lsp_options(
+        &lab,
+        &["requested-chassis=ch1,ch2", "activation-strategy=rarp"],
+    );
+    wait_until("ch2 to claim vm as additional chassis", WAIT, || {
+        lab.central
+            .sbctl(&[
+                "--bare",
+                "--columns=additional_chassis",
+                "find",
+                "Port_Binding",
+                "logical_port=vm",
+            ])
+            .len()
+            > 0
+    });
+    lab.sync();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (src_log, src_h) = receiver(&src, stop.clone());
+    let (dst_log, dst_h) = receiver(&dst, stop.clone());
+    let sender_sock = client
+        .ns
+        .in_ns(|| UdpSocket::bind((CLIENT_IP, 0)).expect("client socket"));
+    let s2 = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut seq: u64 = 0;
+        while !s2.load(Ordering::Relaxed) {
+            let _ = sender_sock.send_to(&seq.to_be_bytes(), (VM_IP, PORT));
+            seq += 1;
+            std::thread::sleep(Duration::from_micros(1000));
+        }
+        seq
+    });
+    // both copies flow for a while; the destination must see none (gated)
+    wait_until("the source to receive the stream", WAIT, || {
+        src_log.lock().expect("log").len() > 200
+    });
+    // the destination tries to talk before its activation: nobody may hear it
+    let client_raw = RawSock::open(&client.ns, &client.ifname);
+    client_raw.drain();
+    let probe = {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&VM_MAC);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&VM_MAC);
+        f.extend_from_slice(&VM_IP.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&CLIENT_IP.octets());
+        f.resize(60, 0);
+        f
+    };
+    dst_raw.send(&probe);
+    let (_, heard) = client_raw.collect_until(Duration::from_millis(300), |d| {
+        d.get(6..12) == Some(&VM_MAC[..]) && d.get(12..14) == Some(&[0x08, 0x06][..])
+    });
+    assert!(!heard, "the gated destination's ARP reached the client");
+    assert!(
+        dst_log.lock().expect("log").is_empty(),
+        "the gated destination received stream datagrams"
+    );
+    // the source stops; the destination announces itself
+    src.ns.ip(&format!("link set {} down", src.ifname));
+    let t_rarp = Instant::now();
+    let announce = rarp(VM_MAC);
+    let mut last = 0;
+    for at in [0u64, 50, 200, 450, 800] {
+        std::thread::sleep(Duration::from_millis(at - last));
+        last = at;
+        dst_raw.send(&announce);
+    }
+    wait_until("the destination to receive the stream", WAIT, || {
+        dst_log.lock().expect("log").len() > 200
+    });
+    let first_dst = dst_log.lock().expect("log")[0].1;
+    assert!(
+        first_dst >= t_rarp,
+        "the destination received a datagram before the RARP"
+    );
+    eprintln!(
+        "first datagram at the destination {:?} after the first RARP",
+        first_dst - t_rarp
+    );
+    // the destination reaches the client
+    dst.ns.assert_ping(CLIENT_IP, 3);
+    wait_for("Southbound to record the activation", WAIT, || {
+        let o = pb_options(&lab);
+        if o.contains("additional-chassis-activated=ch2") {
+            Ok(())
+        } else {
+            Err(o)
+        }
+    });
+    // the migration ends: only ch2 gets the port
+    lsp_options(&lab, &["requested-chassis=ch2"]);
+    src.ns.ip(&format!("link set {} up", src.ifname));
+    let n_src = src_log.lock().expect("log").len();
+    let n_dst = dst_log.lock().expect("log").len();
+    wait_until("more of the stream at the destination", WAIT, || {
+        dst_log.lock().expect("log").len() > n_dst + 300
+    });
+    let src_after = src_log.lock().expect("log").len() - n_src;
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().expect("sender");
+    src_h.join().expect("src receiver");
+    dst_h.join().expect("dst receiver");
+    assert_eq!(
+        src_after, 0,
+        "the source still got copies after requested-chassis=ch2"
+    );
+    eprintln!("{sent} datagrams sent");
+}
