@@ -112,7 +112,7 @@ fn live_migration_with_rarp_activation() {
         &["requested-chassis=ch1,ch2", "activation-strategy=rarp"],
     );
     wait_until("ch2 to claim vm as additional chassis", WAIT, || {
-        lab.central
+        !lab.central
             .sbctl(&[
                 "--bare",
                 "--columns=additional_chassis",
@@ -120,8 +120,7 @@ fn live_migration_with_rarp_activation() {
                 "Port_Binding",
                 "logical_port=vm",
             ])
-            .len()
-            > 0
+            .is_empty()
     });
     lab.sync();
 
