@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(iproute2 iputils-ping iperf3 ethtool tcpdump tshark busybox-static python3
-      openvswitch-switch procps psmisc util-linux)
+      openvswitch-switch ovn-central ovn-host procps psmisc util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
