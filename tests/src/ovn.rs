@@ -677,6 +677,30 @@ impl OvnLab {
             c.start_controller();
             chassis.push(c);
         }
+        // every chassis has its tunnels (with OpenFlow numbers) before ports are bound: a port
+        // bound earlier makes ovn-controller warn "Failed to locate tunnel" until they appear
+        for c in &chassis {
+            wait_for(
+                &format!("{}: tunnels to the other chassis", c.name),
+                WAIT,
+                || {
+                    c.revive_controller();
+                    let ports = c.vsctl(&["--no-wait", "list-ports", "br-int"]);
+                    let tunnels: Vec<&str> =
+                        ports.lines().filter(|p| p.starts_with("ovn-")).collect();
+                    let numbered = tunnels.iter().all(|t| {
+                        c.vsctl(&["--no-wait", "get", "interface", t, "ofport"])
+                            .parse::<i64>()
+                            .is_ok_and(|o| o > 0)
+                    });
+                    if tunnels.len() + 1 >= n && numbered {
+                        Ok(())
+                    } else {
+                        Err(ports)
+                    }
+                },
+            );
+        }
         OvnLab {
             chassis,
             _underlay: underlay,
