@@ -461,6 +461,28 @@ impl State {
         Ok(bi)
     }
 
+    /// Applies a changed `fail_mode` to a running bridge: standalone gets the
+    /// `priority=0 actions=NORMAL` flow (unless table 0 already has a catch-all), secure loses
+    /// it. Other flows are untouched.
+    pub fn set_fail_mode(&mut self, name: &str, mode: FailMode) -> Result<(), ReconfError> {
+        let bi = self.bridge_index(name)?;
+        let p = self.pipeline_mut();
+        let bt = Arc::make_mut(&mut p.bridges[bi]);
+        let changed = match mode {
+            FailMode::Standalone if !bt.has_catch_all() => {
+                bt.add_normal_flow(0);
+                true
+            }
+            FailMode::Secure => bt.remove_normal_flow(),
+            _ => false,
+        };
+        if changed {
+            self.publish();
+            info!(bridge = name, fail_mode = ?mode, "fail mode changed");
+        }
+        Ok(())
+    }
+
     /// Deletes bridge `name`: its ports (and the devices the switch made for them), tables,
     /// listeners and OpenFlow connections, MAC entries.
     pub fn del_bridge(&mut self, name: &str) -> Result<(), ReconfError> {

@@ -400,6 +400,30 @@ impl BridgeTables {
         let _ = Arc::make_mut(&mut self.tables[0]).insert(Arc::new(r));
     }
 
+    /// Removes the flow [`Self::add_normal_flow`] adds (cookie 0, no match, priority 0,
+    /// `actions=NORMAL`), if it is there: a bridge switched to `fail_mode=secure`.
+    pub fn remove_normal_flow(&mut self) -> bool {
+        let zero = [0; PKEY_WORDS];
+        let t = Arc::make_mut(&mut self.tables[0]);
+        let Some(id) = t.cls().find_exact(&zero, &zero, 0) else {
+            return false;
+        };
+        let is_normal = t.cls().get(id).is_some_and(|r| {
+            r.cookie == 0
+                && matches!(
+                    r.ofpacts.as_slice(),
+                    [Ofpact::Output { port, .. }] if *port == openflow::action::ports::NORMAL
+                )
+        });
+        is_normal && t.remove(id).is_some()
+    }
+
+    /// Whether table 0 has a priority-0 flow with no match (what NORMAL mode would add).
+    pub fn has_catch_all(&self) -> bool {
+        let zero = [0; PKEY_WORDS];
+        self.tables[0].cls().find_exact(&zero, &zero, 0).is_some()
+    }
+
     /// How many flows use each group (OpenFlow group stats `ref_count`; OVS counts the rules
     /// whose actions name the group, not other groups' buckets).
     pub fn group_ref_counts(&self) -> HashMap<u32, u32> {

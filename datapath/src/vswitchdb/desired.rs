@@ -198,6 +198,7 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
             warn!(bridge = %b, error = %e, "cannot delete bridge");
         }
         db.applied.retain(|_, a| a.bridge != b);
+        db.fail_modes.remove(&b);
     }
     // 2. ports that went away or changed
     let mut remove: Vec<(String, String)> = Vec::new();
@@ -232,6 +233,12 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
     for (name, b) in &want.bridges {
         if let Ok(bi) = st.bridge_index(name) {
             st.bridges[bi].controllers = b.controllers.clone();
+            if db.fail_modes.get(name) != Some(&b.fail_mode) {
+                if let Err(e) = st.set_fail_mode(name, b.fail_mode) {
+                    warn!(bridge = %name, error = %e, "cannot change the fail mode");
+                }
+                db.fail_modes.insert(name.clone(), b.fail_mode);
+            }
             continue;
         }
         if !matches!(b.datapath_type.as_str(), "netdev" | "") {
@@ -246,6 +253,7 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
             listen: b.listen.clone(),
             controllers: b.controllers.clone(),
         };
+        db.fail_modes.insert(name.clone(), b.fail_mode);
         if let Err(e) = st.add_bridge(spec) {
             warn!(bridge = %name, error = %e, "cannot create bridge");
             for i in b.ifaces.keys() {

@@ -140,6 +140,8 @@ pub struct DbSession {
     pub applied: HashMap<String, Applied>,
     /// Interfaces that failed, by name: the `Interface.error` text.
     pub errors: HashMap<String, String>,
+    /// The fail mode each bridge was last given.
+    pub fail_modes: HashMap<String, crate::config::FailMode>,
     /// `next_cfg` of the configuration last applied: written back as `cur_cfg`.
     pub applied_cfg: Option<i64>,
     lock_waiting_logged: bool,
@@ -171,6 +173,7 @@ impl DbSession {
             txn: None,
             applied: HashMap::new(),
             errors: HashMap::new(),
+            fail_modes: HashMap::new(),
             applied_cfg: None,
             lock_waiting_logged: false,
             stats: DbStats::default(),

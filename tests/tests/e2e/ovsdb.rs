@@ -29,7 +29,7 @@ fn add_br(db: &VsDb, br: &str) {
 /// applied it), a bridge with two ports forwards between two hosts; OpenFlow numbers honour
 /// ofport_request and are written back, with link state, MAC and status; `cur_cfg` catches
 /// up with `next_cfg`; `iface_types` lists what is implemented; unknown columns and keys are
-/// ignored; a missing interface gets ofport -1 and an error text that ovs-vsctl reports.
+/// ignored; `set-fail-mode` applies at runtime; a missing interface gets ofport -1 and an error text that ovs-vsctl reports.
 #[test]
 fn ovs_vsctl_builds_a_forwarding_bridge() {
     let lab = Lab::new(2);
@@ -84,6 +84,15 @@ fn ovs_vsctl_builds_a_forwarding_bridge() {
     // a standalone bridge is a learning switch
     a.ns.assert_ping(b.ip, 3);
     b.ns.assert_ping(a.ip, 1);
+    // fail mode at runtime: secure forwards nothing without flows, standalone switches again
+    db.vsctl_ok(&["set-fail-mode", "br0", "secure"]);
+    assert_eq!(
+        a.ns.ping(b.ip, 2).1,
+        0,
+        "a secure bridge with no flows forwarded"
+    );
+    db.vsctl_ok(&["set-fail-mode", "br0", "standalone"]);
+    a.ns.assert_ping(b.ip, 2);
     // an interface that does not exist
     let o = db.vsctl(&["add-port", "br0", "xtnosuch0"]);
     let err = String::from_utf8_lossy(&o.stderr);
