@@ -125,17 +125,15 @@ stop_pidfile() {
   rm -f "$pf"
 }
 
-# every daemon: "pidfile description"
+# every daemon: "DESCRIPTION<tab>PIDFILE"
 daemons() {
-  echo "$C/nb.pid nb-ovsdb-server"
-  echo "$C/sb.pid sb-ovsdb-server"
-  echo "$C/northd.pid ovn-northd"
+  printf '%s\t%s\n' nb-ovsdb-server "$C/nb.pid" sb-ovsdb-server "$C/sb.pid" \
+    ovn-northd "$C/northd.pid"
   local ch D
   for ch in "${CHASSIS[@]}"; do
     D=$(cdir "$ch")
-    echo "$D/run/ovsdb-server.pid $ch-ovsdb-server"
-    echo "$D/run/switch.pid $ch-switch"
-    echo "$D/ovnrun/ovn-controller.pid $ch-ovn-controller"
+    printf '%s\t%s\n' "$ch-ovsdb-server" "$D/run/ovsdb-server.pid" "$ch-switch" \
+      "$D/run/switch.pid" "$ch-ovn-controller" "$D/ovnrun/ovn-controller.pid"
   done
 }
 
@@ -177,21 +175,22 @@ start_central() {
 }
 
 # ---------------------------------------------------------------- chassis
-chassis_env() { # the directories OVS/OVN daemons of chassis $1 use
-  local D; D=$(cdir "$1")
-  echo "OVS_RUNDIR=$D/run OVS_LOGDIR=$D/log OVS_DBDIR=$D OVS_SYSCONFDIR=$D/etc" \
-       "OVN_RUNDIR=$D/ovnrun OVN_LOGDIR=$D/log OVN_DBDIR=$D OVN_SYSCONFDIR=$D/etc"
+# chassis_run CH CMD...: CMD in CH's namespace with the directories its OVS/OVN daemons use
+chassis_run() {
+  local ch=$1 D; shift; D=$(cdir "$ch")
+  nsx "$(cns "$ch")" env "OVS_RUNDIR=$D/run" "OVS_LOGDIR=$D/log" "OVS_DBDIR=$D" \
+    "OVS_SYSCONFDIR=$D/etc" "OVN_RUNDIR=$D/ovnrun" "OVN_LOGDIR=$D/log" "OVN_DBDIR=$D" \
+    "OVN_SYSCONFDIR=$D/etc" "$@"
 }
 
 start_switch() {
-  local ch=$1 D ns; D=$(cdir "$ch"); ns=$(cns "$ch")
+  local ch=$1 D; D=$(cdir "$ch")
   local common=("unix:$D/run/db.sock" --detach --no-chdir -vconsole:off -vsyslog:off
                 "--pidfile=$D/run/switch.pid" "--log-file=$D/log/switch.log"
                 "--unixctl=$D/run/switch.ctl")
   local extra=()
   [ "$SWITCH" = xvs ] && extra=(--pmd-idle sleep)
-  # shellcheck disable=SC2046
-  nsx "$ns" env $(chassis_env "$ch") "$(switch_bin)" "${common[@]}" "${extra[@]}" \
+  chassis_run "$ch" "$(switch_bin)" "${common[@]}" "${extra[@]}" \
     || die "$ch: cannot start $(switch_bin) (see $D/log/switch.log)"
   wait_until "$ch's switch control socket" "$D/log/switch.log" appctl "$ch" version
 }
@@ -200,8 +199,7 @@ start_chassis() {
   local ch=$1 n D ns; n=$(chn "$ch"); D=$(cdir "$ch"); ns=$(cns "$ch")
   mkdir -p "$D/run" "$D/log" "$D/ovnrun" "$D/etc"
   ovsdb-tool create "$D/conf.db" "$VS_SCHEMA" || die "$ch: ovsdb-tool create"
-  # shellcheck disable=SC2046
-  nsx "$ns" env $(chassis_env "$ch") ovsdb-server "$D/conf.db" --detach --no-chdir \
+  chassis_run "$ch" ovsdb-server "$D/conf.db" --detach --no-chdir \
     -vconsole:off -vsyslog:off --pidfile="$D/run/ovsdb-server.pid" \
     --log-file="$D/log/ovsdb-server.log" --unixctl="$D/run/ovsdb-server.ctl" \
     --remote="punix:$D/run/db.sock" || die "$ch: cannot start ovsdb-server"
@@ -226,8 +224,7 @@ start_chassis() {
   ofctl "$ch" add-tlv-map "{class=0x0102,type=0x80,len=4}->tun_metadata0" \
     || die "$ch: ovs-ofctl add-tlv-map failed"
   # --monitor: OVS's daemon library restarts ovn-controller if it crashes
-  # shellcheck disable=SC2046
-  nsx "$ns" env $(chassis_env "$ch") ovn-controller "unix:$D/run/db.sock" --detach --monitor \
+  chassis_run "$ch" ovn-controller "unix:$D/run/db.sock" --detach --monitor \
     --no-chdir -vconsole:off -vsyslog:off --pidfile="$D/ovnrun/ovn-controller.pid" \
     --log-file="$D/log/ovn-controller.log" || die "$ch: cannot start ovn-controller"
 }
@@ -267,11 +264,8 @@ add_vif() {
     -- set interface "$out" "external_ids:iface-id=$name" || die "$ch: cannot add port $out"
 }
 
-wait_installed() { # CH NAME
-  local ch=$1 name=$2
-  wait_until "ovn-controller on $ch to install $name (external_ids:ovn-installed)" \
-    "$(cdir "$ch")/log/ovn-controller.log" \
-    sh -c "ovs-vsctl --db=unix:$(cdir "$ch")/run/db.sock --no-wait get interface xos$name-p external_ids:ovn-installed | grep -q true"
+installed() { # CH NAME: ovn-controller has installed NAME's flows
+  vsctl "$1" --no-wait get interface "xos$2-p" external_ids:ovn-installed 2>/dev/null | grep -q true
 }
 
 ping_cmd() { if command -v ping >/dev/null 2>&1; then echo ping; else echo "busybox ping"; fi; }
@@ -279,7 +273,7 @@ ping_cmd() { if command -v ping >/dev/null 2>&1; then echo ping; else echo "busy
 # ---------------------------------------------------------------- commands
 sandbox_state() { # "up" (every daemon alive), "none" (nothing of ours), else "partial"
   local pf _d n_alive=0 n=0
-  while read -r pf _d; do
+  while IFS=$'\t' read -r _d pf; do
     n=$((n + 1)); alive "$pf" && n_alive=$((n_alive + 1))
   done < <(daemons)
   if [ $n_alive = $n ]; then echo up; return; fi
@@ -344,7 +338,8 @@ cmd_add_vm() {
   nbctl --may-exist lsp-add ls0 "$name" -- lsp-set-addresses "$name" "$mac $ip" \
     || die "ovn-nbctl lsp-add $name failed"
   add_vif "$ch" "$name" "$mac" "$ip"
-  wait_installed "$ch" "$name"
+  wait_until "ovn-controller on $ch to install $name (external_ids:ovn-installed)" \
+    "$(cdir "$ch")/log/ovn-controller.log" installed "$ch" "$name"
   log "$name ($mac $ip) on $ch: namespace xos$name, interface eth0"
 }
 
@@ -386,7 +381,7 @@ cmd_status() {
   need_root
   local pf d pid
   echo "sandbox $SANDBOX, SWITCH=$(cat "$SANDBOX/switch" 2>/dev/null || echo '?')"
-  while read -r pf d; do
+  while IFS=$'\t' read -r d pf; do
     if pid=$(our_pid "$pf"); then printf '  %-20s running, pid %s\n' "$d" "$pid"
     else printf '  %-20s DOWN\n' "$d"; fi
   done < <(daemons)
