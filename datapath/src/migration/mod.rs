@@ -504,7 +504,8 @@ impl Migration {
             let bt: &BridgeTables = bt_arc;
             let rec = recognize(bt);
             let mut seen: HashSet<GateKey> = HashSet::new();
-            for r in rec {
+            // flows that name a port the bridge does not have gate nothing (yet)
+            for r in rec.into_iter().filter(|r| bt.ports.contains_key(&r.ofport)) {
                 let key = (bi8, r.ofport, r.cookie);
                 seen.insert(key);
                 let port = bt
