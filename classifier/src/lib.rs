@@ -843,6 +843,11 @@ impl<T, const W: usize> Classifier<T, W> {
     /// [`Self::lookup_resolved`] on tables with conjunctions). Equal
     /// priorities: the oldest rule wins. ORs into `wc` the mask bits examined.
     pub fn lookup(&self, key: &Key<W>, wc: &mut Key<W>) -> Option<RuleId> {
+        self.lookup_ordinary(key, wc, u32::MAX)
+    }
+
+    /// [`Self::lookup`] among the ordinary rules of priority `< ceiling` (`u32::MAX`: all).
+    fn lookup_ordinary(&self, key: &Key<W>, wc: &mut Key<W>, ceiling: u32) -> Option<RuleId> {
         let mut best: Best = None;
         for e in &self.order {
             let Some(hard_max) = e.hard_max else {
@@ -862,7 +867,10 @@ impl<T, const W: usize> Classifier<T, W> {
             let mut ri = st.probe(self.hashing, key, wc).unwrap_or(NONE);
             while ri != NONE {
                 let r = rule_at(&self.slots, ri);
-                if r.clauses.is_none() && st.matches(&r.value, key) {
+                if r.clauses.is_none()
+                    && (ceiling == u32::MAX || r.priority < ceiling)
+                    && st.matches(&r.value, key)
+                {
                     if better(r, best) {
                         best = Some((r.priority, r.seq, ri));
                     }
@@ -901,12 +909,28 @@ impl<T, const W: usize> Classifier<T, W> {
         &self,
         key: &Key<W>,
         wc: &mut Key<W>,
-        mut set_conj_id: impl FnMut(&mut Key<W>, u32),
+        set_conj_id: impl FnMut(&mut Key<W>, u32),
     ) -> Option<RuleId> {
         if self.n_conj == 0 {
             return self.lookup(key, wc);
         }
-        let mut ceiling = None;
+        self.lookup_resolved_below(key, wc, set_conj_id, u32::MAX)
+    }
+
+    /// [`Self::lookup_resolved`] among the rules of priority `< ceiling` only (the
+    /// `conj_id` re-lookup included): what a table yields once its rules at `ceiling` and
+    /// above are set aside, e.g. a blocking rule the caller knows to be bypassed. With
+    /// `ceiling = u32::MAX` every priority but `u32::MAX` itself is searched. ORs into `wc`
+    /// the mask bits examined.
+    pub fn lookup_resolved_below(
+        &self,
+        key: &Key<W>,
+        wc: &mut Key<W>,
+        mut set_conj_id: impl FnMut(&mut Key<W>, u32),
+        ceiling: u32,
+    ) -> Option<RuleId> {
+        let limit = ceiling;
+        let mut ceiling = (ceiling != u32::MAX).then_some(ceiling);
         loop {
             match self.search(key, wc, ceiling) {
                 Outcome::Rule(r) => return Some(r),
@@ -915,7 +939,8 @@ impl<T, const W: usize> Classifier<T, W> {
                     for id in ids {
                         let mut k = *key;
                         set_conj_id(&mut k, id);
-                        if let Some(r) = self.lookup(&k, wc) {
+                        let hit = self.lookup_ordinary(&k, wc, limit);
+                        if let Some(r) = hit {
                             return Some(r);
                         }
                     }

@@ -499,3 +499,49 @@ fn insert_conjunctive_panics_on_invalid_clause() {
     let mut c = cls();
     c.insert_conjunctive([0; W], [0; W], 1, [(1, 3, 2).into()], "x");
 }
+
+#[test]
+fn lookup_below_a_ceiling_sets_higher_rules_aside() {
+    let mut c = cls();
+    // A blocking rule above the ordinary one, as a live-migration gate has.
+    let block = c.insert([1, 0, 0, 0], META, 1000, "metadata=1 drop");
+    let normal = c.insert([1, 0, 0, 0], META, 100, "metadata=1 normal");
+    let k = pkt(1, 1, 2, 80);
+    assert_eq!(c.lookup_resolved(&k, &mut [0; W], set_conj_id), Some(block));
+    let mut wc = [0; W];
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut wc, set_conj_id, 1000),
+        Some(normal)
+    );
+    assert_eq!(wc, META);
+    // Nothing below: a miss, not the rule at the ceiling.
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut [0; W], set_conj_id, 100),
+        None
+    );
+    // Conjunctions below the ceiling are resolved; a conj_id rule at or above the ceiling
+    // is not taken.
+    c.insert_conjunctive([0, 0, 1 << 32, 0], SRC, 50, [(7, 1, 2).into()], "c1");
+    c.insert_conjunctive([0, 0, 0, 80], TP_DST, 50, [(7, 2, 2).into()], "c2");
+    let flow = c.insert([0, 7, 0, 0], CONJ_ID, 50, "conj_id=7");
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut [0; W], set_conj_id, 100),
+        Some(flow)
+    );
+    c.remove(flow);
+    let high = c.insert([0, 7, 0, 0], CONJ_ID, 500, "conj_id=7@500");
+    let low = c.insert([1, 0, 0, 0], META, 10, "metadata=1 low");
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut [0; W], set_conj_id, 100),
+        Some(low)
+    );
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut [0; W], set_conj_id, 1000),
+        Some(normal)
+    );
+    c.remove(normal);
+    assert_eq!(
+        c.lookup_resolved_below(&k, &mut [0; W], set_conj_id, 1000),
+        Some(high)
+    );
+}

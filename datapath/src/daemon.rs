@@ -126,6 +126,8 @@ pub struct State {
     pub db: Option<crate::vswitchdb::DbSession>,
     /// Routes, local addresses and neighbours for tunnels.
     pub tnl: crate::tunnel::control::TnlState,
+    /// Live-migration gates recognised in the tables (see [`crate::migration`]).
+    pub migration: crate::migration::Migration,
 }
 
 impl State {
@@ -174,11 +176,25 @@ impl State {
     /// retired snapshot. So a flow mod followed by a barrier costs the change twice, not a
     /// copy of the table (ovs-ofctl add-flows sends a barrier after every flow).
     pub(crate) fn publish_pipeline(&mut self) {
+        // gates are recognised on the master before it goes out, so the snapshot that holds
+        // a gate's flows also holds the gate
+        let replays = self.migration.refresh(&mut self.pipeline.bridges);
         let journal = self.pipeline.take_journal();
         let front = Arc::new(std::mem::take(&mut self.pipeline));
         let old = self.shared.pipeline.swap(front.clone());
         self.pipeline = (*front).clone();
         self.retired = Some((old, journal));
+        for r in replays {
+            let total_len = r.frame.len() as u32;
+            crate::ofproto::pio::packet_in(
+                self,
+                &r.frame,
+                crate::pmd::PinMeta {
+                    spec: Some(r.spec),
+                    total_len,
+                },
+            );
+        }
     }
 
     /// The master tables, ready to change: the retired snapshot brought up to date when no
@@ -841,6 +857,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         registry: None,
         db: cfg.ovsdb.as_deref().map(crate::vswitchdb::DbSession::new),
         tnl: Default::default(),
+        migration: Default::default(),
     };
     st.refresh_tunnels();
     st.publish();

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod migration;
 pub mod ofproto;
 pub mod packet;
 pub mod pipeline;

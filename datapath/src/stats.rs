@@ -65,6 +65,9 @@ counters! {
         DropTunnelMalformed = "tunnel_drop_malformed",
         DropTunnelNoPort = "tunnel_drop_no_port",
         DropTunnelNested = "tunnel_drop_nested",
+        // live-migration gates: packets a blocking flow dropped, gates opened in the fast path
+        DropGate = "drop_migration_gate",
+        GateActivated = "migration_gate_activated",
     }
 }
 

@@ -435,6 +435,8 @@ pub fn format_megaflow(
             ),
             DpAction::TunnelStrip => "tnl_strip".into(),
             DpAction::TunnelPop(r) => format!("tnl_pop(udp_dst={})", r.dst_port),
+            DpAction::Activate(_, t) => format!("activate_gate({})", t.name()),
+            DpAction::GateDrop(_, d) => format!("gate_drop({d:?})"),
         })
         .collect();
     let _ = write!(

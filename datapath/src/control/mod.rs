@@ -2,6 +2,7 @@
 //! mio loop. Connections are non-blocking; a slow or broken client can't stall the daemon.
 
 pub mod commands;
+pub mod migration;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;

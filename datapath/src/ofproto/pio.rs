@@ -181,6 +181,7 @@ pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
         sent += 1;
     }
     st.ofproto.stats.packet_ins_sent += sent;
+    st.migration.note_packet_in(&spec, sent);
 }
 
 fn extract(data: &[u8], in_dp: u32) -> Result<(FlowKey, Layout), ModError> {

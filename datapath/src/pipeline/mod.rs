@@ -151,6 +151,12 @@ pub enum DpAction {
     /// outer headers and runs the inner frame through the datapath again, from the tunnel port
     /// the outer addresses and key select, with the tunnel fields set.
     TunnelPop(Arc<crate::tunnel::TnlRecv>),
+    /// Opens a live-migration gate (the packet matched an activation flow): the first such
+    /// packet flips the gate and invalidates cached flows, so the blocking flows stop
+    /// applying from the next packet on. Placed before the packet's outputs.
+    Activate(Arc<crate::migration::GateState>, crate::migration::Trigger),
+    /// The translation ended on a gate's blocking flow: counts the drop.
+    GateDrop(Arc<crate::migration::GateState>, crate::migration::GateDir),
 }
 
 impl PartialEq for meter::Meter {

@@ -5,7 +5,7 @@
 //! snapshot is published (arc-swap) before a barrier or bundle commit is answered. Tables are
 //! behind `Arc`s so a publish copies only the tables that changed since the last one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -157,6 +157,38 @@ pub struct Table {
     pub stats: Arc<TableStats>,
     version: u64,
     journal: Vec<TableOp>,
+    /// What live-migration gate recognition reads, kept current by every change (replays
+    /// included) so that a publish looks at a handful of rules, not at OVN's 20k flows.
+    gate_index: GateIndex,
+}
+
+/// The rules of one table that [`crate::migration`] recognises OVN's activation gates from.
+#[derive(Clone, Debug, Default)]
+pub struct GateIndex {
+    /// Rules whose actions send to the controller with userdata starting with OVN's
+    /// activation-strategy opcode (26).
+    pub activators: BTreeSet<RuleId>,
+    /// Every rule by cookie (OVN gives all flows of a port binding the binding's cookie).
+    pub by_cookie: HashMap<u64, HashSet<RuleId>>,
+}
+
+impl GateIndex {
+    fn add(&mut self, id: RuleId, r: &Rule) {
+        if crate::migration::is_activator(&r.ofpacts) {
+            self.activators.insert(id);
+        }
+        self.by_cookie.entry(r.cookie).or_default().insert(id);
+    }
+
+    fn del(&mut self, id: RuleId, r: &Rule) {
+        self.activators.remove(&id);
+        if let Some(set) = self.by_cookie.get_mut(&r.cookie) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_cookie.remove(&r.cookie);
+            }
+        }
+    }
 }
 
 /// One change of a table, as recorded for replay on the other copy. Rule ids agree between
@@ -176,6 +208,7 @@ impl Clone for Table {
             stats: self.stats.clone(),
             version: self.version,
             journal: Vec::new(),
+            gate_index: self.gate_index.clone(),
         }
     }
 }
@@ -193,6 +226,7 @@ impl Default for Table {
             stats: Arc::new(TableStats::default()),
             version: 0,
             journal: Vec::new(),
+            gate_index: GateIndex::default(),
         }
     }
 }
@@ -201,11 +235,39 @@ impl Table {
     /// The rule a packet hits, resolving conjunctions as OVS does; every bit examined is ORed
     /// into `wc`.
     pub fn lookup(&self, key: &PKey, wc: &mut PKey) -> Option<&Arc<Rule>> {
+        self.lookup_id(key, wc).map(|(_, r)| r)
+    }
+
+    /// [`Table::lookup`] with the rule's id.
+    pub fn lookup_id(&self, key: &PKey, wc: &mut PKey) -> Option<(RuleId, &Arc<Rule>)> {
         let conj = flow::loc(openflow::Field::ConjId).expect("conj_id has a location");
         let id = self
             .cls
             .lookup_resolved(key, wc, |k, id| conj.set(k, id as u128))?;
-        self.cls.get(id)
+        Some((id, self.cls.get(id)?))
+    }
+
+    /// The rule a packet hits among the rules of priority below `ceiling`: what the table
+    /// yields once a bypassed gate rule at `ceiling` is set aside.
+    pub fn lookup_below(
+        &self,
+        key: &PKey,
+        wc: &mut PKey,
+        ceiling: u16,
+    ) -> Option<(RuleId, &Arc<Rule>)> {
+        let conj = flow::loc(openflow::Field::ConjId).expect("conj_id has a location");
+        let id = self.cls.lookup_resolved_below(
+            key,
+            wc,
+            |k, id| conj.set(k, id as u128),
+            ceiling as u32,
+        )?;
+        Some((id, self.cls.get(id)?))
+    }
+
+    /// The gate-recognition index (see [`GateIndex`]).
+    pub fn gate_index(&self) -> &GateIndex {
+        &self.gate_index
     }
 
     /// The rules, for lookups and iteration (changes go through the methods below).
@@ -223,6 +285,7 @@ impl Table {
 
     fn insert_quiet(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
         let (v, m, p) = (rule.key.value(), rule.key.mask(), rule.priority as u32);
+        let r = rule.clone();
         let id = if rule.clauses.is_empty() {
             self.cls.insert(v, m, p, rule)
         } else {
@@ -231,6 +294,7 @@ impl Table {
                 .try_insert_conjunctive(v, m, p, &c, rule)
                 .map_err(|e| e.to_string())?
         };
+        self.gate_index.add(id, &r);
         self.version += 1;
         Ok(id)
     }
@@ -244,6 +308,7 @@ impl Table {
 
     fn remove_quiet(&mut self, id: RuleId) -> Option<Arc<Rule>> {
         let r = self.cls.remove(id)?;
+        self.gate_index.del(id, &r);
         self.version += 1;
         Some(r)
     }
@@ -259,12 +324,14 @@ impl Table {
     }
 
     fn replace_quiet(&mut self, id: RuleId, new: Arc<Rule>) -> bool {
-        let Some(old) = self.cls.get(id) else {
+        let Some(old) = self.cls.get(id).cloned() else {
             return false;
         };
         if old.clauses != new.clauses && self.cls.set_conjunctions(id, &new.clauses).is_err() {
             return false;
         }
+        self.gate_index.del(id, &old);
+        self.gate_index.add(id, &new);
         match self.cls.get_mut(id) {
             Some(slot) => *slot = new,
             None => return false,
@@ -360,6 +427,9 @@ pub struct BridgeTables {
     pub of_of_dp: HashMap<DpPort, u32>,
     /// The bridge's datapath id (features reply).
     pub datapath_id: u64,
+    /// Rules that belong to a live-migration gate, by (table, rule): translation bypasses a
+    /// blocking rule of an activated gate and makes an activator's packet activate it.
+    pub gates: Arc<crate::migration::GateMap>,
 }
 
 impl BridgeTables {
@@ -373,6 +443,7 @@ impl BridgeTables {
             ports: HashMap::new(),
             of_of_dp: HashMap::new(),
             datapath_id,
+            gates: Arc::default(),
         }
     }
 
@@ -512,6 +583,7 @@ impl Pipeline {
             bt.ports.clone_from(&cur.ports);
             bt.of_of_dp.clone_from(&cur.of_of_dp);
             bt.datapath_id = cur.datapath_id;
+            bt.gates = cur.gates.clone();
             for (t, cur_t) in cur.tables.iter().enumerate() {
                 let mine = &mut bt.tables[t];
                 if Arc::ptr_eq(mine, cur_t) {

@@ -193,10 +193,47 @@ impl<'a> Xlate<'a> {
         t.stats
             .lookups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(rule) = t.lookup(&self.flow, &mut self.wc).cloned() else {
+        let Some((mut id, mut rule)) = t
+            .lookup_id(&self.flow, &mut self.wc)
+            .map(|(id, r)| (id, r.clone()))
+        else {
             self.trace(|| format!("{table}. No match."));
             return;
         };
+        // live-migration gates: an activated gate's blocking rules are looked past (their
+        // wildcards stay in the mask, the megaflow is invalidated when the gate changes)
+        while let Some(g) = self.br.gates.get(&(table, id)) {
+            use crate::migration::Role;
+            match g.role {
+                Role::Block(dir) if g.state.is_activated() => {
+                    self.trace(|| {
+                        format!(
+                            "{table}. priority {} gate drop ({dir:?}) bypassed: port activated",
+                            rule.priority
+                        )
+                    });
+                    match t.lookup_below(&self.flow, &mut self.wc, rule.priority) {
+                        Some((i, r)) => (id, rule) = (i, r.clone()),
+                        None => {
+                            self.trace(|| format!("{table}. No match."));
+                            return;
+                        }
+                    }
+                }
+                Role::Block(dir) => {
+                    self.out
+                        .actions
+                        .push(DpAction::GateDrop(g.state.clone(), dir));
+                    break;
+                }
+                Role::Activator(trigger) => {
+                    self.out
+                        .actions
+                        .push(DpAction::Activate(g.state.clone(), trigger));
+                    break;
+                }
+            }
+        }
         t.stats
             .matched
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

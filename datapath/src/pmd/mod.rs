@@ -638,6 +638,8 @@ struct Exec<'a> {
     /// A decapsulated packet to run through the datapath again: (frame address in the same
     /// pool, length, tunnel metadata).
     recirc: Option<(u64, usize, crate::tunnel::TunMeta)>,
+    /// This packet opened a live-migration gate: the caller drops the cached flows.
+    activated: bool,
 }
 
 /// The index after the [`DpAction::TunnelStrip`] closing the tunnel body that starts at `i`.
@@ -689,9 +691,15 @@ impl Exec<'_> {
     ) {
         let h = self.h;
         if last_output == usize::MAX
-            && !actions
-                .iter()
-                .any(|a| matches!(a, DpAction::Userspace(_) | DpAction::Meter { .. }))
+            && !actions.iter().any(|a| {
+                matches!(
+                    a,
+                    DpAction::Userspace(_)
+                        | DpAction::Meter { .. }
+                        | DpAction::Activate(..)
+                        | DpAction::GateDrop(..)
+                )
+            })
         {
             cov(h, Cov::DropAction);
             self.pools[pool].put(addr);
@@ -847,6 +855,24 @@ impl Exec<'_> {
                         }
                     }
                 }
+                DpAction::Activate(gate, trigger) => {
+                    // one atomic load per activation packet once open; the first one flips
+                    // it (and reads the source MAC for port/state)
+                    let mac = match self.pools[pool].umem.data(addr, len) {
+                        Some(f) if f.len() >= 12 => {
+                            f[6..12].iter().fold(0u64, |m, &b| (m << 8) | b as u64)
+                        }
+                        _ => 0,
+                    };
+                    if gate.activate(mac, *trigger) {
+                        cov(h, Cov::GateActivated);
+                        self.activated = true;
+                    }
+                }
+                DpAction::GateDrop(gate, dir) => {
+                    gate.count_drop(*dir);
+                    cov(h, Cov::DropGate);
+                }
                 DpAction::Userspace(spec) => {
                     let in_dp = 0;
                     let ok = match (self.pin.as_mut(), self.pools[pool].umem.data(addr, len)) {
@@ -873,6 +899,13 @@ impl Exec<'_> {
         }
         if !consumed {
             self.pools[pool].put(addr);
+        }
+        // blocking flows reached by copies after the final output still count
+        for a in actions.get(i..).unwrap_or(&[]) {
+            if let DpAction::GateDrop(gate, dir) = a {
+                gate.count_drop(*dir);
+                cov(h, Cov::DropGate);
+            }
         }
     }
 
@@ -1409,7 +1442,11 @@ impl Pmd {
                     for r in &x.rules {
                         r.add(1, len as u64, now as u64 * 1000);
                     }
-                    return ex.recirc;
+                    let (recirc, opened) = (ex.recirc, ex.activated);
+                    if opened {
+                        self.gate_opened(now);
+                    }
+                    return recirc;
                 }
             },
         };
@@ -1447,9 +1484,27 @@ impl Pmd {
             h,
             ip_id,
             recirc: None,
+            activated: false,
         };
         ex.run(pool, addr, len, lay, &flow.actions, flow.last_output);
-        ex.recirc
+        let (recirc, opened) = (ex.recirc, ex.activated);
+        if opened {
+            self.gate_opened(now);
+        }
+        recirc
+    }
+
+    /// A packet opened a live-migration gate: every PMD drops its cached flows (the shared
+    /// generation), this one at once, so the packet after it — in this very batch — is
+    /// translated past the blocking flows. Once per gate, never per packet.
+    #[cold]
+    fn gate_opened(&mut self, now: u32) {
+        self.shared.invalidate();
+        if !self.cache.is_empty() {
+            cov(&self.h, Cov::CacheFlush);
+            self.cache.fold_all(now as u64 * 1000);
+        }
+        self.cache.clear();
     }
 
     fn exec_parts(&mut self) -> Exec<'_> {
@@ -1463,6 +1518,7 @@ impl Pmd {
             h: &self.h,
             ip_id: &mut self.ip_id,
             recirc: None,
+            activated: false,
         }
     }
 
@@ -1586,9 +1642,13 @@ impl Pmd {
             );
             // a packet-out decapsulated by a LOCAL port output is not run again (rare: the
             // controller would send a Geneve packet to the switch's own endpoint)
+            let opened = ex.activated;
             if let Some((a, _, _)) = ex.recirc.take() {
                 cov(&self.h, Cov::DropTunnelNested);
                 self.pools[pool].put(a);
+            }
+            if opened {
+                self.gate_opened(self.shared.now_sec.load(Ordering::Relaxed));
             }
         }
         n

@@ -81,6 +81,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "mtu",
             "status",
             "error",
+            "external_ids",
         ],
     ),
     ("Controller", &["target", "is_connected"]),

@@ -10,6 +10,7 @@ mod geneve;
 mod l2;
 mod lifecycle;
 mod local_port;
+mod migration;
 mod openflow;
 mod ovn;
 mod ovn_migration;
