@@ -189,6 +189,15 @@ fn live_migration_with_rarp_activation() {
         "first datagram at the destination {:?} after the first RARP",
         first_dst - t_rarp
     );
+    if ch2.kind == SwitchKind::Xvs {
+        // xvswitchd opened the gate itself, on the RARP (not after ovn-controller's flow deletes)
+        let state = ch2.appctl(&["port/state", &dst.port]);
+        eprintln!("ch2 port/state after the RARPs:\n{state}");
+        assert!(
+            state.contains("activated"),
+            "xvswitchd did not activate the port itself: {state}"
+        );
+    }
     // the destination reaches the client
     dst.ns.assert_ping(CLIENT_IP, 3);
     wait_for("Southbound to record the activation", WAIT, || {
