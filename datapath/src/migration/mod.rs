@@ -230,6 +230,25 @@ fn mask_of(fields: &[Field]) -> PKey {
     m
 }
 
+/// Whether any flow with `cookie` matches `in_port=ofport` exactly: the port binding's
+/// ingress flows are installed on this chassis.
+fn port_bound(bt: &BridgeTables, cookie: u64, ofport: u32) -> bool {
+    bt.tables.iter().any(|table| {
+        table
+            .gate_index()
+            .by_cookie
+            .get(&cookie)
+            .is_some_and(|ids| {
+                ids.iter().any(|&id| {
+                    table.cls().get(id).is_some_and(|r| {
+                        lf(Field::InPortOxm).get(&r.key.mask()) != 0
+                            && lf(Field::InPortOxm).get(&r.key.value()) == ofport as u128
+                    })
+                })
+            })
+    })
+}
+
 /// Full-mask value of `f` in a rule's match, if matched exactly.
 fn exact(r: &Rule, f: Field) -> Option<u128> {
     let l = lf(f);
@@ -626,6 +645,16 @@ impl Migration {
                         self.gates.remove(&key);
                         continue;
                     }
+                }
+                // The binding left this chassis (no flow of its cookie takes the port's
+                // packets any more): the migration is over here, and a later one must find
+                // the port gated again. While the binding stays (the finalize step, an
+                // ovn-controller restart, whose bundle re-adds everything), the activation
+                // stays.
+                if !port_bound(bt, key.2, key.1) {
+                    tracing::info!(bridge = %bt.name, port = %g.port, "port binding left this chassis: gate state dropped (re-armed for the next migration)");
+                    self.gates.remove(&key);
+                    continue;
                 }
                 let c = copies(bt, key.2, g.last.dp_key, g.last.port_key, key.1);
                 if c != g.copies_to {
