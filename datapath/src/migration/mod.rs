@@ -446,7 +446,15 @@ pub struct Gate {
     pub copies_to: Vec<u32>,
     timeline: VecDeque<(u64, String)>,
     activation_logged: bool,
+    /// Since when no flow of the binding takes the port's packets (the binding may have left
+    /// this chassis), if so.
+    unbound_ns: Option<u64>,
 }
+
+/// How long a binding must have been gone from the chassis before a re-installed gate counts
+/// as a new migration rather than ovn-controller re-writing the same binding (its finalize
+/// step, a restart): those re-add the flows within milliseconds.
+const UNBOUND_GRACE_NS: u64 = 1_000_000_000;
 
 impl Gate {
     fn event(&mut self, t: u64, s: String) {
@@ -565,6 +573,7 @@ impl Migration {
                             copies_to: r.copies_to.clone(),
                             timeline: VecDeque::new(),
                             activation_logged: false,
+                            unbound_ns: None,
                         };
                         g.event(
                             now,
@@ -575,6 +584,18 @@ impl Migration {
                     }
                     Some(g) => {
                         g.sync();
+                        let new_migration = g
+                            .unbound_ns
+                            .is_some_and(|t| now.saturating_sub(t) > UNBOUND_GRACE_NS);
+                        g.unbound_ns = None;
+                        if g.recog.is_none() && new_migration && g.state.is_activated() {
+                            g.state.rearm();
+                            g.event(
+                                now,
+                                "the binding left and came back: gate armed again (new migration)"
+                                    .into(),
+                            );
+                        }
                         if g.recog.is_none() {
                             if g.state.is_activated() {
                                 g.event(
@@ -647,14 +668,15 @@ impl Migration {
                     }
                 }
                 // The binding left this chassis (no flow of its cookie takes the port's
-                // packets any more): the migration is over here, and a later one must find
-                // the port gated again. While the binding stays (the finalize step, an
-                // ovn-controller restart, whose bundle re-adds everything), the activation
-                // stays.
-                if !port_bound(bt, key.2, key.1) {
-                    tracing::info!(bridge = %bt.name, port = %g.port, "port binding left this chassis: gate state dropped (re-armed for the next migration)");
-                    self.gates.remove(&key);
-                    continue;
+                // packets any more): if the gate comes back after a grace period, it is a new
+                // migration and must block again; ovn-controller re-writing the same binding
+                // (its finalize step, a restart) re-adds the flows within milliseconds, and
+                // the activation stays.
+                if port_bound(bt, key.2, key.1) {
+                    g.unbound_ns = None;
+                } else if g.unbound_ns.is_none() {
+                    g.unbound_ns = Some(now);
+                    g.event(now, "the binding's flows left the port".into());
                 }
                 let c = copies(bt, key.2, g.last.dp_key, g.last.port_key, key.1);
                 if c != g.copies_to {
