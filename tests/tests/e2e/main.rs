@@ -14,6 +14,7 @@ mod openflow;
 mod ovn;
 mod ovs_interop;
 mod ovsdb;
+mod patch;
 mod pmd_stats;
 mod ports;
 mod process;
