@@ -215,3 +215,58 @@ fn flows_in_a_secure_bridge_see_the_patch_port_as_in_port() {
     of.ok(&["del-flows", "br-a", "in_port=2"]);
     assert_eq!(a.ns.ping(b.ip, 2).1, 0, "replies crossed without a flow");
 }
+
+/// Proves: without a database, `--port NAME,type=patch,peer=PEER` joins two standalone bridges
+/// given on the command line, and `dpif/add-port` / `dpif/del-port` add and remove a pair at
+/// runtime (traffic crosses only while the pair is complete).
+#[test]
+fn patch_ports_from_the_command_line_and_dpif_add_port() {
+    let lab = Lab::new(2);
+    let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
+    let args: Vec<String> = [
+        "--bridge",
+        "br-a",
+        "--port",
+        &a.port,
+        "--port",
+        "patch-a,type=patch,peer=patch-b",
+        "--bridge",
+        "br-b",
+        "--port",
+        &b.port,
+        "--port",
+        "patch-b,type=patch,peer=patch-a",
+        "--pmd-idle",
+        "sleep",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let d = Daemon::start(&lab.sw, &args);
+    a.ns.assert_ping(b.ip, 3);
+    let show = d.appctl("dpif/show", &[]);
+    assert!(
+        show.contains("patch-b 2/none: (patch: peer=patch-a)"),
+        "{show}"
+    );
+    // a second pair, made at runtime, carries traffic once the first one is gone
+    d.appctl("dpif/del-port", &["br-b", "patch-b"]);
+    assert_eq!(a.ns.ping(b.ip, 1).1, 0, "traffic crossed a broken pair");
+    d.appctl(
+        "dpif/add-port",
+        &["br-a", "patch-a2,type=patch,peer=patch-b2"],
+    );
+    assert_eq!(a.ns.ping(b.ip, 1).1, 0, "traffic crossed half a pair");
+    d.appctl(
+        "dpif/add-port",
+        &["br-b", "patch-b2,type=patch,peer=patch-a2"],
+    );
+    a.ns.assert_ping(b.ip, 3);
+    let show = Ofctl::ovs(&d.rundir).ok(&["show", "br-a"]);
+    assert!(show.contains("(patch-a2)"), "{show}");
+    assert!(port_block(&show, "patch-a").contains("LINK_DOWN"), "{show}");
+    assert!(
+        !port_block(&show, "patch-a2").contains("LINK_DOWN"),
+        "{show}"
+    );
+}
