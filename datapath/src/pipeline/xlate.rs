@@ -898,10 +898,15 @@ impl<'a> Xlate<'a> {
             let i = DP + word;
             self.wc[i] = (self.wc[i] & keep) | (saved_wc[i] & !keep);
         }
-        let dirty_before = self.dirty;
         self.flow = saved_flow;
-        for i in DP..PKEY_WORDS {
-            self.dirty[i] = dirty_before[i] | (self.base[i] ^ self.flow[i]);
+        for ((d, b), f) in self
+            .dirty
+            .iter_mut()
+            .zip(&self.base)
+            .zip(&saved_flow)
+            .skip(DP)
+        {
+            *d |= b ^ f;
         }
     }
 
