@@ -41,10 +41,14 @@ pub struct PortState {
     pub name: String,
     pub ofport: u32,
     pub bridge: u8,
-    /// The AF_XDP port; `None` for a tunnel port, which has neither interface nor socket.
+    /// The AF_XDP port; `None` for a tunnel or patch port, which have neither interface nor
+    /// socket.
     pub xdp: Option<XdpPort>,
     /// The tunnel vport's kind and options.
     pub tunnel: Option<(crate::port::TunnelKind, crate::port::TunnelConfig)>,
+    /// A patch port's peer interface. Its carrier is whether that peer exists and is a patch
+    /// port naming this one back (see [`State::link_patches`]).
+    pub patch: Option<String>,
     pub admin_up: bool,
     pub carrier: bool,
     pub mac: Option<Mac>,
@@ -56,8 +60,9 @@ pub struct PortState {
 }
 
 impl PortState {
-    /// A tunnel vport from its configuration (`pc.tunnel` is set): always up, no socket.
-    pub(crate) fn tunnel(
+    /// A tunnel or patch port from its configuration (`pc.tunnel` or `pc.patch` is set): no
+    /// socket; a tunnel is always up, a patch port once its peer is there.
+    pub(crate) fn vport(
         dp: DpPort,
         name: String,
         ofport: u32,
@@ -75,9 +80,10 @@ impl PortState {
             ofport,
             bridge,
             xdp: None,
+            carrier: pc.patch.is_none(),
             tunnel: pc.tunnel,
+            patch: pc.patch,
             admin_up: true,
-            carrier: true,
             mac: None,
             of_config: 0,
             dev: None,
@@ -146,6 +152,11 @@ impl State {
                 ofport: p.ofport,
                 bridge: p.bridge,
                 up: p.admin_up && p.carrier,
+                patch: p.patch.as_ref().map(|_| {
+                    self.patch_peer(p)
+                        .filter(|_| p.carrier)
+                        .map(|q| self.ports[q].dp)
+                }),
             });
         }
         DpConfig {
@@ -165,10 +176,48 @@ impl State {
 
     /// Publishes a new configuration snapshot and invalidates cached flows.
     pub(crate) fn publish(&mut self) {
+        let toggled = self.link_patches();
         self.shared.config.store(Arc::new(self.dp_config()));
         self.sync_pipeline_ports();
         self.publish_pipeline();
         self.shared.invalidate();
+        for (b, of) in toggled {
+            ofproto::port_status(self, b, of, 2); // OFPPR_MODIFY
+        }
+    }
+
+    /// The index of patch port `p`'s usable peer: the port named by its `peer` option, itself
+    /// a patch port whose `peer` names `p` back (as OVS pairs them, in any bridge).
+    pub(crate) fn patch_peer(&self, p: &PortState) -> Option<usize> {
+        let want = p.patch.as_deref()?;
+        self.ports
+            .iter()
+            .position(|q| q.name == want && q.patch.as_deref() == Some(p.name.as_str()))
+    }
+
+    /// Brings every patch port's carrier in line with its peer's presence (a port added or
+    /// removed completes or breaks a pair) and returns the (bridge, OpenFlow port) of those
+    /// that went up or down, for PORT_STATUS.
+    fn link_patches(&mut self) -> Vec<(usize, u32)> {
+        let want: Vec<Option<bool>> = self
+            .ports
+            .iter()
+            .map(|p| p.patch.as_ref().map(|_| self.patch_peer(p).is_some()))
+            .collect();
+        let mut toggled = Vec::new();
+        for (p, w) in self.ports.iter_mut().zip(want) {
+            if let Some(up) = w.filter(|&up| up != p.carrier) {
+                info!(port = %p.name, peer = p.patch.as_deref().unwrap_or(""), up, "patch port {}", if up { "linked to its peer" } else { "has no usable peer" });
+                p.carrier = up;
+                toggled.push((p.bridge as usize, p.ofport));
+                if !up {
+                    // what was learnt behind it is unreachable now: flood instead
+                    let (b, dp) = (p.bridge, p.dp);
+                    self.shared.macs.flush(|e| e.bridge == b && e.port == dp);
+                }
+            }
+        }
+        toggled
     }
 
     /// Hands the master tables to the PMDs. The master is moved, not copied; the control
@@ -703,9 +752,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             if ports.len() >= MAX_PORTS {
                 return Err(DaemonError::Setup(format!("at most {MAX_PORTS} ports")));
             }
-            if pc.tunnel.is_some() {
+            if pc.tunnel.is_some() || pc.patch.is_some() {
                 members.push(ports.len());
-                ports.push(PortState::tunnel(
+                ports.push(PortState::vport(
                     ports.len() as DpPort,
                     name,
                     ofport,
@@ -726,6 +775,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 bridge: bi as u8,
                 xdp: Some(xdp),
                 tunnel: None,
+                patch: None,
                 admin_up,
                 carrier,
                 of_config: 0,

@@ -59,6 +59,8 @@ pub enum ReconfError {
     TooManyPorts(String),
     #[error(transparent)]
     Port(#[from] crate::port::PortError),
+    #[error("{0}")]
+    Patch(String),
     #[error("bridge {0} already exists")]
     BridgeExists(String),
     #[error("{0:?} is not a valid bridge name (1 to 15 bytes, no '/')")]
@@ -81,6 +83,9 @@ impl State {
         let name = spec.config.name.clone();
         if let Some((kind, cfg)) = spec.config.tunnel.clone() {
             return self.add_tunnel_port(bridge, &name, kind, cfg, spec.ofport_request);
+        }
+        if let Some(peer) = spec.config.patch.clone() {
+            return self.add_patch_port(bridge, &name, &peer, spec.ofport_request);
         }
         let bi = self.bridge_index(bridge)?;
         self.check_free_name(&name)?;
@@ -131,8 +136,52 @@ impl State {
             xdp_mode: crate::config::XdpMode::BestEffort,
             csum_complete: None,
             tunnel: None,
+            patch: None,
         };
         self.attach_port(bi, name.to_string(), pc, ofport, Some(OwnedDev::Tap(tap)))
+    }
+
+    /// Adds a `type=patch` interface whose peer is interface `peer` (OVS's patch ports): no
+    /// device, no socket. Output to it continues translation in the peer's bridge, from the
+    /// peer's OpenFlow port, within the same datapath flow (see the pipeline's patch output).
+    /// It is down until the peer exists and names this port back.
+    pub fn add_patch_port(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        peer: &str,
+        ofport_request: Option<u32>,
+    ) -> Result<u32, ReconfError> {
+        let bi = self.bridge_index(bridge)?;
+        self.check_free_name(name)?;
+        let peer = crate::config::check_patch_peer(name, Some(peer)).map_err(ReconfError::Patch)?;
+        let ofport = self.pick_ofport(bi, name, ofport_request)?;
+        let dp = (0..MAX_PORTS as DpPort)
+            .find(|&d| !self.ports.iter().any(|p| p.dp == d))
+            .ok_or_else(|| ReconfError::TooManyPorts(name.to_string()))?;
+        let mut port = PortState {
+            name: name.to_string(),
+            dp,
+            ofport,
+            bridge: bi as u8,
+            mac: None,
+            xdp: None,
+            tunnel: None,
+            patch: Some(peer.clone()),
+            admin_up: true,
+            carrier: false,
+            of_config: 0,
+            dev: None,
+        };
+        // announced up at once when the pair is complete (the peer's change goes out as a
+        // PORT_STATUS modify from the publish)
+        port.carrier = self.patch_peer(&port).is_some();
+        info!(port = name, bridge, ofport, dp, peer = %peer, linked = port.carrier, "patch port added");
+        self.ports.push(port);
+        self.bridges[bi].ports.push(self.ports.len() - 1);
+        self.publish();
+        crate::ofproto::port_status(self, bi, ofport, 0); // OFPPR_ADD
+        Ok(ofport)
     }
 
     pub(crate) fn bridge_index(&self, bridge: &str) -> Result<usize, ReconfError> {
@@ -220,6 +269,7 @@ impl State {
             mac: afxdp::netdev::mac(&name).map(Mac),
             xdp: Some(xdp),
             tunnel: None,
+            patch: None,
             admin_up,
             carrier,
             of_config: 0,
@@ -259,12 +309,17 @@ impl State {
         self.publish();
         let dp = port.dp;
         let Some(xdp) = port.xdp.as_mut() else {
-            // a tunnel port: no socket, no PMD holds anything of it
+            // a tunnel or patch port: no socket, no PMD holds anything of it
             self.shared
                 .macs
                 .flush(|e| e.bridge as usize == bi && e.port == dp);
             self.shared.invalidate();
-            info!(port = %name, bridge, ofport, dp, "tunnel port removed");
+            let kind = if port.patch.is_some() {
+                "patch"
+            } else {
+                "tunnel"
+            };
+            info!(port = %name, bridge, ofport, dp, "{kind} port removed");
             return Ok(());
         };
         xdp.detach();

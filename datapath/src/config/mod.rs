@@ -99,6 +99,9 @@ pub struct PortConfig {
     pub csum_complete: Option<bool>,
     /// A tunnel vport (`type=geneve,remote_ip=...`): no interface, no socket.
     pub tunnel: Option<(crate::port::TunnelKind, crate::port::TunnelConfig)>,
+    /// A patch port (`type=patch,peer=IFACE`): no interface, no socket; output to it continues
+    /// in the peer's bridge.
+    pub patch: Option<String>,
 }
 
 /// What a bridge does without a controller (OVS's fail_mode).
@@ -371,7 +374,9 @@ pub fn parse_port(spec: &str) -> Result<PortConfig, String> {
         xdp_mode: XdpMode::default(),
         csum_complete: None,
         tunnel: None,
+        patch: None,
     };
+    let mut patch: Option<Option<String>> = None;
     let mut tunnel: Option<(crate::port::TunnelKind, std::collections::BTreeMap<_, _>)> = None;
     for opt in parts {
         let (k, v) = opt
@@ -381,10 +386,26 @@ pub fn parse_port(spec: &str) -> Result<PortConfig, String> {
             m.insert(k.trim().to_string(), v.trim().to_string());
             continue;
         }
+        if let Some(peer) = patch.as_mut() {
+            match k.trim() {
+                "peer" => *peer = Some(v.trim().to_string()),
+                other => {
+                    return Err(format!(
+                        "{spec:?}: patch type takes only a 'peer' argument, not {other:?}"
+                    ))
+                }
+            }
+            continue;
+        }
         match k.trim() {
+            "type" if v.trim() == "patch" => patch = Some(None),
             "type" => match crate::port::TunnelKind::from_type(v.trim()) {
                 Some(kind) => tunnel = Some((kind, Default::default())),
-                None => return Err(format!("port type {v:?} is not supported (geneve is)")),
+                None => {
+                    return Err(format!(
+                        "port type {v:?} is not supported (geneve and patch are)"
+                    ))
+                }
             },
             "xdp-mode" => p.xdp_mode = v.trim().parse()?,
             "csum-complete" => p.csum_complete = Some(parse_bool(v.trim())?),
@@ -396,7 +417,24 @@ pub fn parse_port(spec: &str) -> Result<PortConfig, String> {
             crate::port::TunnelConfig::from_options(&m).map_err(|e| format!("{spec:?}: {e}"))?;
         p.tunnel = Some((kind, c));
     }
+    if let Some(peer) = patch {
+        p.patch = Some(check_patch_peer(&p.name, peer.as_deref())?);
+    }
     Ok(p)
+}
+
+/// A patch port's peer, checked as OVS checks it (netdev-vport's set_patch_config): present,
+/// a valid interface name, not the port itself. The error is the Interface.error text.
+pub fn check_patch_peer(name: &str, peer: Option<&str>) -> Result<String, String> {
+    let peer = match peer {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(format!("{name}: patch type requires valid 'peer' argument")),
+    };
+    if peer == name {
+        return Err(format!("{name}: patch peer must not be self"));
+    }
+    validate_ifname(peer).map_err(|e| format!("{name}: patch peer: {e}"))?;
+    Ok(peer.to_string())
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -765,12 +803,14 @@ impl Config {
                         xdp_mode: XdpMode::default(),
                         csum_complete: None,
                         tunnel: None,
+                        patch: None,
                     },
                     PortEntry::Full(p) => PortConfig {
                         name: p.name,
                         xdp_mode: p.xdp_mode,
                         csum_complete: p.csum_complete,
                         tunnel: None,
+                        patch: None,
                     },
                 };
                 ports.push(pc);
@@ -895,6 +935,18 @@ mod tests {
         assert_eq!(c.bridges[0].ports[1].xdp_mode, XdpMode::Generic);
         assert_eq!(c.pmd_cpus, vec![0, 1]);
         assert_eq!(c.pmd_idle, IdlePolicy::Sleep);
+    }
+
+    #[test]
+    fn patch_ports_take_exactly_a_peer() {
+        let p = parse_port("patch-a,type=patch,peer=patch-b").unwrap();
+        assert_eq!(p.patch.as_deref(), Some("patch-b"));
+        assert!(p.tunnel.is_none());
+        let e = |s: &str| parse_port(s).unwrap_err();
+        assert!(e("patch-a,type=patch").contains("requires valid 'peer'"));
+        assert!(e("patch-a,type=patch,peer=patch-a").contains("must not be self"));
+        assert!(e("patch-a,type=patch,peer=b,key=1").contains("only a 'peer'"));
+        assert!(e("x,type=vxlan").contains("not supported"));
     }
 
     #[test]

@@ -155,6 +155,10 @@ fn dpif_show(st: &State) -> String {
         for &pi in &b.ports {
             let p = &st.ports[pi];
             let Some(x) = &p.xdp else {
+                if let Some(peer) = &p.patch {
+                    // as OVS: no datapath port number
+                    let _ = writeln!(s, "    {} {}/none: (patch: peer={peer})", p.name, p.ofport);
+                }
                 if let Some((kind, cfg)) = &p.tunnel {
                     let _ = writeln!(
                         s,

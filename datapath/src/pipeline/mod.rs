@@ -29,6 +29,10 @@ pub struct PortInfo {
     pub bridge: u8,
     /// Admin up and carrier: floods skip ports that are down, unicast to them is dropped.
     pub up: bool,
+    /// For a patch port, its peer's datapath port once the pair is complete: output to it
+    /// continues translation in the peer's bridge (`Some(None)`: a patch port without a
+    /// usable peer, whose output drops).
+    pub patch: Option<Option<DpPort>>,
 }
 
 #[derive(Clone, Debug)]

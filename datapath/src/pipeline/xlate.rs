@@ -35,6 +35,24 @@ pub const MAX_DEPTH: u32 = 64;
 /// Resubmits allowed in one translation (OVS: MAX_RESUBMITS = 64 * 64).
 pub const MAX_RESUBMITS: u32 = 4096;
 
+/// What a patch port crossing clears of the datapath key (word, bits kept): the tunnel
+/// (id, endpoints, tun_metadata0, flags, presence) and the conntrack state (zone, state,
+/// mark, label, original tuple), as OVS's patch_port_output does; pkt_mark, dp_hash, the
+/// recirculation id and the packet itself stay.
+const PATCH_CLEARED: [(usize, u64); 11] = [
+    (w::TUN_ID, 0),
+    (w::TUN_ADDR, 0),
+    (w::TUN_META0, 0),
+    (w::TUN_CT, 0),
+    (w::MARKS, 0xffff_ffff),
+    (w::CT_LABEL_HI, 0),
+    (w::CT_LABEL_LO, 0),
+    (w::HASH, 0xffff_ffff),
+    (w::CT_NW, 0),
+    (w::CT_TP, 0),
+    (w::TUN_PRESENT, 0),
+];
+
 /// Inputs that stay the same during one translation.
 pub struct XlateIn<'a> {
     pub pipe: &'a Pipeline,
@@ -712,6 +730,13 @@ impl<'a> Xlate<'a> {
     /// The datapath output to port `dp` (OpenFlow `ofport`), after the checks: a tunnel port
     /// encapsulates, a LOCAL port may decapsulate (or snoop a neighbour) instead.
     fn output_dp(&mut self, ofport: u32, dp: DpPort) {
+        if let Some(patch) = self.inp.cfg.port(dp).and_then(|p| p.patch) {
+            match patch {
+                Some(peer) => self.patch_output(ofport, peer),
+                None => self.trace(|| format!("output:{ofport}: patch port without a peer")),
+            }
+            return;
+        }
         let tnl = &*self.inp.cfg.tnl;
         if let Some(tp) = tnl.port_of_dp(dp) {
             self.tunnel_output(tp);
@@ -812,6 +837,113 @@ impl<'a> Xlate<'a> {
                 self.trace(|| "NORMAL: unknown destination, flooding".into());
                 self.flood(true);
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- patch ports
+
+    /// Output to a patch port (OVS's patch_port_output): the translation goes on in the peer's
+    /// bridge, from table 0, with in_port the peer's OpenFlow port, within this datapath flow
+    /// (no datapath action of its own). The packet (committed or not) carries over; what is
+    /// the pipeline's (metadata, registers, actset_output, the stack and action set), the
+    /// tunnel fields and the conntrack state start afresh, as OVS clears them. Everything but
+    /// the packet, and the wildcards of the zeroed tunnel and conntrack fields (they are not
+    /// the packet's), is restored afterwards. Each crossing counts as a resubmit, so patch
+    /// loops between bridges stop at the resubmit limits.
+    fn patch_output(&mut self, ofport: u32, peer: DpPort) {
+        let inp = self.inp;
+        let Some(pi) = inp.cfg.port(peer) else {
+            return;
+        };
+        let Some(pbr) = inp.pipe.bridges.get(pi.bridge as usize) else {
+            return;
+        };
+        let peer_of = pi.ofport;
+        // the peer must be in its bridge's tables and may receive (OFPPC_NO_RECV)
+        match pbr.ports.get(&peer_of) {
+            Some(p) if p.config & 0x04 == 0 => {}
+            _ => {
+                self.trace(|| format!("output:{ofport}: patch peer {} may not receive", pi.name));
+                return;
+            }
+        }
+        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
+            self.trace(|| "patch port: resubmit limit reached: dropping".into());
+            self.out.drop = Some(XlateDrop::ResubmitLimit);
+            self.out.actions.clear();
+            self.exit = true;
+            return;
+        }
+        self.resubmits += 1;
+        self.trace(|| {
+            format!(
+                "output:{ofport}: patch to bridge(\"{}\"), in_port {peer_of}",
+                pbr.name
+            )
+        });
+        let saved_br = self.br;
+        let saved_flow = self.flow;
+        let saved_wc = self.wc;
+        let saved_stack = std::mem::take(&mut self.stack);
+        let saved_set = std::mem::take(&mut self.action_set);
+        let (saved_table, saved_cookie, saved_in_dp) = (self.table_id, self.cookie, self.in_dp);
+        // fresh pipeline state: metadata, registers, conj_id, actset_output, in_port
+        for word in &mut self.flow[..DP] {
+            *word = 0;
+        }
+        lf(Field::InPortOxm).set(&mut self.flow, peer_of as u128);
+        for (word, keep) in PATCH_CLEARED {
+            self.flow[DP + word] &= keep;
+        }
+        self.br = pbr;
+        self.in_dp = peer;
+        self.depth += 1;
+        self.run_table(0);
+        if !self.exit && !self.paused && !self.action_set.is_empty() {
+            let set = std::mem::take(&mut self.action_set);
+            self.run(&set);
+        }
+        self.depth -= 1;
+        if self.paused {
+            // a pause in the peer's bridge: not resumable from here (the frozen state names
+            // one bridge); its packet-in goes out without a continuation
+            self.paused = false;
+            self.frozen_frames.clear();
+            if let Some((spec, metadata, table_id, cookie)) = self.pause_pin.take() {
+                self.out
+                    .actions
+                    .push(DpAction::Userspace(Arc::new(PacketInSpec {
+                        bridge: pbr.index,
+                        table_id,
+                        cookie,
+                        spec,
+                        metadata,
+                        frozen: None,
+                    })));
+            }
+        }
+        // back in this bridge, with the packet as the peer's actions left it
+        self.br = saved_br;
+        self.in_dp = saved_in_dp;
+        self.table_id = saved_table;
+        self.cookie = saved_cookie;
+        self.stack = saved_stack;
+        self.action_set = saved_set;
+        // the peer bridge exiting does not end this one (a resubmit limit still drops all)
+        self.exit = self.out.drop == Some(XlateDrop::ResubmitLimit);
+        for (word, keep) in PATCH_CLEARED {
+            let i = DP + word;
+            self.wc[i] = (self.wc[i] & keep) | (saved_wc[i] & !keep);
+        }
+        self.flow = saved_flow;
+        for ((d, b), f) in self
+            .dirty
+            .iter_mut()
+            .zip(&self.base)
+            .zip(&saved_flow)
+            .skip(DP)
+        {
+            *d |= b ^ f;
         }
     }
 
@@ -1937,6 +2069,243 @@ mod tests {
     /// Two bridges as OVN has them: br0 (ports 1, 2; port 3 is a Geneve port to 172.31.0.2)
     /// and br-phy (index 1: the underlay port 1 on dp 10, LOCAL on dp 11 carrying
     /// 172.31.0.1/24, NORMAL), with the neighbour 172.31.0.2 known.
+    /// Bridge `name` (index `index`) with (OpenFlow port, datapath port) members.
+    fn patch_bridge(name: &str, index: u8, members: &[(u32, DpPort)]) -> BridgeTables {
+        let mut bt = BridgeTables::new(name, index, index as u64 + 1);
+        for &(of, dp) in members {
+            bt.ports.insert(
+                of,
+                OfPort {
+                    ofport: of,
+                    dp,
+                    name: format!("{name}-{of}"),
+                    config: 0,
+                    up: true,
+                },
+            );
+            bt.of_of_dp.insert(dp, of);
+        }
+        bt
+    }
+
+    /// The datapath configuration for `pairs` of patch ports (dp, peer dp), with `ports`
+    /// (dp, bridge, ofport) listing every port.
+    fn patch_cfg(ports: &[(DpPort, u8, u32)], pairs: &[(DpPort, Option<DpPort>)]) -> DpConfig {
+        let mut cfg = DpConfig::default();
+        for &(dp, bridge, ofport) in ports {
+            let i = dp as usize;
+            if cfg.ports.len() <= i {
+                cfg.ports.resize(i + 1, None);
+            }
+            cfg.ports[i] = Some(crate::pipeline::PortInfo {
+                name: format!("dp{dp}"),
+                ofport,
+                bridge,
+                up: true,
+                patch: pairs.iter().find(|(d, _)| *d == dp).map(|(_, p)| *p),
+            });
+        }
+        cfg
+    }
+
+    /// A UDP frame from `src` to `dst`.
+    fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = udp();
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f
+    }
+
+    fn translate_in(
+        pipe: &Pipeline,
+        cfg: &DpConfig,
+        macs: &MacTable,
+        frame: &[u8],
+        in_dp: DpPort,
+    ) -> XlateOut {
+        let inp = XlateIn {
+            pipe,
+            cfg,
+            macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: frame.len() as u32,
+            trace: true,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(frame, in_dp as u32, &mut k, &mut l).unwrap();
+        translate(&inp, &k, in_dp)
+    }
+
+    #[test]
+    fn patch_output_continues_in_the_peer_bridge_with_fresh_pipeline_fields() {
+        // br-a: vm-a 1 (dp 0), patch-a 2 (dp 1); br-b: patch-b 5 (dp 2), vm-b 1 (dp 3)
+        let mut a = patch_bridge("br-a", 0, &[(1, 0), (2, 1)]);
+        let mut b = patch_bridge("br-b", 1, &[(5, 2), (1, 3)]);
+        add(
+            &mut a,
+            0,
+            100,
+            vec![f(Field::InPortOxm, 1)],
+            vec![
+                Action::SetField(f(Field::Reg(0), 7)),
+                Action::SetField(f(Field::Metadata, 9)),
+                Action::SetField(f(Field::TunId, 0x55)),
+                Action::SetField(f(Field::EthDst, 0x0200_0000_0042)),
+                out(2),
+                // back in br-a: its own registers again
+                Action::SetField(f(Field::EthSrc, 0x0200_0000_0077)),
+                Action::ResubmitTable {
+                    in_port: 0xfff8,
+                    table: 1,
+                    ct: false,
+                },
+            ],
+        );
+        add(
+            &mut a,
+            1,
+            100,
+            vec![f(Field::Reg(0), 7)],
+            vec![out(ports::IN_PORT)],
+        );
+        // br-b sees in_port = its patch port, zero registers, metadata and tunnel id
+        add(
+            &mut b,
+            0,
+            100,
+            vec![
+                f(Field::InPortOxm, 5),
+                f(Field::Reg(0), 0),
+                f(Field::Metadata, 0),
+                f(Field::TunId, 0),
+            ],
+            vec![Action::SetField(f(Field::Reg(1), 3)), out(1)],
+        );
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(a));
+        pipe.bridges.push(Arc::new(b));
+        for (d, br) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+            pipe.bridge_of_dp.insert(d, br);
+        }
+        let cfg = patch_cfg(
+            &[(0, 0, 1), (1, 0, 2), (2, 1, 5), (3, 1, 1)],
+            &[(1, Some(2)), (2, Some(1))],
+        );
+        let macs = MacTable::new(64);
+        let o = translate_in(&pipe, &cfg, &macs, &udp(), 0);
+        assert_eq!(o.drop, None, "{:#?}", o.trace);
+        assert_eq!(
+            o.actions,
+            vec![
+                DpAction::Set {
+                    field: DpField::EthDst,
+                    value: 0x0200_0000_0042,
+                    mask: 0xffff_ffff_ffff,
+                },
+                DpAction::Output(3),
+                DpAction::Set {
+                    field: DpField::EthSrc,
+                    value: 0x0200_0000_0077,
+                    mask: 0xffff_ffff_ffff,
+                },
+                DpAction::Output(0),
+            ],
+            "{:#?}",
+            o.trace
+        );
+        // br-b's match on the (cleared) tunnel id does not reach the datapath mask
+        assert_eq!(o.mask.w[w::TUN_ID], 0);
+        assert_eq!(o.mask.w[w::META] & 0xffff_ffff, 0xffff_ffff);
+        assert!(o
+            .trace
+            .iter()
+            .any(|l| l.contains("patch to bridge(\"br-b\")")));
+        assert_eq!(o.rules.len(), 3, "both bridges' rules are credited");
+    }
+
+    #[test]
+    fn normal_learns_across_a_patch_pair_and_peerless_patch_ports_drop() {
+        let mut pipe = Pipeline::default();
+        let mut a = patch_bridge("br-a", 0, &[(1, 0), (2, 1)]);
+        let mut b = patch_bridge("br-b", 1, &[(5, 2), (1, 3)]);
+        a.add_normal_flow(0);
+        b.add_normal_flow(0);
+        pipe.bridges.push(Arc::new(a));
+        pipe.bridges.push(Arc::new(b));
+        for (d, br) in [(0, 0), (1, 0), (2, 1), (3, 1)] {
+            pipe.bridge_of_dp.insert(d, br);
+        }
+        let ports = [(0, 0, 1), (1, 0, 2), (2, 1, 5), (3, 1, 1)];
+        let cfg = patch_cfg(&ports, &[(1, Some(2)), (2, Some(1))]);
+        let macs = MacTable::new(64);
+        let a_mac = 0x0200_0000_000a_u64;
+        let b_mac = 0x0200_0000_000b_u64;
+        let bcast = frame([0xff; 6], crate::packet::Mac::from_u64(a_mac).0);
+        let o = translate_in(&pipe, &cfg, &macs, &bcast, 0);
+        assert_eq!(o.actions, vec![DpAction::Output(3)], "{:#?}", o.trace);
+        // learnt in both bridges: behind vm-a in br-a, behind the patch port in br-b
+        assert_eq!(macs.lookup(0, 0, a_mac), Some(0));
+        assert_eq!(macs.lookup(1, 0, a_mac), Some(2));
+        // the answer goes back through the pair as unicast
+        let reply = frame(
+            crate::packet::Mac::from_u64(a_mac).0,
+            crate::packet::Mac::from_u64(b_mac).0,
+        );
+        let o = translate_in(&pipe, &cfg, &macs, &reply, 3);
+        assert_eq!(o.actions, vec![DpAction::Output(0)], "{:#?}", o.trace);
+        assert!(!o.flooded);
+        assert_eq!(macs.lookup(0, 0, b_mac), Some(1));
+        // a patch port without a usable peer: its output goes nowhere
+        let cfg = patch_cfg(&ports, &[(1, None), (2, None)]);
+        let o = translate_in(&pipe, &cfg, &macs, &reply, 3);
+        assert_eq!(o.actions, Vec::<DpAction>::new(), "{:#?}", o.trace);
+    }
+
+    #[test]
+    fn a_patch_loop_between_normal_bridges_is_bounded() {
+        // two pairs between br-a and br-b: a broadcast goes round and round
+        let mut a = patch_bridge("br-a", 0, &[(1, 0), (2, 1), (3, 4)]);
+        let mut b = patch_bridge("br-b", 1, &[(5, 2), (1, 3), (6, 5)]);
+        a.add_normal_flow(0);
+        b.add_normal_flow(0);
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(Arc::new(a));
+        pipe.bridges.push(Arc::new(b));
+        for (d, br) in [(0, 0), (1, 0), (4, 0), (2, 1), (3, 1), (5, 1)] {
+            pipe.bridge_of_dp.insert(d, br);
+        }
+        let cfg = patch_cfg(
+            &[
+                (0, 0, 1),
+                (1, 0, 2),
+                (4, 0, 3),
+                (2, 1, 5),
+                (3, 1, 1),
+                (5, 1, 6),
+            ],
+            &[(1, Some(2)), (2, Some(1)), (4, Some(5)), (5, Some(4))],
+        );
+        let macs = MacTable::new(64);
+        let bcast = frame([0xff; 6], [2, 0, 0, 0, 0, 0xa]);
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: bcast.len() as u32,
+            trace: false,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&bcast, 0, &mut k, &mut l).unwrap();
+        let o = translate(&inp, &k, 0);
+        assert_eq!(o.drop, Some(XlateDrop::ResubmitLimit));
+        assert!(o.actions.is_empty());
+    }
+
     fn tunnel_setup() -> (Pipeline, DpConfig) {
         use crate::port::tunnel::{TunnelConfig, TunnelIp, TunnelKey};
         use crate::tunnel::{LocalIf, Route, TnlPort, TnlSnapshot};

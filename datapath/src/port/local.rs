@@ -115,6 +115,7 @@ impl LocalPort {
             xdp_mode: XdpMode::BestEffort,
             csum_complete: None,
             tunnel: None,
+            patch: None,
         }
     }
 }

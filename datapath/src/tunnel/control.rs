@@ -83,6 +83,7 @@ impl State {
             mac: None,
             xdp: None,
             tunnel: Some((kind, cfg)),
+            patch: None,
             admin_up: true,
             carrier: true,
             of_config: 0,

@@ -11,7 +11,7 @@ use crate::daemon::State;
 use crate::reconf::{BridgeSpec, PortSpec};
 
 /// Interface types xvswitchd implements (`Open_vSwitch.iface_types`).
-pub const IFACE_TYPES: &[&str] = &["afxdp", "geneve", "internal", "system", "tap"];
+pub const IFACE_TYPES: &[&str] = &["afxdp", "geneve", "internal", "patch", "system", "tap"];
 
 /// Does a change of `table.column` call for a reconciliation (as opposed to our own status
 /// write-back coming back)?
@@ -296,6 +296,7 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                                 xdp_mode,
                                 csum_complete: None,
                                 tunnel: None,
+                                patch: None,
                             },
                             ofport_request: i.ofport_request,
                         },
@@ -316,6 +317,25 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                         continue;
                     }
                 },
+                "patch" => {
+                    // OVS: the peer is the only option
+                    let peer = match i.options.keys().find(|k| *k != "peer") {
+                        Some(k) => Err(format!(
+                            "{iname}: patch type takes only a 'peer' argument (not {k:?})"
+                        )),
+                        None => crate::config::check_patch_peer(
+                            iname,
+                            i.options.get("peer").map(String::as_str),
+                        ),
+                    };
+                    match peer {
+                        Ok(peer) => st.add_patch_port(bname, iname, &peer, i.ofport_request),
+                        Err(e) => {
+                            errors.insert(iname.clone(), e);
+                            continue;
+                        }
+                    }
+                }
                 other => {
                     errors.insert(
                         iname.clone(),

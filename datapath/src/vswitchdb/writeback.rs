@@ -112,7 +112,16 @@ pub fn ops(st: &State, sess: &DbSession) -> Vec<Value> {
             let mut u = RowUpdate::new(db, schema, "Interface", *uuid);
             if let Some(p) = st.ports.iter().find(|p| p.name == name) {
                 u.set("ofport", json!(p.ofport as i64 & 0xffff));
-                u.set("error", set_of::<String>(vec![]));
+                match &p.patch {
+                    // as ovs-vswitchd reports a patch port whose pair is incomplete
+                    Some(peer) if !p.carrier => u.set(
+                        "error",
+                        set_of(vec![format!(
+                            "No usable peer '{peer}' exists in 'netdev' datapath."
+                        )]),
+                    ),
+                    _ => u.set("error", set_of::<String>(vec![])),
+                }
                 u.set("admin_state", json!(if p.admin_up { "up" } else { "down" }));
                 u.set(
                     "link_state",

@@ -16,6 +16,7 @@ mod ovn;
 mod ovn_migration;
 mod ovs_interop;
 mod ovsdb;
+mod patch;
 mod pmd_stats;
 mod ports;
 mod process;
