@@ -435,6 +435,7 @@ pub fn format_megaflow(
             ),
             DpAction::TunnelStrip => "tnl_strip".into(),
             DpAction::TunnelPop(r) => format!("tnl_pop(udp_dst={})", r.dst_port),
+            DpAction::Learn(l) => format!("learn(table={})", l.fm.table_id),
         })
         .collect();
     let _ = write!(
