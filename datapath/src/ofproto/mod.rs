@@ -942,8 +942,20 @@ pub fn deliver_learns(st: &mut State) {
         r.drain_with(1024, |_, _, meta| batch.extend(meta.take()));
     }
     st.ofproto.learn_rx = rings;
+    if batch.is_empty() {
+        return;
+    }
+    let added = st.ofproto.stats.learned_flows_added;
     for l in batch {
         apply_learned(st, &l);
+    }
+    // a learned flow takes effect at once (OVS installs it during the upcall), one publish
+    // per batch; under a storm of new learned flows the 2 ms floor leaves the rest to the
+    // control loop's periodic publish, so megaflows are not flushed on every wake-up
+    if st.ofproto.stats.learned_flows_added != added
+        && st.ofproto.last_publish.elapsed() >= std::time::Duration::from_millis(2)
+    {
+        publish(st);
     }
 }
 
