@@ -188,7 +188,7 @@ fn deleting_the_last_learning_flow_deletes_the_learned_flows() {
             .iter()
             .find(|g| g.match_.contains(&format!("tp_src={port}")))
             .unwrap_or_else(|| panic!("no learned flow for {port}: {got:#?}"));
-        let mut want = vec![
+        let mut want = [
             "metadata=0x5".to_string(),
             format!("nw_dst={fb}"),
             format!("nw_src={fa}"),
