@@ -578,6 +578,7 @@ fn control_loop(
                 PACKET_INS => {
                     st.control_waker.drain();
                     ofproto::deliver_packet_ins(st);
+                    ofproto::deliver_learns(st);
                 }
                 Token(t) if (OF_LISTENER_BASE..FIRST_CONN).contains(&t) => {
                     accept_openflow(st, &reg, t - OF_LISTENER_BASE);
@@ -616,8 +617,9 @@ fn control_loop(
             }
         }
         crate::vswitchdb::tick(st);
-        // packet-ins that arrived while the waker was not armed
+        // packet-ins (and learn requests) that arrived while the waker was not armed
         ofproto::deliver_packet_ins(st);
+        ofproto::deliver_learns(st);
         st.tunnel_events();
         // OpenFlow housekeeping: publish pending table changes (at least every 20 ms, at once
         // for barriers), answer barriers the PMDs have caught up with, flush output
@@ -877,6 +879,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         let (prod, cons) = handoff::channel::<PinMeta>(1024, control_waker.clone());
         b.set_packet_in(prod);
         ofp.pin_rx.push(cons);
+        let (prod, cons) =
+            handoff::meta_channel::<crate::pmd::LearnMsg>(1024, control_waker.clone());
+        b.set_learn(prod);
+        ofp.learn_rx.push(cons);
     }
     if let Some(b0) = builders.first_mut() {
         let (prod, cons) = handoff::channel::<Option<Arc<ExecJob>>>(256, b0.waker());

@@ -55,6 +55,11 @@ counters! {
         UncacheableFlow = "uncacheable_translation",
         PacketIn = "packet_in",
         DropPacketInQueueFull = "drop_packet_in_queue_full",
+        // learn actions: requests handed to the control thread, repeats suppressed (the
+        // same flow within ~100 ms), requests dropped on a full ring
+        LearnRequest = "learn_requests",
+        LearnDeduplicated = "learn_deduplicated",
+        DropLearnRingFull = "learn_ring_full",
         // dropped by an OpenFlow meter band (the OVS coverage counter of the same name)
         DropMeter = "datapath_drop_meter",
         TunnelPush = "tunnel_push",

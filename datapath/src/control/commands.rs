@@ -457,6 +457,16 @@ fn coverage_show(st: &State) -> String {
             st.ofproto.stats.bundles_committed,
         ),
         ("ofproto_bundles_failed", st.ofproto.stats.bundles_failed),
+        ("learned_flows_added", st.ofproto.stats.learned_flows_added),
+        (
+            "learned_flows_refreshed",
+            st.ofproto.stats.learned_flows_refreshed,
+        ),
+        (
+            "learned_flows_deleted",
+            st.ofproto.stats.learned_flows_deleted,
+        ),
+        ("learn_errors", st.ofproto.stats.learn_errors),
     ] {
         if v > 0 {
             let _ = writeln!(s, "{name:<32} total: {v}");

@@ -33,8 +33,9 @@ use openflow::{Header, OfpErr};
 use tracing::{debug, info, warn};
 
 use crate::daemon::State;
+use crate::pipeline::learn::{self, Learned};
 use crate::pipeline::Frozen;
-use crate::pmd::{handoff, ExecJob, PinMeta};
+use crate::pmd::{handoff, ExecJob, LearnMsg, PinMeta};
 use conn::Conn;
 use mods::{Changes, ModError};
 
@@ -68,6 +69,14 @@ pub struct OfStats {
     pub barriers: u64,
     pub bundles_committed: u64,
     pub bundles_failed: u64,
+    /// Flows added (or changed) by learn actions.
+    pub learned_flows_added: u64,
+    /// Learn requests for a flow already there as learned: its hard timeout restarts.
+    pub learned_flows_refreshed: u64,
+    /// Learn requests the tables refused (bad table, unsupported field...).
+    pub learn_errors: u64,
+    /// Flows removed because the last flow with their `learn(delete_learned)` went away.
+    pub learned_flows_deleted: u64,
 }
 
 pub struct Ofproto {
@@ -84,6 +93,8 @@ pub struct Ofproto {
     next_cont: u64,
     /// Packet-ins from each PMD.
     pub pin_rx: Vec<handoff::Consumer<PinMeta>>,
+    /// Learn requests from each PMD.
+    pub learn_rx: Vec<handoff::Consumer<LearnMsg, 0>>,
     /// Packets to send through PMD 0 (packet-out, resume).
     pub exec_tx: Option<handoff::Producer<Option<Arc<ExecJob>>>>,
     pub started: Instant,
@@ -108,6 +119,7 @@ impl Ofproto {
             cont_order: VecDeque::new(),
             next_cont: 1,
             pin_rx: Vec::new(),
+            learn_rx: Vec::new(),
             exec_tx: None,
             started: Instant::now(),
             stats: OfStats::default(),
@@ -523,8 +535,9 @@ pub fn after_changes(
     origin: Option<&mut Conn>,
     bridge: usize,
     xid: u32,
-    changes: Changes,
+    mut changes: Changes,
 ) {
+    flush_learned(st, bridge, &mut changes);
     if changes.added.is_empty() && changes.modified.is_empty() && changes.removed.is_empty() {
         return;
     }
@@ -833,8 +846,12 @@ pub fn expire_flows(st: &mut State) {
                 if rule.idle_timeout == 0 && rule.hard_timeout == 0 {
                     continue;
                 }
-                if rule.hard_timeout > 0 && now >= rule.created_ms + rule.hard_timeout as u64 * 1000
-                {
+                let modified = rule
+                    .stats
+                    .refreshed_ms
+                    .load(Ordering::Relaxed)
+                    .max(rule.created_ms);
+                if rule.hard_timeout > 0 && now >= modified + rule.hard_timeout as u64 * 1000 {
                     victims.push((t as u8, r.id, mods::reason::HARD_TIMEOUT));
                     continue;
                 }
@@ -914,6 +931,147 @@ pub fn deliver_packet_ins(st: &mut State) {
     st.ofproto.pin_rx = rings;
     for (data, meta) in batch {
         pio::packet_in(st, &data, meta);
+    }
+}
+
+/// Drains the PMDs' learn rings and applies the learned flows.
+pub fn deliver_learns(st: &mut State) {
+    let mut rings = std::mem::take(&mut st.ofproto.learn_rx);
+    let mut batch: Vec<Arc<Learned>> = Vec::new();
+    for r in rings.iter_mut() {
+        r.drain_with(1024, |_, _, meta| batch.extend(meta.take()));
+    }
+    st.ofproto.learn_rx = rings;
+    if batch.is_empty() {
+        return;
+    }
+    let added = st.ofproto.stats.learned_flows_added;
+    for l in batch {
+        apply_learned(st, &l);
+    }
+    // a learned flow takes effect at once (OVS installs it during the upcall), one publish
+    // per batch; under a storm of new learned flows the 2 ms floor leaves the rest to the
+    // control loop's periodic publish, so megaflows are not flushed on every wake-up
+    if st.ofproto.stats.learned_flows_added != added
+        && st.ofproto.last_publish.elapsed() >= std::time::Duration::from_millis(2)
+    {
+        publish(st);
+    }
+}
+
+/// Applies one learned flow (OVS: ofproto_flow_mod_learn): an identical flow (same match,
+/// priority, actions, cookie, timeouts and flags) is only refreshed, with no table change and
+/// so no publish; anything else is an ADD, which replaces a flow with the same match and
+/// priority and keeps its counters. The publish that follows invalidates the megaflows.
+pub fn apply_learned(st: &mut State, l: &Learned) {
+    let b = l.bridge as usize;
+    let now = now_ms(st);
+    let Some(bt) = st.pipeline.bridges.get(b) else {
+        return;
+    };
+    let m = l.fm.match_.to_match();
+    let Ok((value, mask, _)) = mods::match_to_key(&m) else {
+        st.ofproto.stats.learn_errors += 1;
+        return;
+    };
+    let same = bt.table(l.fm.table_id).and_then(|t| {
+        let id = t.cls().find_exact(&value, &mask, l.fm.priority as u32)?;
+        let r = t.cls().get(id)?;
+        (r.instructions == l.fm.instructions
+            && r.cookie == l.fm.cookie
+            && r.idle_timeout == l.fm.idle_timeout
+            && r.hard_timeout == l.fm.hard_timeout
+            && r.flags & mods::flags::SEND_FLOW_REM == l.fm.flags & mods::flags::SEND_FLOW_REM)
+            .then(|| r.clone())
+    });
+    if let Some(r) = same {
+        r.stats.refreshed_ms.fetch_max(now, Ordering::Relaxed);
+        st.ofproto.stats.learned_flows_refreshed += 1;
+        return;
+    }
+    let mut ch = Changes::default();
+    match internal_flow_mod(st, b, &l.fm, &mut ch) {
+        Ok(()) => st.ofproto.stats.learned_flows_added += 1,
+        Err(e) => {
+            st.ofproto.stats.learn_errors += 1;
+            debug!(error = %e.why, "learned flow refused");
+        }
+    }
+    after_changes(st, None, b, 0, ch);
+}
+
+/// A flow mod the switch makes itself (learned flows, delete_learned): OpenFlow 1.5 forms,
+/// not counted as a controller's flow mod.
+fn internal_flow_mod(
+    st: &mut State,
+    bridge: usize,
+    fm: &openflow::message::FlowMod,
+    changes: &mut Changes,
+) -> Result<(), ModError> {
+    let now = now_ms(st);
+    let Some(bt) = st.pipeline_mut().bridges.get_mut(bridge) else {
+        return Err(ModError {
+            err: OfpErr::OFPBRC_EPERM,
+            why: "no such bridge".into(),
+        });
+    };
+    let r = mods::flow_mod(Arc::make_mut(bt), fm, 6, true, now, changes);
+    st.ofproto.dirty = true;
+    r
+}
+
+/// `delete_learned` (OVS: learned cookies): once no flow of the bridge has a
+/// `learn(delete_learned)` for (table, cookie) any more — its last one was deleted, expired,
+/// or modified or replaced into something without it — every flow of that table with that
+/// cookie is deleted. The removals are added to `changes` (and may cascade, bounded).
+fn flush_learned(st: &mut State, bridge: usize, changes: &mut Changes) {
+    let mut checked = 0;
+    for _round in 0..8 {
+        let mut dead = Vec::new();
+        for r in changes.removed[checked..].iter().map(|r| &r.rule) {
+            learn::delete_learned_cookies(&r.ofpacts, &mut dead);
+        }
+        for r in changes.replaced.drain(..) {
+            learn::delete_learned_cookies(&r.ofpacts, &mut dead);
+        }
+        checked = changes.removed.len();
+        if dead.is_empty() {
+            return;
+        }
+        dead.sort_unstable();
+        dead.dedup();
+        let Some(bt) = st.pipeline.bridges.get(bridge) else {
+            return;
+        };
+        let mut live = Vec::new();
+        for t in bt.tables.iter().filter(|t| !t.is_empty()) {
+            for r in t.cls().iter() {
+                learn::delete_learned_cookies(&r.payload.ofpacts, &mut live);
+            }
+        }
+        dead.retain(|c| !live.contains(c));
+        for (table, cookie) in dead {
+            let fm = openflow::message::FlowMod {
+                cookie,
+                cookie_mask: u64::MAX,
+                table_id: table,
+                command: mods::cmd::DELETE,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                priority: 0,
+                buffer_id: 0xffff_ffff,
+                out_port: openflow::action::ports::ANY,
+                out_group: 0xffff_ffff,
+                flags: 0,
+                importance: 0,
+                match_: openflow::types::MatchRepr::Oxm(openflow::Match::default()),
+                instructions: Vec::new(),
+            };
+            let before = changes.removed.len();
+            if internal_flow_mod(st, bridge, &fm, changes).is_ok() {
+                st.ofproto.stats.learned_flows_deleted += (changes.removed.len() - before) as u64;
+            }
+        }
     }
 }
 

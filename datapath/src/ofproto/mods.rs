@@ -70,6 +70,9 @@ pub struct Changes {
     pub removed: Vec<Removed>,
     pub added: Vec<Arc<Rule>>,
     pub modified: Vec<Arc<Rule>>,
+    /// Rules that a modify or an identical add replaced (their learn actions are gone
+    /// unless the new rule has them too: see `delete_learned`).
+    pub replaced: Vec<Arc<Rule>>,
 }
 
 /// Converts a match into the pipeline key's (value, mask). Also returns the NXM cookie
@@ -241,6 +244,7 @@ pub fn flow_mod(
                     let new = Arc::new(new);
                     if tab.replace(id, new.clone()) {
                         changes.modified.push(new);
+                        changes.replaced.push(old);
                     }
                     n += 1;
                 }
@@ -347,6 +351,7 @@ fn add(
                 stats = old.stats.clone();
                 created = old.created_ms;
             }
+            changes.replaced.push(old);
         }
     }
     let _ = created;

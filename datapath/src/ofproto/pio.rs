@@ -316,6 +316,7 @@ fn run_control_actions(
                     total_len: data.len() as u32,
                 },
             ),
+            DpAction::Learn(l) => super::apply_learned(st, l),
             DpAction::Meter { meter, skip_to, .. } => {
                 if !meter.admit(data.len()) {
                     i = *skip_to as usize;

@@ -7,6 +7,7 @@
 //! a standalone bridge has the single flow `priority=0 actions=NORMAL`.
 
 pub mod flow;
+pub mod learn;
 pub mod mac;
 pub mod meter;
 pub mod ofpact;
@@ -161,6 +162,10 @@ pub enum DpAction {
     Activate(Arc<crate::migration::GateState>, crate::migration::Trigger),
     /// The translation ended on a gate's blocking flow: counts the drop.
     GateDrop(Arc<crate::migration::GateState>, crate::migration::GateDir),
+    /// Learns a flow (the `learn` action): handed to the control thread, which adds it or
+    /// refreshes the identical flow already there. Every packet of the datapath flow teaches
+    /// the same flow (see [`learn`]); the PMD sends it at most every ~100 ms.
+    Learn(Arc<learn::Learned>),
 }
 
 impl PartialEq for meter::Meter {

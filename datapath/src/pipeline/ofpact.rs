@@ -117,7 +117,7 @@ pub enum Ofpact {
     },
     Ct(Box<ofa::Conntrack>),
     CtClear,
-    Learn(Box<ofa::Learn>),
+    Learn(Arc<super::learn::LearnAction>),
     CheckPktLarger {
         len: u16,
         dst: SubField,
@@ -438,7 +438,7 @@ fn from_action(a: &Action, depth: u32) -> Result<Ofpact, Refused> {
             return refuse(OfpErr::OFPBAC_BAD_ARGUMENT, "nat outside ct()");
         }
         A::CtClear => Ofpact::CtClear,
-        A::Learn(l) => Ofpact::Learn(Box::new(l.clone())),
+        A::Learn(l) => Ofpact::Learn(Arc::new(super::learn::LearnAction::compile(l)?)),
         A::Clone(inner) => Ofpact::Clone(from_actions(inner, depth + 1)?),
         A::CheckPktLarger { pkt_len, dst } => Ofpact::CheckPktLarger {
             len: *pkt_len,

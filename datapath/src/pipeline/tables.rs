@@ -26,6 +26,9 @@ pub struct RuleStats {
     pub bytes: AtomicU64,
     /// Milliseconds since daemon start of the last hit (0: never).
     pub used_ms: AtomicU64,
+    /// Milliseconds since daemon start when a `learn` action last asked for this flow as it
+    /// is (OVS refreshes a learned rule's `modified` time): the hard timeout counts from here.
+    pub refreshed_ms: AtomicU64,
 }
 
 impl RuleStats {

@@ -411,9 +411,7 @@ impl<'a> Xlate<'a> {
                     lf(f).set(&mut self.flow, 0);
                 }
             }
-            Ofpact::Learn(_) => {
-                self.trace(|| "learn: not executed (not implemented yet)".into());
-            }
+            Ofpact::Learn(l) => self.learn(l),
             Ofpact::CheckPktLarger { len, dst } => {
                 // depends on the packet's length, which no key captures: not cacheable
                 self.out.cacheable = false;
@@ -433,6 +431,28 @@ impl<'a> Xlate<'a> {
             Ofpact::ClearActions => self.action_set.clear(),
             Ofpact::WriteActions(acts) => self.action_set.extend(acts.iter().cloned()),
         }
+    }
+
+    /// `learn`: the learned flow depends on the source fields only (un-wildcarded here), so
+    /// it is computed once and every packet of the datapath flow asks for the same flow.
+    fn learn(&mut self, l: &super::learn::LearnAction) {
+        l.mask(&mut self.wc);
+        let learned = l.execute(&self.flow, self.br.index);
+        self.trace(|| {
+            format!(
+                "learn: table={} priority={} cookie={:#x} match {} actions {:?}",
+                learned.fm.table_id,
+                learned.fm.priority,
+                learned.fm.cookie,
+                describe_match(&learned.fm.match_.to_match()),
+                learned.fm.instructions
+            )
+        });
+        if let Some(dst) = &l.result_dst {
+            // learn2 write_result: the flow is asked for; the limit is not enforced here
+            dst.set(&mut self.flow, 1);
+        }
+        self.out.actions.push(DpAction::Learn(Arc::new(learned)));
     }
 
     /// A write to tun_metadata0 makes the option present (encap emits it).
@@ -1799,6 +1819,78 @@ mod tests {
         assert_eq!(x.mask.w[w::NW_SRC_LO], 0);
         assert_ne!(x.mask.w[w::L4] & 0xffff_0000, 0);
         assert_eq!(x.mask.w[w::L4] & 0xffff, 0, "udp source port stays wild");
+    }
+
+    #[test]
+    fn learn_emits_the_learned_flow_and_unwildcards_its_sources() {
+        use openflow::action::{Learn, LearnDst, LearnSpec, LearnSrc};
+        let h = |f: Field| f.info().nxm.unwrap();
+        let mut bt = bridge();
+        // learn(table=1,priority=10,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),
+        // output:3
+        add(
+            &mut bt,
+            0,
+            10,
+            vec![],
+            vec![
+                Action::Learn(Learn {
+                    idle_timeout: 30,
+                    hard_timeout: 0,
+                    priority: 10,
+                    cookie: 0,
+                    flags: 0,
+                    table_id: 1,
+                    fin_idle_timeout: 0,
+                    fin_hard_timeout: 0,
+                    learn2: None,
+                    specs: vec![
+                        LearnSpec {
+                            n_bits: 48,
+                            src: LearnSrc::Field {
+                                header: h(Field::EthSrc),
+                                ofs: 0,
+                            },
+                            dst: LearnDst::Match {
+                                header: h(Field::EthDst),
+                                ofs: 0,
+                            },
+                        },
+                        LearnSpec {
+                            n_bits: 16,
+                            src: LearnSrc::Field {
+                                header: h(Field::InPort),
+                                ofs: 0,
+                            },
+                            dst: LearnDst::Output,
+                        },
+                    ],
+                }),
+                out(3),
+            ],
+        );
+        let (x, k) = run(bt, &udp(), 1);
+        assert!(x.cacheable);
+        assert_eq!(x.actions.len(), 2, "{:?}", x.actions);
+        let DpAction::Learn(l) = &x.actions[0] else {
+            panic!("{:?}", x.actions);
+        };
+        assert_eq!(l.fm.table_id, 1);
+        let m = l.fm.match_.to_match();
+        assert_eq!(m.fields[0].field, Field::EthDst);
+        assert_eq!(
+            m.fields[0].value_u128(),
+            lf(Field::EthSrc).get(&flow::pkey_of(&k, 2))
+        );
+        assert_eq!(
+            l.fm.instructions,
+            vec![Instruction::ApplyActions(vec![out(2)])],
+            "output to the packet's in_port (ofport 2)"
+        );
+        assert_eq!(x.actions[1], DpAction::Output(2));
+        // the megaflow matches the source MAC the learned flow was built from
+        assert_eq!(x.mask.w[w::ETH_SRC] & 0xffff_ffff_ffff, 0xffff_ffff_ffff);
+        assert_eq!(x.mask.w[w::ETH_DST] & 0xffff_ffff_ffff, 0);
     }
 
     #[test]

@@ -12,18 +12,18 @@ use std::sync::Arc;
 /// Largest frame a slot carries.
 pub const SLOT_BYTES: usize = 3840;
 
-struct Slot<M> {
+struct Slot<M, const N: usize> {
     port: u16,
     len: u16,
     meta: M,
-    data: [u8; SLOT_BYTES],
+    data: [u8; N],
 }
 
 #[repr(align(64))]
 struct Padded(AtomicU32);
 
-struct Ring<M> {
-    slots: Box<[UnsafeCell<Slot<M>>]>,
+struct Ring<M, const N: usize> {
+    slots: Box<[UnsafeCell<Slot<M, N>>]>,
     mask: u32,
     head: Padded, // next slot the producer writes
     tail: Padded, // next slot the consumer reads
@@ -32,8 +32,8 @@ struct Ring<M> {
 // SAFETY: the producer only writes slots in [tail+size-.., head) it has not yet published and
 // the consumer only reads slots in [tail, head) that were published with a Release store of head;
 // `Producer` and `Consumer` are the only handles and neither is Clone.
-unsafe impl<M: Send> Sync for Ring<M> {}
-unsafe impl<M: Send> Send for Ring<M> {}
+unsafe impl<M: Send, const N: usize> Sync for Ring<M, N> {}
+unsafe impl<M: Send, const N: usize> Send for Ring<M, N> {}
 
 /// Wakes a PMD blocked in poll() (eventfd), only when it says it is sleeping.
 pub struct Waker {
@@ -80,14 +80,14 @@ impl Waker {
 
 /// The producing end. `M` is per-packet metadata carried with the bytes (`()` for handoffs,
 /// the packet-in description for packet-ins).
-pub struct Producer<M = ()> {
-    ring: Arc<Ring<M>>,
+pub struct Producer<M = (), const N: usize = SLOT_BYTES> {
+    ring: Arc<Ring<M, N>>,
     cached_tail: u32,
     waker: Arc<Waker>,
 }
 
-pub struct Consumer<M = ()> {
-    ring: Arc<Ring<M>>,
+pub struct Consumer<M = (), const N: usize = SLOT_BYTES> {
+    ring: Arc<Ring<M, N>>,
     cached_head: u32,
 }
 
@@ -96,14 +96,30 @@ pub fn channel<M: Default + Send>(
     slots: usize,
     consumer_waker: Arc<Waker>,
 ) -> (Producer<M>, Consumer<M>) {
+    sized_channel(slots, consumer_waker)
+}
+
+/// A ring whose slots carry only metadata (no frame bytes): requests such as learned flows,
+/// whose content travels in `M`.
+pub fn meta_channel<M: Default + Send>(
+    slots: usize,
+    consumer_waker: Arc<Waker>,
+) -> (Producer<M, 0>, Consumer<M, 0>) {
+    sized_channel(slots, consumer_waker)
+}
+
+fn sized_channel<M: Default + Send, const N: usize>(
+    slots: usize,
+    consumer_waker: Arc<Waker>,
+) -> (Producer<M, N>, Consumer<M, N>) {
     let n = slots.max(2).next_power_of_two();
-    let v: Vec<UnsafeCell<Slot<M>>> = (0..n)
+    let v: Vec<UnsafeCell<Slot<M, N>>> = (0..n)
         .map(|_| {
             UnsafeCell::new(Slot {
                 port: 0,
                 len: 0,
                 meta: M::default(),
-                data: [0; SLOT_BYTES],
+                data: [0; N],
             })
         })
         .collect();
@@ -138,7 +154,7 @@ impl Producer<()> {
     }
 }
 
-impl<M> Producer<M> {
+impl<M, const N: usize> Producer<M, N> {
     /// Copies `data` (truncated to a slot) with `meta`. Returns false when the ring is full.
     #[inline]
     pub fn push_with(&mut self, port: u16, data: &[u8], meta: M) -> bool {
@@ -154,7 +170,7 @@ impl<M> Producer<M> {
         // SAFETY: slot `head` is outside [tail, head), so the consumer does not read it until the
         // Release store below publishes it; we are the only producer.
         let slot = unsafe { &mut *r.slots[(head & r.mask) as usize].get() };
-        let n = data.len().min(SLOT_BYTES);
+        let n = data.len().min(N);
         slot.port = port;
         slot.len = n as u16;
         slot.meta = meta;
@@ -170,7 +186,7 @@ impl<M> Producer<M> {
     }
 }
 
-impl<M> Consumer<M> {
+impl<M, const N: usize> Consumer<M, N> {
     /// Whether packets are waiting.
     pub fn is_empty(&mut self) -> bool {
         let r = &*self.ring;
@@ -259,6 +275,24 @@ mod tests {
             });
         }
         t.join().unwrap();
+    }
+
+    #[test]
+    fn metadata_only_rings_carry_the_metadata() {
+        let w = Arc::new(Waker::new().unwrap());
+        let (mut p, mut c) = meta_channel::<Option<Arc<u32>>>(2, w);
+        assert!(p.push_with(0, &[], Some(Arc::new(7))));
+        assert!(p.push_with(0, &[], Some(Arc::new(8))));
+        assert!(
+            !p.push_with(0, &[], Some(Arc::new(9))),
+            "full: refused, not blocked"
+        );
+        let mut got = Vec::new();
+        c.drain_with(8, |_, d, m| {
+            assert!(d.is_empty());
+            got.extend(m.take().map(|v| *v));
+        });
+        assert_eq!(got, vec![7, 8]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::config::IdlePolicy;
 use crate::packet::edit;
 use crate::packet::key::{self, FlowKey, Layout};
 use crate::packet::Malformed;
+use crate::pipeline::learn::Learned;
 use crate::pipeline::tables::Pipeline;
 use crate::pipeline::xlate::{self, XlateDrop, XlateIn, XlateOut};
 use crate::pipeline::{mac::MacTable, DpAction, DpConfig, DpPort, PacketInSpec, MAX_PORTS};
@@ -208,6 +209,7 @@ pub struct PmdBuilder {
     inbox: Vec<handoff::Consumer>,
     pin: Option<handoff::Producer<PinMeta>>,
     exec_in: Option<handoff::Consumer<Option<Arc<ExecJob>>>>,
+    learn: Option<handoff::Producer<LearnMsg, 0>>,
 }
 
 /// Headroom left in front of received packets, room for tunnel headers later.
@@ -236,7 +238,13 @@ impl PmdBuilder {
             inbox: Vec::new(),
             pin: None,
             exec_in: None,
+            learn: None,
         }
+    }
+
+    /// Where this PMD's learn requests go.
+    pub fn set_learn(&mut self, p: handoff::Producer<LearnMsg, 0>) {
+        self.learn = Some(p);
     }
 
     /// Where packet-outs for this PMD come from.
@@ -414,6 +422,7 @@ impl PmdBuilder {
             inbox: self.inbox,
             pin: self.pin,
             exec_in: self.exec_in,
+            learn: LearnTx::new(self.learn),
             fold_seen: 0,
             last_fold_sec: 0,
             cache: FlowCache::new(65536),
@@ -446,6 +455,8 @@ pub struct Pmd {
     pin: Option<handoff::Producer<PinMeta>>,
     /// Packets the control thread asks this PMD to send.
     exec_in: Option<handoff::Consumer<Option<Arc<ExecJob>>>>,
+    /// Learned flows to the control thread.
+    learn: LearnTx,
     cache: FlowCache,
     fold_seen: u64,
     last_fold_sec: u32,
@@ -632,6 +643,7 @@ struct Exec<'a> {
     out: &'a mut [handoff::Producer],
     out_pending: &'a mut [bool],
     pin: &'a mut Option<handoff::Producer<PinMeta>>,
+    learn: &'a mut LearnTx,
     h: &'a PmdHandle,
     /// IPv4 ID of the next encapsulated packet.
     ip_id: &'a mut u16,
@@ -670,6 +682,53 @@ pub struct ExecJob {
     pub lay: Layout,
 }
 
+/// What travels with a learn request from a PMD to the control thread.
+pub type LearnMsg = Option<Arc<Learned>>;
+
+/// Slots of the per-PMD table that suppresses repeated learn requests.
+const LEARN_DEDUP: usize = 256;
+
+/// Learn requests: the ring to the control thread and a small direct-mapped table of the
+/// flows sent lately (hash, cycle stamp), so that a busy megaflow asks for its learned flow
+/// about every [`LearnTx::window`] rather than once per packet. Fixed size, no allocation.
+struct LearnTx {
+    tx: Option<handoff::Producer<LearnMsg, 0>>,
+    seen: Box<[(u64, u64); LEARN_DEDUP]>,
+    /// Cycles between two requests for the same flow (~100 ms).
+    window: u64,
+}
+
+impl LearnTx {
+    fn new(tx: Option<handoff::Producer<LearnMsg, 0>>) -> Self {
+        LearnTx {
+            tx,
+            seen: Box::new([(0, 0); LEARN_DEDUP]),
+            window: (clock::hz() * 0.1) as u64,
+        }
+    }
+
+    /// Hands `l` to the control thread unless it was sent within the window.
+    #[inline]
+    fn send(&mut self, l: &Arc<Learned>, h: &PmdHandle) {
+        let now = clock::cycles();
+        let slot = &mut self.seen[(l.hash as usize) % LEARN_DEDUP];
+        if slot.0 == l.hash && now.wrapping_sub(slot.1) < self.window {
+            cov(h, Cov::LearnDeduplicated);
+            return;
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return;
+        };
+        if tx.push_with(0, &[], Some(l.clone())) {
+            *slot = (l.hash, now);
+            cov(h, Cov::LearnRequest);
+            tx.notify();
+        } else {
+            cov(h, Cov::DropLearnRingFull);
+        }
+    }
+}
+
 /// What travels with a packet-in from a PMD to the control thread.
 #[derive(Default)]
 pub struct PinMeta {
@@ -698,6 +757,7 @@ impl Exec<'_> {
                         | DpAction::Meter { .. }
                         | DpAction::Activate(..)
                         | DpAction::GateDrop(..)
+                        | DpAction::Learn(_)
                 )
             })
         {
@@ -873,6 +933,7 @@ impl Exec<'_> {
                     gate.count_drop(*dir);
                     cov(h, Cov::DropGate);
                 }
+                DpAction::Learn(l) => self.learn.send(l, h),
                 DpAction::Userspace(spec) => {
                     let in_dp = 0;
                     let ok = match (self.pin.as_mut(), self.pools[pool].umem.data(addr, len)) {
@@ -1458,6 +1519,7 @@ impl Pmd {
             out,
             out_pending,
             pin,
+            learn,
             h,
             shared,
             ip_id,
@@ -1481,6 +1543,7 @@ impl Pmd {
             out,
             out_pending,
             pin,
+            learn,
             h,
             ip_id,
             recirc: None,
@@ -1515,6 +1578,7 @@ impl Pmd {
             out: &mut self.out,
             out_pending: &mut self.out_pending,
             pin: &mut self.pin,
+            learn: &mut self.learn,
             h: &self.h,
             ip_id: &mut self.ip_id,
             recirc: None,

@@ -8,6 +8,7 @@ mod appctl;
 mod forwarding;
 mod geneve;
 mod l2;
+mod learn;
 mod lifecycle;
 mod local_port;
 mod migration;
