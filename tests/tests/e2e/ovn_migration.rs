@@ -227,3 +227,70 @@ fn live_migration_with_rarp_activation() {
     );
     eprintln!("{sent} datagrams sent");
 }
+
+/// Proves: an aborted migration (the destination is bound as additional chassis and gated,
+/// no RARP ever comes, requested-chassis goes back to the source) never lets a datagram reach
+/// the destination, keeps the source served, and leaves no gate state on the destination.
+#[test]
+fn aborted_migration_leaves_nothing_behind() {
+    let lab = OvnLab::start(2, SwitchKind::from_env());
+    let nb = &lab.central;
+    nb.nbctl(&["ls-add", "ls0"]);
+    for (lsp, mac, ip) in [("client", CLIENT_MAC, CLIENT_IP), ("vm", VM_MAC, VM_IP)] {
+        nb.nbctl(&["lsp-add", "ls0", lsp]);
+        nb.nbctl(&[
+            "lsp-set-addresses",
+            lsp,
+            &format!("{} {ip}", xvs_tests::pkt::mac_str(&mac)),
+        ]);
+    }
+    nb.nbctl(&["lsp-set-options", "vm", "requested-chassis=ch1"]);
+    let (ch1, ch2) = (&lab.chassis[0], &lab.chassis[1]);
+    let client = ch1.add_vif("client", CLIENT_MAC, CLIENT_IP);
+    let src = ch1.add_vif("vm", VM_MAC, VM_IP);
+    ch1.wait_installed(&client);
+    ch1.wait_installed(&src);
+    let dst = ch2.add_vif("vm", VM_MAC, VM_IP);
+    lab.sync();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (src_log, src_h) = receiver(&src, stop.clone());
+    let (dst_log, dst_h) = receiver(&dst, stop.clone());
+    let sock = client
+        .ns
+        .in_ns(|| UdpSocket::bind((CLIENT_IP, 0)).expect("client socket"));
+    let send = |from: u64, n: u64| {
+        for seq in from..from + n {
+            let _ = sock.send_to(&seq.to_be_bytes(), (VM_IP, PORT));
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    lsp_options(
+        &lab,
+        &["requested-chassis=ch1,ch2", "activation-strategy=rarp"],
+    );
+    send(0, 500);
+    lsp_options(&lab, &["requested-chassis=ch1"]);
+    send(500, 500);
+    wait_until("the source to receive the last datagram", WAIT, || {
+        src_log.lock().expect("log").iter().any(|(s, _)| *s == 999)
+    });
+    stop.store(true, Ordering::Relaxed);
+    src_h.join().expect("src receiver");
+    dst_h.join().expect("dst receiver");
+    assert!(
+        dst_log.lock().expect("log").is_empty(),
+        "the destination received datagrams in an aborted migration"
+    );
+    assert!(
+        src_log.lock().expect("log").len() >= 990,
+        "the source lost the stream: {} of 1000",
+        src_log.lock().expect("log").len()
+    );
+    if ch2.kind == SwitchKind::Xvs {
+        let state = ch2.appctl(&["port/state", &dst.port]);
+        assert!(
+            state.contains("gate: none"),
+            "gate state left behind: {state}"
+        );
+    }
+}
