@@ -496,6 +496,20 @@ pub struct Replay {
 #[derive(Default)]
 pub struct Migration {
     pub gates: BTreeMap<GateKey, Gate>,
+    /// Ports whose binding ovn-controller released (`external_ids:ovn-installed` gone from
+    /// the Interface row), with since when: fed by the OVSDB session.
+    pub released: std::collections::HashMap<String, u64>,
+}
+
+impl Migration {
+    /// The OVSDB session's view of a port: whether ovn-controller marks it installed.
+    pub fn note_installed(&mut self, port: &str, installed: bool) {
+        if installed {
+            self.released.remove(port);
+        } else if !self.released.contains_key(port) {
+            self.released.insert(port.to_string(), now_ns());
+        }
+    }
 }
 
 /// A 60-byte RARP "reverse request" from `mac`, as QEMU announces a migrated guest.
@@ -584,9 +598,16 @@ impl Migration {
                     }
                     Some(g) => {
                         g.sync();
+                        // a binding released for a while and claimed again is a new migration;
+                        // ovn-controller re-writing the same binding (the finalize step, a
+                        // restart) keeps ovn-installed, or drops it for milliseconds
                         let new_migration = g
                             .unbound_ns
-                            .is_some_and(|t| now.saturating_sub(t) > UNBOUND_GRACE_NS);
+                            .is_some_and(|t| now.saturating_sub(t) > UNBOUND_GRACE_NS)
+                            || self
+                                .released
+                                .get(&g.port)
+                                .is_some_and(|&t| now.saturating_sub(t) > UNBOUND_GRACE_NS);
                         g.unbound_ns = None;
                         if g.recog.is_none() && new_migration && g.state.is_activated() {
                             g.state.rearm();

@@ -146,6 +146,8 @@ pub struct DbSession {
     /// `next_cfg` of the configuration last applied: written back as `cur_cfg`.
     pub applied_cfg: Option<i64>,
     lock_waiting_logged: bool,
+    /// Interface external_ids may have changed since they were last looked at.
+    ids_changed: bool,
     /// Counters for `ovsdb/show`.
     pub stats: DbStats,
 }
@@ -177,6 +179,7 @@ impl DbSession {
             fail_modes: HashMap::new(),
             applied_cfg: None,
             lock_waiting_logged: false,
+            ids_changed: true,
             stats: DbStats::default(),
         }
     }
@@ -310,6 +313,21 @@ pub fn tick(st: &mut State) {
         );
     }
     if db.client.is_synced() && db.client.has_lock() {
+        // which ports ovn-controller marks installed (live migration tells a released and
+        // re-claimed binding from a re-written one by it)
+        let ids_changed = std::mem::take(&mut db.ids_changed);
+        if let Some(t) = db.client.db().table("Interface").filter(|_| ids_changed) {
+            for row in t.values() {
+                let Some(name) = row.get_str("name") else {
+                    continue;
+                };
+                if st.ports.iter().any(|p| p.name == name) {
+                    let installed = row.map_get("external_ids", "iface-id").is_none()
+                        || row.map_get("external_ids", "ovn-installed").is_some();
+                    st.migration.note_installed(name, installed);
+                }
+            }
+        }
         if db.reconfigure {
             db.reconfigure = false;
             db.stats.reconfigurations += 1;
@@ -383,9 +401,16 @@ fn handle_events(db: &mut DbSession, evs: Vec<Event>) {
                 );
                 db.backoff.reset();
                 db.reconfigure = true;
+                db.ids_changed = true;
             }
-            Event::RowInserted { .. } | Event::RowDeleted { .. } => db.reconfigure = true,
+            Event::RowInserted { .. } | Event::RowDeleted { .. } => {
+                db.reconfigure = true;
+                db.ids_changed = true;
+            }
             Event::RowModified { table, columns, .. } => {
+                if table == "Interface" && columns.iter().any(|c| c == "external_ids") {
+                    db.ids_changed = true;
+                }
                 // our own write-back comes back as modifications: only configuration
                 // columns call for a reconciliation
                 if columns.iter().any(|c| desired::is_config_column(&table, c)) {
