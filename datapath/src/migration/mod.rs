@@ -451,10 +451,10 @@ pub struct Gate {
     unbound_ns: Option<u64>,
 }
 
-/// How long a binding must have been gone from the chassis before a re-installed gate counts
+/// How long (250 ms) a binding must have been gone from the chassis before a re-installed gate counts
 /// as a new migration rather than ovn-controller re-writing the same binding (its finalize
 /// step, a restart): those re-add the flows within milliseconds.
-const UNBOUND_GRACE_NS: u64 = 1_000_000_000;
+const UNBOUND_GRACE_NS: u64 = 250_000_000;
 
 impl Gate {
     fn event(&mut self, t: u64, s: String) {
