@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::ovs::{Ovs, OvsOpts};
-use crate::util::{self, Error, Result};
+use crate::util::{self, env_or, fmt3, tri, Error, Result};
 use crate::xvs::{Xvs, XvsOpts};
 use crate::{bail, flows, ovs, p2p, say, xvs};
 
@@ -118,13 +118,6 @@ struct Opts {
     keep_logs: bool,
     wait_quiet: f64,
     quiet_pct: f64,
-}
-
-fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| d.to_string())
 }
 
 impl Opts {
@@ -516,20 +509,6 @@ fn failures(runs: &[Run], case: Case, key: &str) -> String {
 
 fn kib_mib(k: u64) -> f64 {
     k as f64 / 1024.0
-}
-
-fn tri(v: Option<(f64, f64, f64)>) -> Value {
-    match v {
-        Some((m, lo, hi)) => json!({"median": m, "min": lo, "max": hi}),
-        None => Value::Null,
-    }
-}
-
-fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
-    match v {
-        Some((m, lo, hi)) => format!("{m:.prec$} ({lo:.prec$}..{hi:.prec$})"),
-        None => "-".into(),
-    }
 }
 
 /// Median (min..max) of `f` over the runs of `case`.

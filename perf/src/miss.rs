@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use crate::agent::Agent;
 use crate::ovs::{Ovs, OvsOpts};
 use crate::p2p::{self, parse_pmd_stats, Topo};
-use crate::util::{self, Error, Result};
+use crate::util::{self, env_or, fmt3, tri, Error, Result};
 use crate::xvs::{Xvs, XvsOpts};
 use crate::{bail, flows, ovs, say, xvs};
 
@@ -96,13 +96,6 @@ struct Opts {
     keep_logs: bool,
     wait_quiet: f64,
     quiet_pct: f64,
-}
-
-fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| d.to_string())
 }
 
 impl Opts {
@@ -267,7 +260,7 @@ impl Drop for Session {
 }
 
 /// "upcalls: N (avg X us each)" of xvswitchd's pmd/stats.
-fn parse_xvs_upcalls(s: &str) -> Option<(u64, f64)> {
+pub(crate) fn parse_xvs_upcalls(s: &str) -> Option<(u64, f64)> {
     let l = s
         .lines()
         .map(str::trim)
@@ -286,7 +279,7 @@ fn parse_xvs_upcalls(s: &str) -> Option<(u64, f64)> {
 
 /// "- Upcalls: N ( p %, X us/upcall)" of OVS's dpif-netdev/pmd-perf-show (summed / weighted
 /// over PMDs).
-fn parse_ovs_perf_upcalls(s: &str) -> Option<(u64, f64)> {
+pub(crate) fn parse_ovs_perf_upcalls(s: &str) -> Option<(u64, f64)> {
     let mut n_tot = 0u64;
     let mut us_w = 0.0;
     let mut found = false;
@@ -309,7 +302,7 @@ fn parse_ovs_perf_upcalls(s: &str) -> Option<(u64, f64)> {
 }
 
 /// Sum of a "key: N" line over the PMD sections of a statistics text.
-fn sum_key(s: &str, key: &str) -> Option<u64> {
+pub(crate) fn sum_key(s: &str, key: &str) -> Option<u64> {
     let mut tot = 0u64;
     let mut found = false;
     for l in s.lines().map(str::trim) {
@@ -328,7 +321,7 @@ fn sum_key(s: &str, key: &str) -> Option<u64> {
 }
 
 /// Table visits in a trace: OVS numbers each rule it matched ` N. match, priority P`.
-fn trace_tables(s: &str) -> usize {
+pub(crate) fn trace_tables(s: &str) -> usize {
     s.lines()
         .filter(|l| {
             let t = l.trim_start();
@@ -656,20 +649,6 @@ impl Session {
             notes,
             others_pct: others.iter().map(|l| l.cpu_pct).fold(0.0, |a, b| a + b),
         })
-    }
-}
-
-fn tri(v: Option<(f64, f64, f64)>) -> Value {
-    match v {
-        Some((m, lo, hi)) => json!({"median": m, "min": lo, "max": hi}),
-        None => Value::Null,
-    }
-}
-
-fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
-    match v {
-        Some((m, lo, hi)) => format!("{m:.prec$} ({lo:.prec$}..{hi:.prec$})"),
-        None => "-".into(),
     }
 }
 

@@ -25,9 +25,10 @@ use serde_json::{json, Value};
 
 use crate::agent::Agent;
 use crate::flows::{OvnFlows, OvnPipeline};
+use crate::miss::{parse_ovs_perf_upcalls, parse_xvs_upcalls, sum_key, trace_tables};
 use crate::ovs::{Ovs, OvsOpts};
 use crate::p2p::{self, parse_pmd_stats, Topo};
-use crate::util::{self, Error, Result};
+use crate::util::{self, env_or, fmt3, tri, Error, Result};
 use crate::xvs::{Xvs, XvsOpts};
 use crate::{bail, ovs, say, xvs};
 
@@ -101,13 +102,6 @@ struct Opts {
     keep_logs: bool,
     wait_quiet: f64,
     quiet_pct: f64,
-}
-
-fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| d.to_string())
 }
 
 impl Opts {
@@ -352,25 +346,6 @@ impl Drop for Session {
     }
 }
 
-/// Sum of a "key: N" line over the PMD sections of a statistics text.
-fn sum_key(s: &str, key: &str) -> Option<u64> {
-    let mut tot = 0u64;
-    let mut found = false;
-    for l in s.lines().map(str::trim) {
-        if let Some(v) = l.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
-            if let Some(n) = v
-                .split_whitespace()
-                .next()
-                .and_then(|x| x.parse::<u64>().ok())
-            {
-                tot += n;
-                found = true;
-            }
-        }
-    }
-    found.then_some(tot)
-}
-
 /// xvswitchd's "megaflows: N (masks: M)".
 fn parse_xvs_megaflows(s: &str) -> Option<(u64, u64)> {
     let l = s
@@ -401,47 +376,6 @@ fn parse_xvs_split(s: &str) -> Option<(f64, f64)> {
     let num_after =
         |k: &str| -> Option<f64> { l.split(k).nth(1)?.split_whitespace().next()?.parse().ok() };
     Some((num_after("rx+processing")?, num_after("tx")?))
-}
-
-/// "upcalls: N (avg X us each)" of xvswitchd's pmd/stats.
-fn parse_xvs_upcalls(s: &str) -> Option<(u64, f64)> {
-    let l = s
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("upcalls:"))?;
-    let rest = l.strip_prefix("upcalls:")?.trim();
-    let n = rest.split_whitespace().next()?.parse().ok()?;
-    let avg = rest
-        .split("avg")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some((n, avg))
-}
-
-/// "- Upcalls: N ( p %, X us/upcall)" of OVS's dpif-netdev/pmd-perf-show.
-fn parse_ovs_perf_upcalls(s: &str) -> Option<(u64, f64)> {
-    let mut n_tot = 0u64;
-    let mut us_w = 0.0;
-    let mut found = false;
-    for l in s.lines().map(str::trim) {
-        let Some(rest) = l.strip_prefix("- Upcalls:") else {
-            continue;
-        };
-        let n: u64 = rest.split_whitespace().next()?.parse().ok()?;
-        let us: f64 = rest
-            .split(',')
-            .nth(1)
-            .and_then(|x| x.split_whitespace().next())
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0.0);
-        n_tot += n;
-        us_w += us * n as f64;
-        found = true;
-    }
-    found.then(|| (n_tot, if n_tot > 0 { us_w / n_tot as f64 } else { 0.0 }))
 }
 
 /// Distinct masks among datapath flow lines (`ufid:...  recirc_id(0),in_port(2),...`): the
@@ -1004,31 +938,6 @@ impl Session {
             dp_flows_sample,
             notes,
         })
-    }
-}
-
-/// Table visits in a trace: both switches number each rule they matched ` N. match, ...`.
-fn trace_tables(s: &str) -> usize {
-    s.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            let d: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
-            !d.is_empty() && t[d.len()..].starts_with(". ")
-        })
-        .count()
-}
-
-fn tri(v: Option<(f64, f64, f64)>) -> Value {
-    match v {
-        Some((m, lo, hi)) => json!({"median": m, "min": lo, "max": hi}),
-        None => Value::Null,
-    }
-}
-
-fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
-    match v {
-        Some((m, lo, hi)) => format!("{m:.prec$} ({lo:.prec$}..{hi:.prec$})"),
-        None => "-".into(),
     }
 }
 

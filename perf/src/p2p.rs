@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use crate::agent::Agent;
 use crate::ovs::{Ovs, OvsOpts};
-use crate::util::{self, Error, Result};
+use crate::util::{self, env_or, fmt3, tri, Error, Result};
 use crate::xvs::{Xvs, XvsOpts};
 use crate::{bail, ovs, say, xvs};
 
@@ -133,13 +133,6 @@ pub struct NicOpts {
     pub gen_if: Option<String>,
     pub sink_if: Option<String>,
     pub queues: Option<u32>,
-}
-
-fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| d.to_string())
 }
 
 impl Opts {
@@ -1238,20 +1231,6 @@ fn summarize(runs: &[Run], c: Case) -> CaseSummary {
                 .collect::<Vec<_>>(),
         ),
         n: r.len(),
-    }
-}
-
-fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
-    match v {
-        Some((m, lo, hi)) => format!("{m:.prec$} ({lo:.prec$}..{hi:.prec$})"),
-        None => "-".into(),
-    }
-}
-
-fn tri(v: Option<(f64, f64, f64)>) -> Value {
-    match v {
-        Some((m, lo, hi)) => json!({"median": m, "min": lo, "max": hi}),
-        None => Value::Null,
     }
 }
 

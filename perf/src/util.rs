@@ -1018,6 +1018,30 @@ fn flags_take_inline_and_separate_values() {
     assert_eq!(f.next_flag(), None);
 }
 
+/// Environment variable `k`, or `d` when unset or empty.
+pub fn env_or(k: &str, d: &str) -> String {
+    std::env::var(k)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| d.to_string())
+}
+
+/// (median, min, max) as JSON.
+pub fn tri(v: Option<(f64, f64, f64)>) -> serde_json::Value {
+    match v {
+        Some((m, lo, hi)) => serde_json::json!({"median": m, "min": lo, "max": hi}),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// (median, min, max) as "m (lo..hi)".
+pub fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
+    match v {
+        Some((m, lo, hi)) => format!("{m:.prec$} ({lo:.prec$}..{hi:.prec$})"),
+        None => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
