@@ -665,6 +665,7 @@ fn control_loop(
             }
             ofproto::expire_flows(st);
             ofproto::probe_connections(st);
+            st.shared.conntrack.sweep(now as u64 * 1000);
         }
         if st.exit_requested {
             // give replies (to `exit`) a chance to leave

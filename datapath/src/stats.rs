@@ -49,7 +49,13 @@ counters! {
         HandoffRecv = "pmd_handoff_received",
         FillWakeup = "fill_ring_wakeup",
         DropResubmitLimit = "drop_resubmit_limit",
-        DropCtUnsupported = "drop_ct_not_implemented",
+        DropRecircLost = "drop_recirc_lost",
+        // connection tracking: ct() executions, recirculations, packets the tracker found
+        // invalid (the pipeline decides what to do with them), recirculation depth exceeded
+        CtExecuted = "conntrack_executed",
+        CtRecirc = "recirc",
+        CtInvalid = "conntrack_invalid",
+        DropRecircDepth = "drop_recirc_depth",
         DropTtlExpired = "drop_ttl_expired",
         DropNoHeadroom = "drop_no_headroom",
         UncacheableFlow = "uncacheable_translation",

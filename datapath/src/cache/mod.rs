@@ -58,7 +58,11 @@ impl Megaflow {
 pub fn last_output(actions: &[DpAction]) -> usize {
     actions
         .iter()
-        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::TunnelPop(_)))
+        .rposition(|a| match a {
+            DpAction::Output(_) | DpAction::TunnelPop(_) => true,
+            DpAction::Ct(c) => c.recirc != 0,
+            _ => false,
+        })
         .unwrap_or(usize::MAX)
 }
 
@@ -311,6 +315,20 @@ pub fn format_megaflow(
     let mut s = String::new();
     let _ = write!(s, "recirc_id({:#x}),", (k.w[w::META] >> 32) as u32);
     let _ = write!(s, "in_port({}),", port_name(k.in_port() as u16));
+    let ct = |word: usize, shift: u32, bits: u32| {
+        let m = (mask.w[word] >> shift) & ((1u64 << bits) - 1);
+        let v = (k.w[word] >> shift) & ((1u64 << bits) - 1);
+        (m != 0).then_some((v, m))
+    };
+    if let Some((v, m)) = ct(w::TUN_CT, 32, 32) {
+        let _ = write!(s, "ct_state({v:#x}/{m:#x}),");
+    }
+    if let Some((v, _)) = ct(w::TUN_CT, 16, 16) {
+        let _ = write!(s, "ct_zone({v:#x}),");
+    }
+    if let Some((v, m)) = ct(w::MARKS, 32, 32) {
+        let _ = write!(s, "ct_mark({v:#x}/{m:#x}),");
+    }
     let mac_m = (1u64 << 48) - 1;
     let (sm, dm) = (mask.w[w::ETH_SRC] & mac_m, mask.w[w::ETH_DST] & mac_m);
     if sm != 0 || dm != 0 {
@@ -438,6 +456,27 @@ pub fn format_megaflow(
             DpAction::Activate(_, t) => format!("activate_gate({})", t.name()),
             DpAction::GateDrop(_, d) => format!("gate_drop({d:?})"),
             DpAction::Learn(l) => format!("learn(table={})", l.fm.table_id),
+            DpAction::Ct(c) => {
+                let a = &c.act;
+                let mut t = format!("ct(zone={}", a.zone);
+                if a.commit {
+                    t.push_str(",commit");
+                }
+                if let Some((v, m)) = a.set_mark {
+                    t.push_str(&format!(",mark={v:#x}/{m:#x}"));
+                }
+                if let Some((v, m)) = a.set_label {
+                    t.push_str(&format!(",label={v:#x}/{m:#x}"));
+                }
+                if let Some(n) = &a.nat {
+                    t.push_str(&format!(",nat({:?})", n.kind).to_lowercase());
+                }
+                t.push(')');
+                if c.recirc != 0 {
+                    t.push_str(&format!(",recirc({:#x})", c.recirc));
+                }
+                t
+            }
         })
         .collect();
     let _ = write!(

@@ -52,6 +52,18 @@ pub fn registry() -> Registry {
     r.register("migration/timeline", "PORT", 1, 1);
     r.register("port/activate", "PORT", 1, 1);
     r.register("port/rearm", "PORT", 1, 1);
+    r.register("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]", 0, 4);
+    r.register("dpctl/flush-conntrack", "[dp] [zone=N]", 0, 2);
+    r.register("dpctl/ct-stats-show", "[dp] [zone=N]", 0, 3);
+    r.register("dpctl/ct-set-maxconns", "[dp] maxconns", 1, 2);
+    r.register("dpctl/ct-get-maxconns", "[dp]", 0, 1);
+    r.register("dpctl/ct-get-nconns", "[dp]", 0, 1);
+    r.register(
+        "dpctl/ct-set-limits",
+        "[dp] [default=L] [zone=N,limit=L]...",
+        0,
+        64,
+    );
     r
 }
 
@@ -108,8 +120,71 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "migration/timeline" => st.migration.timeline(&req.params[0]),
         "port/activate" => super::migration::activate(st, &req.params[0]),
         "port/rearm" => super::migration::rearm(st, &req.params[0]),
+        "dpctl/dump-conntrack" => {
+            let zone = zone_arg(&req.params)?;
+            let mut out = st.shared.conntrack.dump(zone).join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        "dpctl/flush-conntrack" => {
+            let zone = zone_arg(&req.params)?;
+            st.shared.conntrack.flush(zone);
+            Ok(String::new())
+        }
+        "dpctl/ct-stats-show" => Ok(st.shared.conntrack.stats_show()),
+        "dpctl/ct-set-maxconns" => {
+            let n = req.params.last().map(String::as_str).unwrap_or("");
+            let n: u32 = n
+                .parse()
+                .map_err(|_| format!("maxconns missing or malformed: {n:?}"))?;
+            st.shared.conntrack.set_maxconns(n);
+            Ok("setting maxconns successful\n".into())
+        }
+        "dpctl/ct-get-maxconns" => Ok(format!("{}\n", st.shared.conntrack.maxconns())),
+        "dpctl/ct-get-nconns" => Ok(format!("{}\n", st.shared.conntrack.count())),
+        "dpctl/ct-set-limits" => ct_set_limits(st, &req.params),
         other => Err(format!("\"{other}\" is not implemented")),
     }
+}
+
+/// The `zone=N` argument of the dpctl conntrack commands (the datapath name and `-m`/`-s`
+/// are accepted and ignored: there is one datapath).
+fn zone_arg(params: &[String]) -> Result<Option<u16>, String> {
+    let mut zone = None;
+    for p in params {
+        if let Some(z) = p.strip_prefix("zone=") {
+            zone = Some(
+                z.parse::<u16>()
+                    .map_err(|_| format!("invalid zone {z:?} (0..65535)"))?,
+            );
+        } else if !p.starts_with('-') && !p.contains('@') && p != "netdev" && p != "system" {
+            return Err(format!("unexpected argument {p:?} (expected zone=N)"));
+        }
+    }
+    Ok(zone)
+}
+
+/// `dpctl/ct-set-limits [dp] [default=L] [zone=N,limit=L]...` (default sets the global
+/// maximum here; a limit of 0 removes a zone's limit, as in OVS).
+fn ct_set_limits(st: &mut State, params: &[String]) -> Result<String, String> {
+    let num = |s: &str| s.parse::<u32>().map_err(|_| format!("invalid limit {s:?}"));
+    for p in params {
+        if let Some(d) = p.strip_prefix("default=") {
+            st.shared.conntrack.set_maxconns(num(d)?);
+        } else if let Some(rest) = p.strip_prefix("zone=") {
+            let (z, l) = rest
+                .split_once(",limit=")
+                .ok_or_else(|| format!("expected zone=N,limit=L, got {p:?}"))?;
+            let z: u16 = z.parse().map_err(|_| format!("invalid zone {z:?}"))?;
+            let l = num(l)?;
+            st.shared.conntrack.set_zone_limit(z, (l != 0).then_some(l));
+        } else if !p.contains('@') {
+            return Err(format!("unexpected argument {p:?}"));
+        }
+    }
+    Ok(String::new())
 }
 
 /// `dpif/add-port BRIDGE IFACE[,OPT=VAL...] [OFPORT]`: answers the OpenFlow port number.
@@ -558,6 +633,7 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
         now_ms: st.started.elapsed().as_millis() as u64,
         pkt_len: 64,
         trace: true,
+        recirc: &st.shared.recirc,
     };
     let _ = flow::DP;
     let x = xlate::translate_pkey(&inp, &bt, pkey);

@@ -16,6 +16,7 @@
 //!   controller action's meter.
 
 pub mod conn;
+pub mod ctflush;
 pub mod mods;
 pub mod monitor;
 pub(crate) mod pio;
@@ -450,8 +451,15 @@ fn handle_one(st: &mut State, c: &mut Conn, raw: &[u8]) {
                     st.publish();
                 }
             }
-            // no connection tracker yet: nothing to flush, accepted as OVS accepts them
-            Experimenter::CtFlushZone(_) | Experimenter::CtFlush { .. } => {}
+            Experimenter::CtFlushZone(z) => {
+                let n = st.shared.conntrack.flush(Some(z));
+                tracing::debug!(zone = z, flushed = n, "NXT_CT_FLUSH_ZONE");
+            }
+            Experimenter::CtFlush { ip_proto, props } => {
+                if let Err(why) = ct_flush(st, ip_proto, &props) {
+                    send_error(st, c, raw, OfpErr::OFPBRC_BAD_LEN, &why);
+                }
+            }
             Experimenter::FlowMonitorCancel(id) => {
                 let before = c.monitors.len();
                 c.monitors.retain(|m| m.id != id);
@@ -1102,4 +1110,17 @@ pub fn probe_connections(st: &mut State) {
             None => {}
         }
     }
+}
+
+/// NXT_CT_FLUSH: the whole zone when no tuple field is given, else the matching connections.
+fn ct_flush(st: &mut State, ip_proto: u8, props: &[u8]) -> Result<(), String> {
+    let r = ctflush::parse(ip_proto, props)?;
+    let empty = crate::conntrack::TupleFilter::default();
+    let n = if r.orig == empty && r.reply == empty && ip_proto == 0 {
+        st.shared.conntrack.flush(Some(r.zone))
+    } else {
+        st.shared.conntrack.flush_tuple(r.zone, &r.orig, &r.reply)
+    };
+    debug!(zone = r.zone, flushed = n, "NXT_CT_FLUSH");
+    Ok(())
 }

@@ -184,6 +184,12 @@ pub fn packet_in(st: &mut State, data: &[u8], meta: PinMeta) {
     st.migration.note_packet_in(&spec, sent);
 }
 
+fn key_meta(w: &[u64]) -> [u64; key::w::L2_START] {
+    let mut m = [0u64; key::w::L2_START];
+    m.copy_from_slice(&w[..key::w::L2_START]);
+    m
+}
+
 fn extract(data: &[u8], in_dp: u32) -> Result<(FlowKey, Layout), ModError> {
     let mut k = FlowKey::default();
     let mut l = Layout::default();
@@ -194,11 +200,19 @@ fn extract(data: &[u8], in_dp: u32) -> Result<(FlowKey, Layout), ModError> {
     Ok((k, l))
 }
 
-fn send_job(st: &mut State, data: &[u8], actions: Vec<crate::pipeline::DpAction>, lay: Layout) {
+/// Hands a packet and its actions to a PMD. `meta` is the packet's datapath metadata words
+/// (input port, tunnel, marks), which a `ct(table=)` recirculation carries on.
+fn send_job(
+    st: &mut State,
+    data: &[u8],
+    actions: Vec<crate::pipeline::DpAction>,
+    lay: Layout,
+    meta: [u64; key::w::L2_START],
+) {
     if actions.is_empty() {
         return;
     }
-    let job = Arc::new(ExecJob { actions, lay });
+    let job = Arc::new(ExecJob { actions, lay, meta });
     if let Some(tx) = st.ofproto.exec_tx.as_mut() {
         if tx.push_with(0, data, Some(job)) {
             tx.notify();
@@ -230,6 +244,7 @@ pub(crate) fn inject(st: &mut State, bridge: usize, data: &[u8], in_port: u32) {
         now_ms: st.started.elapsed().as_millis() as u64,
         pkt_len: data.len() as u32,
         trace: false,
+        recirc: &st.shared.recirc,
     };
     let acts = [crate::pipeline::ofpact::Ofpact::Output {
         port: openflow::action::ports::TABLE,
@@ -237,7 +252,7 @@ pub(crate) fn inject(st: &mut State, bridge: usize, data: &[u8], in_port: u32) {
     }];
     let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
     let actions = run_control_actions(st, data, &x.actions);
-    send_job(st, data, actions, lay);
+    send_job(st, data, actions, lay, key_meta(&key.w));
 }
 
 /// PACKET_OUT: translate the actions for the packet and have PMD 0 execute them.
@@ -279,12 +294,13 @@ pub fn packet_out(st: &mut State, bridge: usize, po: &PacketOut) -> Result<(), M
         now_ms: st.started.elapsed().as_millis() as u64,
         pkt_len: po.data.len() as u32,
         trace: false,
+        recirc: &st.shared.recirc,
     };
     let x = xlate::translate_actions(&inp, &bt, &key, in_port, &acts);
     // flows the packet went through (output:TABLE, resubmit) count it, as in OVS
     credit(&x.rules, po.data.len(), inp.now_ms);
     let actions = run_control_actions(st, &po.data, &x.actions);
-    send_job(st, &po.data, actions, lay);
+    send_job(st, &po.data, actions, lay, key_meta(&key.w));
     Ok(())
 }
 
@@ -391,11 +407,12 @@ pub fn resume(st: &mut State, bridge: usize, p: &PacketIn2) -> Result<(), ModErr
         now_ms: st.started.elapsed().as_millis() as u64,
         pkt_len: data.len() as u32,
         trace: false,
+        recirc: &st.shared.recirc,
     };
     let x = xlate::resume(&inp, &bt, pkey, &frozen);
     credit(&x.rules, data.len(), inp.now_ms);
     let actions = run_control_actions(st, &data, &x.actions);
-    send_job(st, &data, actions, lay);
+    send_job(st, &data, actions, lay, key_meta(&pkey[flow::DP..]));
     Ok(())
 }
 

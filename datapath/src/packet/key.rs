@@ -98,6 +98,11 @@ impl FlowKey {
     pub fn in_port(&self) -> u32 {
         self.w[w::META] as u32
     }
+    /// Non-zero for a packet back from the connection tracker (`ct(table=N)`).
+    #[inline]
+    pub fn recirc_id(&self) -> u32 {
+        (self.w[w::META] >> 32) as u32
+    }
     #[inline]
     pub fn set_in_port(&mut self, p: u32) {
         self.w[w::META] = (self.w[w::META] & !0xffff_ffff) | p as u64;

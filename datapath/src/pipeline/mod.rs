@@ -11,6 +11,7 @@ pub mod learn;
 pub mod mac;
 pub mod meter;
 pub mod ofpact;
+pub mod recirc;
 pub mod tables;
 pub mod xlate;
 
@@ -166,6 +167,19 @@ pub enum DpAction {
     /// refreshes the identical flow already there. Every packet of the datapath flow teaches
     /// the same flow (see [`learn`]); the PMD sends it at most every ~100 ms.
     Learn(Arc<learn::Learned>),
+    /// `ct()`: runs the packet through the connection tracker (commit, NAT, mark and label as
+    /// translation resolved them; the zone is a number by then). With a recirculation id the
+    /// tracked packet looks up the datapath again with `recirc_id` and the ct_* fields set; it
+    /// is the packet itself when this is its last action, else a copy (OVS's fork).
+    Ct(Arc<CtExec>),
+}
+
+/// A datapath conntrack action.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CtExec {
+    pub act: crate::conntrack::CtAction,
+    /// Recirculation id ([`recirc::RecircTable`]), 0 for none.
+    pub recirc: u32,
 }
 
 impl PartialEq for meter::Meter {

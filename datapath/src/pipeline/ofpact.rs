@@ -60,6 +60,76 @@ pub fn bits_mask(n: u32) -> u128 {
     }
 }
 
+/// Where `ct()` takes its zone from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CtZone {
+    Imm(u16),
+    Field(SubField),
+}
+
+/// A compiled `ct(...)`: what translation needs to emit the datapath's conntrack action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CtOfpact {
+    pub commit: bool,
+    pub force: bool,
+    pub zone: CtZone,
+    /// Table the tracked packet recirculates to (`table=`), if any.
+    pub table: Option<u8>,
+    pub nat: Option<ofa::Nat>,
+    /// `exec(...)`: set_field/load/move into ct_mark and ct_label only (as OVS requires).
+    pub exec: Vec<Ofpact>,
+    /// `alg=` (ftp/tftp helpers): accepted, not implemented; recorded for traces.
+    pub alg: u16,
+}
+
+impl CtOfpact {
+    fn compile(ct: &ofa::Conntrack, depth: u32) -> Result<CtOfpact, Refused> {
+        let zone = match &ct.zone_src {
+            Some(z) => CtZone::Field(subfield(z)?),
+            None => CtZone::Imm(ct.zone_imm),
+        };
+        if ct.recirc_table == 254 {
+            return refuse(OfpErr::OFPBAC_BAD_ARGUMENT, "ct table 254");
+        }
+        let mut nat = None;
+        let mut exec = Vec::new();
+        for a in &ct.actions {
+            match a {
+                Action::Nat(n) => {
+                    if nat.is_some() {
+                        return refuse(OfpErr::OFPBAC_BAD_ARGUMENT, "ct() with two nat()");
+                    }
+                    nat = Some(n.clone());
+                }
+                other => {
+                    let o = from_action(other, depth + 1)?;
+                    let target = match &o {
+                        Ofpact::SetField { field, .. } => Some(*field),
+                        Ofpact::Move { dst, .. } => Some(dst.field),
+                        _ => None,
+                    };
+                    if !matches!(target, Some(Field::CtMark | Field::CtLabel)) {
+                        return refuse(
+                            OfpErr::OFPBAC_BAD_ARGUMENT,
+                            "ct(exec(...)) may only set ct_mark or ct_label",
+                        );
+                    }
+                    exec.push(o);
+                }
+            }
+        }
+        Ok(CtOfpact {
+            commit: ct.flags & 1 != 0,
+            force: ct.flags & 2 != 0,
+            zone,
+            table: (ct.recirc_table != 255).then_some(ct.recirc_table),
+            nat,
+            exec,
+            alg: ct.alg,
+        })
+    }
+}
+
 /// `controller(...)` / `controller2`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerSpec {
@@ -115,7 +185,7 @@ pub enum Ofpact {
         clause: u8,
         n_clauses: u8,
     },
-    Ct(Box<ofa::Conntrack>),
+    Ct(Arc<CtOfpact>),
     CtClear,
     Learn(Arc<super::learn::LearnAction>),
     CheckPktLarger {
@@ -425,15 +495,7 @@ fn from_action(a: &Action, depth: u32) -> Result<Ofpact, Refused> {
                 n_clauses: *n_clauses,
             }
         }
-        A::Ct(ct) => {
-            if let Some(z) = &ct.zone_src {
-                subfield(z)?;
-            }
-            if ct.recirc_table != 255 && ct.recirc_table == 254 {
-                return refuse(OfpErr::OFPBAC_BAD_ARGUMENT, "ct table 254");
-            }
-            Ofpact::Ct(Box::new(ct.clone()))
-        }
+        A::Ct(ct) => Ofpact::Ct(Arc::new(CtOfpact::compile(ct, depth)?)),
         A::Nat(_) => {
             return refuse(OfpErr::OFPBAC_BAD_ARGUMENT, "nat outside ct()");
         }

@@ -21,9 +21,10 @@ use openflow::Field;
 
 use super::flow::{self, loc, Loc, PKey, DP, PIPE_PORT_CONJ, PKEY_WORDS};
 use super::mac::{Learned, MacTable};
-use super::ofpact::{ControllerSpec, Ofpact, SubField};
+use super::ofpact::{ControllerSpec, CtOfpact, CtZone, Ofpact, SubField};
+use super::recirc::{RecircState, RecircTable};
 use super::tables::{group_type, BridgeTables, Pipeline, RuleStats};
-use super::{DpAction, DpConfig, DpField, DpPort, Frozen, LearnRef, PacketInSpec};
+use super::{CtExec, DpAction, DpConfig, DpField, DpPort, Frozen, LearnRef, PacketInSpec};
 use crate::packet::geneve::GeneveOpt;
 use crate::packet::key::{w, FlowKey};
 use crate::packet::{ethertype, ipproto};
@@ -66,6 +67,8 @@ pub struct XlateIn<'a> {
     pub pkt_len: u32,
     /// Whether to record a human-readable trace (ofproto/trace).
     pub trace: bool,
+    /// Frozen states of `ct(table=N)` recirculations.
+    pub recirc: &'a RecircTable,
 }
 
 /// Why a translation dropped the packet (beyond "no output"), counted by the caller.
@@ -75,8 +78,8 @@ pub enum XlateDrop {
     NoBridge,
     /// Too many nested or total resubmits (a loop in the tables).
     ResubmitLimit,
-    /// ct() executed: connection tracking is not implemented yet.
-    CtUnsupported,
+    /// A recirculated packet whose recirc_id names no frozen state, or no id was left.
+    RecircLost,
     /// dec_ttl on a packet whose TTL ran out.
     TtlExpired,
     /// Output to a tunnel port whose remote end has no route out of one of our bridges'
@@ -401,15 +404,10 @@ impl<'a> Xlate<'a> {
             Ofpact::Meter(id) => self.meter(*id),
             Ofpact::Clone(inner) => self.clone_actions(inner),
             Ofpact::Conjunction { .. } => {}
-            Ofpact::Ct(_) => {
-                self.trace(|| "ct: connection tracking is not implemented; dropping".into());
-                self.out.drop = Some(XlateDrop::CtUnsupported);
-                self.exit = true;
-            }
+            Ofpact::Ct(ct) => self.conntrack(ct),
             Ofpact::CtClear => {
-                for f in [Field::CtState, Field::CtZone, Field::CtMark, Field::CtLabel] {
-                    lf(f).set(&mut self.flow, 0);
-                }
+                self.clear_conntrack();
+                self.trace(|| "ct_clear".into());
             }
             Ofpact::Learn(l) => self.learn(l),
             Ofpact::CheckPktLarger { len, dst } => {
@@ -460,6 +458,128 @@ impl<'a> Xlate<'a> {
         if l == lf(Field::TunMetadata(0)) {
             self.flow[DP + w::TUN_PRESENT] |= 1;
         }
+    }
+
+    /// The ct_* fields as an untracked packet has them (after `ct_clear`, and after a `ct()`
+    /// whose results only its recirculation sees: OVS's flow_clear_conntrack).
+    fn clear_conntrack(&mut self) {
+        for f in [
+            Field::CtState,
+            Field::CtZone,
+            Field::CtMark,
+            Field::CtLabel,
+            Field::CtNwProto,
+            Field::CtNwSrc,
+            Field::CtNwDst,
+            Field::CtTpSrc,
+            Field::CtTpDst,
+        ] {
+            lf(f).set(&mut self.flow, 0);
+        }
+    }
+
+    /// `ct(...)`: the packet as the pipeline has modified it so far goes through the tracker
+    /// (a datapath action run per packet); with `table=`, a copy continues in that table with
+    /// the ct_* fields set, through a recirculation. Zone, mark and label are resolved here from
+    /// the pipeline's registers, so the datapath action carries plain numbers.
+    fn conntrack(&mut self, ct: &CtOfpact) {
+        let zone = match ct.zone {
+            CtZone::Imm(z) => z,
+            CtZone::Field(sf) => {
+                self.read_sub(&sf);
+                sf.get(&self.flow) as u16
+            }
+        };
+        // the tracker must see the packet as modified so far
+        self.commit();
+        // exec(): set ct_mark / ct_label bits (values may come from registers)
+        let (mut mark_mask, mut label_mask) = (0u32, 0u128);
+        for a in &ct.exec {
+            match a {
+                Ofpact::SetField {
+                    field,
+                    loc,
+                    value,
+                    mask,
+                } => {
+                    loc.set_masked(&mut self.flow, *value, *mask);
+                    match field {
+                        Field::CtMark => mark_mask |= *mask as u32,
+                        _ => label_mask |= *mask,
+                    }
+                }
+                Ofpact::Move { src, dst } => {
+                    self.read_sub(src);
+                    let v = src.get(&self.flow);
+                    dst.set(&mut self.flow, v);
+                    match dst.field {
+                        Field::CtMark => mark_mask |= dst.mask() as u32,
+                        _ => label_mask |= dst.mask(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mark = self.get(Field::CtMark) as u32;
+        let label = self.get(Field::CtLabel);
+        let nat = ct.nat.as_ref().map(nat_spec);
+        let recirc = match ct.table {
+            None => 0,
+            Some(table) => {
+                let mut pipe = [0u64; flow::PIPE_WORDS];
+                pipe.copy_from_slice(&self.flow[..flow::PIPE_WORDS]);
+                // conj_id is a per-lookup result, not state to carry
+                pipe[PIPE_PORT_CONJ] &= 0xffff_ffff;
+                let st = RecircState {
+                    bridge: self.br.index,
+                    table,
+                    pipe,
+                    stack: self.stack.clone(),
+                };
+                match self.inp.recirc.intern(st) {
+                    Some(id) => id,
+                    None => {
+                        self.trace(|| "ct: no recirculation id left: dropping".into());
+                        self.out.drop = Some(XlateDrop::RecircLost);
+                        self.exit = true;
+                        return;
+                    }
+                }
+            }
+        };
+        let act = crate::conntrack::CtAction {
+            zone,
+            commit: ct.commit,
+            force: ct.force,
+            nat,
+            set_mark: (ct.commit && mark_mask != 0).then_some((mark & mark_mask, mark_mask)),
+            set_label: (ct.commit && label_mask != 0).then_some((label & label_mask, label_mask)),
+        };
+        self.trace(|| {
+            let mut t = format!("ct(zone={zone}");
+            if ct.commit {
+                t.push_str(",commit");
+            }
+            if let Some(n) = &act.nat {
+                t.push_str(&format!(",nat({:?})", n.kind));
+            }
+            if let Some((v, m)) = act.set_mark {
+                t.push_str(&format!(",mark={v:#x}/{m:#x}"));
+            }
+            if let Some((v, m)) = act.set_label {
+                t.push_str(&format!(",label={v:#x}/{m:#x}"));
+            }
+            if let Some(tb) = ct.table {
+                t.push_str(&format!(",table={tb}) -> recirc({recirc:#x})"));
+            } else {
+                t.push(')');
+            }
+            t
+        });
+        self.out
+            .actions
+            .push(DpAction::Ct(Arc::new(CtExec { act, recirc })));
+        self.clear_conntrack();
     }
 
     fn read_sub(&mut self, sf: &SubField) {
@@ -1449,8 +1569,8 @@ impl<'a> Xlate<'a> {
             let set = std::mem::take(&mut self.action_set);
             self.run(&set);
         }
-        // the datapath flow always matches the input port exactly
-        self.wc[DP + w::META] |= 0xffff_ffff;
+        // the datapath flow always matches the input port and the recirculation id exactly
+        self.wc[DP + w::META] = u64::MAX;
         if self.out.drop == Some(XlateDrop::ResubmitLimit) {
             self.out.actions.clear();
         }
@@ -1513,15 +1633,78 @@ pub fn translate(inp: &XlateIn, key: &FlowKey, in_dp: DpPort) -> XlateOut {
             cacheable: true,
             ..Default::default()
         };
-        out.mask.w[w::META] = 0xffff_ffff;
+        out.mask.w[w::META] = u64::MAX;
         return out;
     };
+    let rid = key.recirc_id();
+    if rid != 0 {
+        return translate_recirc(inp, key, in_dp, rid);
+    }
     let of = br.of_of_dp.get(&in_dp).copied().unwrap_or(ports::ANY);
     let flow = flow::pkey_of(key, of);
     let mut x = Xlate::new(inp, br, flow, in_dp);
     x.trace(|| format!("bridge {}: in_port {of}", br.name));
     x.run_table(0);
     x.finish()
+}
+
+/// Translates a packet back from the connection tracker: the pipeline state frozen at its
+/// `ct(table=N)` (metadata, registers, in_port, stack) and the key the datapath rebuilt
+/// (ct_* fields set, NAT applied), starting in table N.
+fn translate_recirc(inp: &XlateIn, key: &FlowKey, in_dp: DpPort, rid: u32) -> XlateOut {
+    let st = inp.recirc.get(rid);
+    let br = st
+        .as_ref()
+        .and_then(|st| inp.pipe.bridges.get(st.bridge as usize));
+    let (Some(st), Some(br)) = (st, br) else {
+        let mut out = XlateOut {
+            drop: Some(XlateDrop::RecircLost),
+            cacheable: true,
+            ..Default::default()
+        };
+        out.mask.w[w::META] = u64::MAX;
+        return out;
+    };
+    let mut flow = flow::pkey_of(key, 0);
+    flow[..flow::PIPE_WORDS].copy_from_slice(&st.pipe);
+    let mut x = Xlate::new(inp, br, flow, in_dp);
+    x.stack = st.stack.clone();
+    x.table_id = st.table;
+    x.trace(|| {
+        format!(
+            "bridge {}: recirc({rid:#x}) resume in table {}",
+            br.name, st.table
+        )
+    });
+    x.run_table(st.table);
+    x.finish()
+}
+
+/// The tracker's NAT request from the wire `nat(...)`.
+fn nat_spec(n: &openflow::action::Nat) -> crate::conntrack::NatSpec {
+    use crate::conntrack::{NatKind, NatSpec};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let kind = if n.flags & 1 != 0 {
+        NatKind::Src
+    } else if n.flags & 2 != 0 {
+        NatKind::Dst
+    } else {
+        NatKind::Reapply
+    };
+    let addr = |v4: Option<u32>, v6: Option<u128>| {
+        v4.map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+            .or(v6.map(|a| IpAddr::V6(Ipv6Addr::from(a))))
+    };
+    NatSpec {
+        kind,
+        addr_min: addr(n.ipv4_min, n.ipv6_min),
+        addr_max: addr(n.ipv4_max, n.ipv6_max),
+        port_min: n.proto_min,
+        port_max: n.proto_max,
+        persistent: n.flags & 4 != 0,
+        hash: n.flags & 8 != 0,
+        random: n.flags & 16 != 0,
+    }
 }
 
 /// Translates a pipeline key as given (ofproto/trace): `flow` already holds the OpenFlow input
@@ -1669,6 +1852,7 @@ mod tests {
             now_ms: 1000,
             pkt_len: frame.len() as u32,
             trace: true,
+            recirc: &RecircTable::default(),
         };
         let mut k = FlowKey::default();
         let mut l = Layout::default();
@@ -2151,6 +2335,7 @@ mod tests {
             now_ms: 1,
             pkt_len: 60,
             trace: false,
+            recirc: &RecircTable::default(),
         };
         let mut pk = flow::pkey_of(&k, 1);
         lf(Field::Reg(3)).set(&mut pk, 0x33);
@@ -2223,6 +2408,7 @@ mod tests {
             now_ms: 1000,
             pkt_len: frame.len() as u32,
             trace: true,
+            recirc: &RecircTable::default(),
         };
         let mut k = FlowKey::default();
         let mut l = Layout::default();
@@ -2389,6 +2575,7 @@ mod tests {
             now_ms: 1000,
             pkt_len: bcast.len() as u32,
             trace: false,
+            recirc: &RecircTable::default(),
         };
         let mut k = FlowKey::default();
         let mut l = Layout::default();
@@ -2496,6 +2683,7 @@ mod tests {
             now_ms: 1000,
             pkt_len: 60,
             trace: true,
+            recirc: &RecircTable::default(),
         };
         let frame = udp();
         let mut k = FlowKey::default();
@@ -2547,6 +2735,7 @@ mod tests {
             now_ms: 1000,
             pkt_len: 60,
             trace: false,
+            recirc: &RecircTable::default(),
         };
         let mut k = FlowKey::default();
         let mut l = Layout::default();
@@ -2564,5 +2753,177 @@ mod tests {
                 src: 0xac1f_0001
             }]
         );
+    }
+
+    fn reg_sub(n: u8, ofs: u16, n_bits: u16) -> openflow::action::Subfield {
+        openflow::action::Subfield {
+            header: Field::Reg(n).header_for(6, false).unwrap(),
+            ofs,
+            n_bits,
+        }
+    }
+
+    #[test]
+    fn ct_with_table_emits_the_tracker_action_and_resumes_from_the_frozen_registers() {
+        let mut bt = bridge();
+        // table 0: zone in reg13, a register to carry, ct(commit,zone=reg13,table=5,
+        // exec(set_field ct_mark, move reg1 -> ct_label[0..31]))
+        add(
+            &mut bt,
+            0,
+            1,
+            vec![],
+            vec![
+                Action::SetField(f(Field::Reg(13), 7)),
+                Action::SetField(f(Field::Reg(1), 0xabcd)),
+                Action::Ct(openflow::action::Conntrack {
+                    flags: 1,
+                    zone_src: Some(reg_sub(13, 0, 16)),
+                    zone_imm: 0,
+                    recirc_table: 5,
+                    alg: 0,
+                    actions: vec![
+                        Action::SetField(f(Field::CtMark, 0x2)),
+                        Action::RegMove {
+                            n_bits: 32,
+                            src_ofs: 0,
+                            dst_ofs: 0,
+                            src: Field::Reg(1).header_for(6, false).unwrap(),
+                            dst: Field::CtLabel.header_for(6, false).unwrap(),
+                        },
+                    ],
+                }),
+            ],
+        );
+        // table 5: established + reg1 intact -> port 2; anything else -> port 3
+        add(
+            &mut bt,
+            5,
+            10,
+            vec![
+                MatchField::new(
+                    Field::CtState,
+                    6,
+                    vec![0, 0, 0, 0x22],
+                    Some(vec![0, 0, 0, 0x22]),
+                )
+                .unwrap(),
+                f(Field::Reg(1), 0xabcd),
+            ],
+            vec![out(2)],
+        );
+        add(&mut bt, 5, 1, vec![], vec![out(3)]);
+        let bt = Arc::new(bt);
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(bt.clone());
+        for d in 0..3 {
+            pipe.bridge_of_dp.insert(d, 0);
+        }
+        let cfg = DpConfig::default();
+        let macs = MacTable::new(64);
+        let rt = RecircTable::default();
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: true,
+            recirc: &rt,
+        };
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&udp(), 0, &mut k, &mut l).unwrap();
+        let x = translate(&inp, &k, 0);
+        let [DpAction::Ct(c)] = &x.actions[..] else {
+            panic!("{:?} {:?}", x.actions, x.trace);
+        };
+        assert_eq!(c.act.zone, 7);
+        assert!(c.act.commit);
+        assert_eq!(c.act.set_mark, Some((2, u32::MAX)));
+        assert_eq!(c.act.set_label, Some((0xabcd, 0xffff_ffff)));
+        assert_ne!(c.recirc, 0);
+        assert_eq!(
+            x.mask.w[w::META],
+            u64::MAX,
+            "recirc_id and in_port always exact"
+        );
+        // the same state again: the same id (no id per packet)
+        let x2 = translate(&inp, &k, 0);
+        let [DpAction::Ct(c2)] = &x2.actions[..] else {
+            panic!()
+        };
+        assert_eq!(c2.recirc, c.recirc);
+        // back from the tracker: established, resumes in table 5 with reg1 restored
+        let mut k2 = k;
+        k2.w[w::META] |= (c.recirc as u64) << 32;
+        k2.w[w::TUN_CT] |= 0x22u64 << 32;
+        let y = translate(&inp, &k2, 0);
+        assert_eq!(y.actions, vec![DpAction::Output(1)], "{:?}", y.trace);
+        assert_ne!(y.mask.w[w::TUN_CT] >> 32, 0, "ct_state is matched");
+        // new (not established): the other flow
+        let mut k3 = k;
+        k3.w[w::META] |= (c.recirc as u64) << 32;
+        k3.w[w::TUN_CT] |= 0x21u64 << 32;
+        let z = translate(&inp, &k3, 0);
+        assert_eq!(z.actions, vec![DpAction::Output(2)]);
+        // an unknown recirculation id drops, counted
+        let mut k4 = k;
+        k4.w[w::META] |= 999u64 << 32;
+        let d = translate(&inp, &k4, 0);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.drop, Some(XlateDrop::RecircLost));
+    }
+
+    #[test]
+    fn ct_without_table_hides_its_results_and_ct_exec_rejects_other_fields() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            1,
+            vec![],
+            vec![
+                Action::Ct(openflow::action::Conntrack {
+                    flags: 1,
+                    zone_src: None,
+                    zone_imm: 9,
+                    recirc_table: 255,
+                    alg: 0,
+                    actions: vec![Action::Nat(openflow::action::Nat {
+                        flags: 1,
+                        ipv4_min: Some(0x0a00_0064),
+                        ..Default::default()
+                    })],
+                }),
+                out(2),
+            ],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        match &x.actions[..] {
+            [DpAction::Ct(c), DpAction::Output(1)] => {
+                assert_eq!(c.recirc, 0);
+                assert_eq!(c.act.zone, 9);
+                let n = c.act.nat.as_ref().unwrap();
+                assert_eq!(n.kind, crate::conntrack::NatKind::Src);
+                assert_eq!(
+                    n.addr_min,
+                    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 100)))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // exec may only write ct_mark / ct_label
+        let bad = openflow::action::Conntrack {
+            flags: 1,
+            zone_src: None,
+            zone_imm: 0,
+            recirc_table: 255,
+            alg: 0,
+            actions: vec![Action::SetField(f(Field::Reg(0), 1))],
+        };
+        let e = crate::pipeline::ofpact::from_actions(&[Action::Ct(bad)], 0).unwrap_err();
+        assert_eq!(e.err, openflow::OfpErr::OFPBAC_BAD_ARGUMENT);
     }
 }

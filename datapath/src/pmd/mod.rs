@@ -42,6 +42,10 @@ pub struct Shared {
     pub quit: AtomicBool,
     /// Seconds since start, maintained by the control thread (MAC aging, flow ages).
     pub now_sec: AtomicU32,
+    /// The connection tracker every PMD's `ct()` actions use.
+    pub conntrack: crate::conntrack::Conntrack,
+    /// Frozen states of `ct(table=N)` recirculations.
+    pub recirc: crate::pipeline::recirc::RecircTable,
 }
 
 impl Shared {
@@ -53,6 +57,8 @@ impl Shared {
             macs: MacTable::new(32768),
             quit: AtomicBool::new(false),
             now_sec: AtomicU32::new(0),
+            conntrack: crate::conntrack::Conntrack::new(crate::conntrack::DEFAULT_MAX_CONNS),
+            recirc: Default::default(),
         }
     }
 
@@ -647,12 +653,39 @@ struct Exec<'a> {
     h: &'a PmdHandle,
     /// IPv4 ID of the next encapsulated packet.
     ip_id: &'a mut u16,
-    /// A decapsulated packet to run through the datapath again: (frame address in the same
-    /// pool, length, tunnel metadata).
-    recirc: Option<(u64, usize, crate::tunnel::TunMeta)>,
+    /// A packet to run through the datapath again (decapsulated, or back from the
+    /// connection tracker): (frame address in the same pool, length, how).
+    recirc: Option<(u64, usize, Recirc)>,
+    /// The packet's datapath metadata words (input port, tunnel, marks): what a conntrack
+    /// recirculation carries on.
+    meta: [u64; key::w::L2_START],
+    /// Connection tracker and clock (ms) for `ct()`.
+    ct: &'a crate::conntrack::Conntrack,
+    now_ms: u64,
     /// This packet opened a live-migration gate: the caller drops the cached flows.
     activated: bool,
 }
+
+#[inline]
+fn key_meta(k: &FlowKey) -> [u64; key::w::L2_START] {
+    let mut m = [0u64; key::w::L2_START];
+    m.copy_from_slice(&k.w[..key::w::L2_START]);
+    m
+}
+
+/// Why a packet runs through the datapath again.
+#[derive(Clone, Copy, Debug)]
+pub enum Recirc {
+    /// Decapsulated: from its tunnel port, with the tunnel fields set.
+    Tunnel(crate::tunnel::TunMeta),
+    /// Back from `ct(table=N)`: these metadata words (recirc_id and ct_* set) replace the
+    /// re-extracted key's.
+    Ct([u64; key::w::L2_START]),
+}
+
+/// Most times one received packet may run through the datapath (decap and conntrack
+/// recirculations together; OVS's dpif-netdev allows 6 recirculations).
+const MAX_PASSES: u32 = 8;
 
 /// The index after the [`DpAction::TunnelStrip`] closing the tunnel body that starts at `i`.
 #[cold]
@@ -674,12 +707,42 @@ fn skip_tunnel_body(actions: &[DpAction], mut i: usize) -> usize {
     i
 }
 
+/// The metadata words of a packet back from the tracker: its own (input port, tunnel,
+/// pkt_mark, dp_hash) with the recirculation id and the ct_* fields the tracker set.
+fn ct_meta(
+    meta: &[u64; key::w::L2_START],
+    recirc: u32,
+    r: &crate::conntrack::CtResult,
+) -> [u64; key::w::L2_START] {
+    use key::w;
+    let mut m = *meta;
+    m[w::META] = (m[w::META] & 0xffff_ffff) | (recirc as u64) << 32;
+    m[w::TUN_CT] = (m[w::TUN_CT] & 0xffff) | (r.zone as u64) << 16 | (r.state as u64) << 32;
+    m[w::MARKS] = (m[w::MARKS] & 0xffff_ffff) | (r.mark as u64) << 32;
+    m[w::CT_LABEL_HI] = (r.label >> 64) as u64;
+    m[w::CT_LABEL_LO] = r.label as u64;
+    m[w::HASH] &= 0xffff_ffff;
+    m[w::CT_NW] = 0;
+    m[w::CT_TP] = 0;
+    if let Some(o) = &r.orig {
+        // the original tuple: IPv4 only in this key (ct_ipv6_* are not implemented)
+        if let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (o.src, o.dst) {
+            m[w::CT_NW] = u32::from(s) as u64 | (u32::from(d) as u64) << 32;
+        }
+        m[w::HASH] |= (o.proto as u64) << 32;
+        m[w::CT_TP] = o.sport as u64 | (o.dport as u64) << 16;
+    }
+    m
+}
+
 /// A packet the control thread wants sent with given actions (packet-out, resumed
 /// continuation): the actions travel with the bytes.
 #[derive(Debug)]
 pub struct ExecJob {
     pub actions: Vec<DpAction>,
     pub lay: Layout,
+    /// The packet's datapath metadata words (see [`Recirc::Ct`]).
+    pub meta: [u64; key::w::L2_START],
 }
 
 /// What travels with a learn request from a PMD to the control thread.
@@ -758,6 +821,7 @@ impl Exec<'_> {
                         | DpAction::Activate(..)
                         | DpAction::GateDrop(..)
                         | DpAction::Learn(_)
+                        | DpAction::Ct(_)
                 )
             })
         {
@@ -835,6 +899,7 @@ impl Exec<'_> {
                             cov(h, Cov::TunnelPop);
                             port_stat(h, meta.dp, PortStat::RxPackets, 1);
                             port_stat(h, meta.dp, PortStat::RxBytes, (len - off) as u64);
+                            let meta = Recirc::Tunnel(meta);
                             if last {
                                 self.recirc = Some((addr + off as u64, len - off, meta));
                                 consumed = true;
@@ -934,6 +999,47 @@ impl Exec<'_> {
                     cov(h, Cov::DropGate);
                 }
                 DpAction::Learn(l) => self.learn.send(l, h),
+                DpAction::Ct(c) => {
+                    let Some(f) = self.pools[pool].umem.data_mut(addr, len) else {
+                        continue;
+                    };
+                    let r = self.ct.execute(f, lay, &c.act, self.now_ms);
+                    cov(h, Cov::CtExecuted);
+                    if r.state & crate::conntrack::cs::INVALID != 0 {
+                        cov(h, Cov::CtInvalid);
+                    }
+                    if c.recirc == 0 {
+                        continue;
+                    }
+                    let last = at == last_output;
+                    if self.recirc.is_some() {
+                        // a second recirculation from one pass (ct(table=) twice): dropped
+                        cov(h, Cov::DropRecircDepth);
+                        if last {
+                            break;
+                        }
+                        continue;
+                    }
+                    let meta = Recirc::Ct(ct_meta(&self.meta, c.recirc, &r));
+                    cov(h, Cov::CtRecirc);
+                    if last {
+                        self.recirc = Some((addr, len, meta));
+                        consumed = true;
+                        break;
+                    }
+                    // more actions follow (OVS's fork): the tracked copy recirculates
+                    let umem_pool = &mut self.pools[pool];
+                    let Some(base) = umem_pool.take() else {
+                        cov(h, Cov::DropNoFrames);
+                        continue;
+                    };
+                    let dst = base + HEADROOM as u64;
+                    if umem_pool.umem.copy_frame(addr, dst, len) {
+                        self.recirc = Some((dst, len, meta));
+                    } else {
+                        umem_pool.put(base);
+                    }
+                }
                 DpAction::Userspace(spec) => {
                     let in_dp = 0;
                     let ok = match (self.pin.as_mut(), self.pools[pool].umem.data(addr, len)) {
@@ -1427,16 +1533,40 @@ impl Pmd {
         key: &mut FlowKey,
         lay: &mut Layout,
     ) {
-        let mut next = self.process_one(pool, port, csum, addr, len, now, key, lay, None);
-        let mut depth = 0;
-        while let Some((a, l, meta)) = next {
-            depth += 1;
-            if depth > 3 {
-                cov(&self.h, Cov::DropTunnelNested);
+        let next = self.process_one(pool, port, csum, addr, len, now, key, lay, None);
+        self.recirculate(pool, next, now, key, lay);
+    }
+
+    /// Runs a packet through the datapath again for as long as its actions recirculate it
+    /// (decapsulation, `ct(table=)`), at most [`MAX_PASSES`] times in all.
+    #[inline]
+    fn recirculate(
+        &mut self,
+        pool: usize,
+        mut next: Option<(u64, usize, Recirc)>,
+        now: u32,
+        key: &mut FlowKey,
+        lay: &mut Layout,
+    ) {
+        let mut passes = 1;
+        while let Some((a, l, how)) = next {
+            passes += 1;
+            if passes > MAX_PASSES {
+                cov(
+                    &self.h,
+                    match how {
+                        Recirc::Tunnel(_) => Cov::DropTunnelNested,
+                        Recirc::Ct(_) => Cov::DropRecircDepth,
+                    },
+                );
                 self.pools[pool].put(a);
                 return;
             }
-            next = self.process_one(pool, meta.dp, false, a, l, now, key, lay, Some(meta));
+            let port = match &how {
+                Recirc::Tunnel(t) => t.dp,
+                Recirc::Ct(m) => m[key::w::META] as u32 as DpPort,
+            };
+            next = self.process_one(pool, port, false, a, l, now, key, lay, Some(how));
         }
     }
 
@@ -1452,8 +1582,8 @@ impl Pmd {
         now: u32,
         key: &mut FlowKey,
         lay: &mut Layout,
-        tun: Option<crate::tunnel::TunMeta>,
-    ) -> Option<(u64, usize, crate::tunnel::TunMeta)> {
+        from: Option<Recirc>,
+    ) -> Option<(u64, usize, Recirc)> {
         let h = &*self.h;
         let Some(frame) = self.pools[pool].umem.data_mut(addr, len) else {
             cov(h, Cov::DropInvalidDesc);
@@ -1473,7 +1603,10 @@ impl Pmd {
             self.pools[pool].put(addr);
             return None;
         }
-        if let Some(t) = tun {
+        if let Some(Recirc::Ct(m)) = from {
+            key.w[..key::w::L2_START].copy_from_slice(&m);
+        }
+        if let Some(Recirc::Tunnel(t)) = from {
             key.w[key::w::TUN_ID] = t.id;
             key.w[key::w::TUN_ADDR] = t.dst as u64 | ((t.src as u64) << 32);
             if let Some(m) = t.meta0 {
@@ -1491,7 +1624,8 @@ impl Pmd {
                 Ok(f) => f,
                 Err(x) => {
                     // not cacheable: run this packet's own translation
-                    let mut ex = self.exec_parts();
+                    let meta = key_meta(key);
+                    let mut ex = self.exec_parts(meta);
                     ex.run(
                         pool,
                         addr,
@@ -1525,6 +1659,7 @@ impl Pmd {
             ip_id,
             ..
         } = self;
+        let meta = key_meta(key);
         let flow = cache.flow_mut(fi);
         flow.packets += 1;
         flow.bytes += len as u64;
@@ -1548,6 +1683,9 @@ impl Pmd {
             ip_id,
             recirc: None,
             activated: false,
+            meta,
+            ct: &shared.conntrack,
+            now_ms: now as u64 * 1000,
         };
         ex.run(pool, addr, len, lay, &flow.actions, flow.last_output);
         let (recirc, opened) = (ex.recirc, ex.activated);
@@ -1570,7 +1708,8 @@ impl Pmd {
         self.cache.clear();
     }
 
-    fn exec_parts(&mut self) -> Exec<'_> {
+    fn exec_parts(&mut self, meta: [u64; key::w::L2_START]) -> Exec<'_> {
+        let now_ms = self.shared.now_sec.load(Ordering::Relaxed) as u64 * 1000;
         Exec {
             pools: &mut self.pools,
             socks: &mut self.socks,
@@ -1583,6 +1722,9 @@ impl Pmd {
             ip_id: &mut self.ip_id,
             recirc: None,
             activated: false,
+            meta,
+            ct: &self.shared.conntrack,
+            now_ms,
         }
     }
 
@@ -1601,6 +1743,7 @@ impl Pmd {
             now_ms: now as u64 * 1000,
             pkt_len,
             trace: false,
+            recirc: &self.shared.recirc,
         };
         let x = xlate::translate(&inp, key, key.in_port() as DpPort);
         cov(&self.h, Cov::Upcall);
@@ -1617,7 +1760,7 @@ impl Pmd {
                 match d {
                     XlateDrop::NoBridge => Cov::DropNoRoute,
                     XlateDrop::ResubmitLimit => Cov::DropResubmitLimit,
-                    XlateDrop::CtUnsupported => Cov::DropCtUnsupported,
+                    XlateDrop::RecircLost => Cov::DropRecircLost,
                     XlateDrop::TtlExpired => Cov::DropTtlExpired,
                     XlateDrop::TunnelNoRoute => Cov::DropTunnelNoRoute,
                     XlateDrop::TunnelNeighMiss => Cov::TunnelNeighMiss,
@@ -1695,7 +1838,7 @@ impl Pmd {
                 }
             }
             let mut lay = job.lay;
-            let mut ex = self.exec_parts();
+            let mut ex = self.exec_parts(job.meta);
             ex.run(
                 pool,
                 addr,
@@ -1704,16 +1847,16 @@ impl Pmd {
                 &job.actions,
                 cache::last_output(&job.actions),
             );
-            // a packet-out decapsulated by a LOCAL port output is not run again (rare: the
-            // controller would send a Geneve packet to the switch's own endpoint)
             let opened = ex.activated;
-            if let Some((a, _, _)) = ex.recirc.take() {
-                cov(&self.h, Cov::DropTunnelNested);
-                self.pools[pool].put(a);
-            }
+            let next = ex.recirc.take();
+            let now = self.shared.now_sec.load(Ordering::Relaxed);
             if opened {
-                self.gate_opened(self.shared.now_sec.load(Ordering::Relaxed));
+                self.gate_opened(now);
             }
+            // a packet-out that reached ct(table=) (or a LOCAL port's decap) continues
+            // through the datapath like a received packet
+            let mut key = FlowKey::default();
+            self.recirculate(pool, next, now, &mut key, &mut lay);
         }
         n
     }

@@ -10,17 +10,22 @@ use super::DbSession;
 use crate::daemon::State;
 
 /// `Datapath.capabilities`: only what is implemented. ovn-controller 23.03 reads
-/// `ct_zero_snat`, `ct_flush` and `max_hash_alg` (ovn-needs.md §3a); connection tracking is not
-/// implemented yet, so they say no.
+/// `ct_zero_snat`, `ct_flush` and `max_hash_alg` (ovn-needs.md §3a). The userspace tracker
+/// (datapath/src/conntrack) does zones, state, mark, label, NAT, the original tuple and
+/// NXT_CT_FLUSH; all-zero SNAT (ct_zero_snat) is not implemented, and select groups hash at
+/// translation time (max_hash_alg 0: the L4 hash).
 const CAPABILITIES: &[(&str, &str)] = &[
     ("ct_zero_snat", "false"),
-    ("ct_flush", "false"),
+    ("ct_flush", "true"),
     ("max_hash_alg", "0"),
-    ("recirc", "false"),
-    ("ct_state", "false"),
-    ("ct_zone", "false"),
-    ("ct_mark", "false"),
-    ("ct_label", "false"),
+    ("recirc", "true"),
+    ("ct_state", "true"),
+    ("ct_zone", "true"),
+    ("ct_mark", "true"),
+    ("ct_label", "true"),
+    ("ct_state_nat", "true"),
+    ("ct_orig_tuple", "true"),
+    ("ct_clear", "true"),
     ("masked_set_action", "true"),
     ("clone", "true"),
 ];

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod appctl;
+mod conntrack;
 mod forwarding;
 mod geneve;
 mod l2;
