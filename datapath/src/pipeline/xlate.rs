@@ -2701,8 +2701,8 @@ mod tests {
         assert_eq!(&h.bytes[46..49], &[0, 0, 5]);
         assert_eq!(h.port, 2);
         // the encap used tun_id, which the pipeline set: nothing of the inner key beyond
-        // in_port was needed
-        assert_eq!(x.mask.w[w::META], 0xffff_ffff);
+        // in_port (and the recirculation id, always exact) was needed
+        assert_eq!(x.mask.w[w::META], u64::MAX);
 
         // decap: the encapsulated frame arriving on br-phy's underlay port for br-phy's MAC
         let mut f2 = vec![0u8; h.len as usize];
