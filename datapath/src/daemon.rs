@@ -809,6 +809,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let n = cores.len();
     let shared = Arc::new(Shared::new(DpConfig::default()));
+    shared.emc.store(cfg.emc, Ordering::Relaxed);
     let mut handles = Vec::new();
     for (i, c) in cores.iter().enumerate() {
         handles.push(Arc::new(

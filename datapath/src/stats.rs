@@ -99,6 +99,7 @@ counters! {
         IdleRounds = "idle rounds",
         Naps = "naps",
         Blocks = "blocking polls",
+        EmcHits = "emc hits",
         CacheHits = "megaflow hits",
         CacheMisses = "upcalls",
         UpcallCycles = "upcall cycles",

@@ -1,10 +1,15 @@
 //! The per-PMD megaflow cache: tuple-space search, one open-addressing hash table per distinct
 //! mask. A hit costs one masked hash and compare per mask tried; translation runs only on a miss.
 //!
+//! An exact-match cache ([`emc`]) sits in front: a packet whose whole key was seen lately
+//! finds its megaflow with one hash and one compare.
+//!
 //! Invalidation is by generation today: any change to configuration or to state a translation
 //! read (the MAC table) bumps a global generation and each PMD clears its cache at the start of
 //! its next poll round, before it forwards another packet. Selective revalidation comes with the
 //! OpenFlow caching work.
+
+pub mod emc;
 
 use crate::packet::key::{FlowKey, KEY_WORDS};
 use std::sync::Arc;
@@ -169,6 +174,9 @@ impl Subtable {
 /// Per-PMD cache statistics.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct CacheStats {
+    /// Hits in the exact-match cache.
+    pub emc_hits: u64,
+    /// Hits in the megaflow cache (after an EMC miss).
     pub hits: u64,
     pub misses: u64,
     pub inserts: u64,
@@ -176,6 +184,9 @@ pub struct CacheStats {
 }
 
 pub struct FlowCache {
+    emc: Option<emc::Emc>,
+    /// Bumped whenever the flows are forgotten: EMC entries of an older epoch are stale.
+    epoch: u32,
     subtables: Vec<Subtable>,
     flows: Vec<Megaflow>,
     capacity: usize,
@@ -186,6 +197,8 @@ pub struct FlowCache {
 impl FlowCache {
     pub fn new(capacity: usize) -> Self {
         FlowCache {
+            emc: None,
+            epoch: 1,
             subtables: Vec::new(),
             flows: Vec::with_capacity(capacity.min(4096)),
             capacity: capacity.max(16),
@@ -204,13 +217,38 @@ impl FlowCache {
         self.subtables.len()
     }
 
-    /// Finds the flow `key` belongs to. Masks are tried most-hit first.
+    /// Puts an exact-match cache in front (or removes it).
+    pub fn set_emc(&mut self, on: bool) {
+        self.emc = on.then(emc::Emc::new);
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+    }
+
+    pub fn emc_enabled(&self) -> bool {
+        self.emc.is_some()
+    }
+
+    /// Finds the flow `key` belongs to: the exact-match cache first, then the masks, most-hit
+    /// first (a megaflow hit fills the exact-match entry).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
+        let h = match &self.emc {
+            Some(e) => {
+                let h = emc::hash(key);
+                if let Some(f) = e.lookup(key, h, self.epoch) {
+                    self.stats.emc_hits += 1;
+                    return Some(f);
+                }
+                Some(h)
+            }
+            None => None,
+        };
         for st in self.subtables.iter_mut() {
             if let Some(f) = st.find(key, &self.flows) {
                 st.hits += 1;
                 self.stats.hits += 1;
+                if let (Some(e), Some(h)) = (self.emc.as_mut(), h) {
+                    e.insert(key, h, f, self.epoch);
+                }
                 return Some(f);
             }
         }
@@ -293,6 +331,8 @@ impl FlowCache {
         self.flows.clear();
         self.subtables.clear();
         self.stats.flushes += 1;
+        // forgets every exact-match entry at once (0 is never a live epoch)
+        self.epoch = self.epoch.wrapping_add(1).max(1);
     }
 
     pub fn flows(&self) -> &[Megaflow] {

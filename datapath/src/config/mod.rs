@@ -147,6 +147,8 @@ pub struct Config {
     pub bridges: Vec<BridgeConfig>,
     pub pmd_cpus: Vec<usize>,
     pub pmd_idle: IdlePolicy,
+    /// Exact-match cache in front of each PMD's megaflow cache (`--emc on|off`).
+    pub emc: bool,
     pub batch: u32,
     pub ring_size: u32,
     pub frame_size: u32,
@@ -182,6 +184,7 @@ impl Default for Config {
             bridges: Vec::new(),
             pmd_cpus: Vec::new(),
             pmd_idle: IdlePolicy::Busy,
+            emc: true,
             batch: 32,
             ring_size: 2048,
             frame_size: 4096,
@@ -295,6 +298,7 @@ Standalone options:
   --pmd-cpus LIST       one poll-mode thread pinned per listed core, e.g. 1 or 0,1 or 2-3
                         (default: one unpinned thread)
   --pmd-idle busy|sleep busy-poll (default) or sleep when idle (tests, small machines)
+  --emc on|off          exact-match cache in front of the megaflow cache (default on)
   --batch N             packets per RX/TX burst (default 32, max 256)
   --ring-size N         AF_XDP ring size per queue (default 2048)
   --frame-size N        UMEM frame size, 2048 or 4096 (default 4096; frames up to N-256 bytes)
@@ -638,6 +642,13 @@ impl Config {
                 }
                 "--pmd-cpus" => cfg.pmd_cpus = parse_cpu_list(&val(flag)?).map_err(usage)?,
                 "--pmd-idle" => cfg.pmd_idle = val(flag)?.parse().map_err(usage)?,
+                "--emc" => {
+                    cfg.emc = match val(flag)?.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        o => return Err(usage(format!("--emc must be on or off, not {o:?}"))),
+                    }
+                }
                 "--batch" => cfg.batch = parse_num(flag, &val(flag)?, 1, 256)?,
                 "--ring-size" => cfg.ring_size = parse_num(flag, &val(flag)?, 64, 16384)?,
                 "--frame-size" => cfg.frame_size = parse_num(flag, &val(flag)?, 2048, 4096)?,
@@ -829,6 +840,7 @@ impl Config {
             bridges,
             pmd_cpus: f.pmd.cpus,
             pmd_idle: f.pmd.idle.unwrap_or_default(),
+            emc: d.emc,
             batch: f.pmd.batch.unwrap_or(d.batch),
             ring_size: f.pmd.ring_size.unwrap_or(d.ring_size),
             frame_size: f.pmd.frame_size.unwrap_or(d.frame_size),
@@ -955,6 +967,7 @@ mod tests {
         assert!(e("--port a").contains("before any --bridge"));
         assert!(e("--bridge b --port a --port a").contains("given twice"));
         assert!(e("--pmd-idle lazy").contains("busy or sleep"));
+        assert!(e("--emc maybe").contains("on or off"));
         assert!(e("--pmd-cpus 1,x").contains("bad CPU list"));
         assert!(e("--bridge b --port a,zz=1").contains("unknown port option"));
         assert!(e("--batch 0").contains("not within"));

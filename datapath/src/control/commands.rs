@@ -52,6 +52,7 @@ pub fn registry() -> Registry {
     r.register("migration/timeline", "PORT", 1, 1);
     r.register("port/activate", "PORT", 1, 1);
     r.register("port/rearm", "PORT", 1, 1);
+    r.register("dpif-netdev/emc", "[on|off]", 0, 1);
     r.register("dpctl/dump-conntrack", "[-m] [-s] [dp] [zone=N]", 0, 4);
     r.register("dpctl/flush-conntrack", "[dp] [zone=N]", 0, 2);
     r.register("dpctl/ct-stats-show", "[dp] [zone=N]", 0, 3);
@@ -120,6 +121,24 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "migration/timeline" => st.migration.timeline(&req.params[0]),
         "port/activate" => super::migration::activate(st, &req.params[0]),
         "port/rearm" => super::migration::rearm(st, &req.params[0]),
+        "dpif-netdev/emc" => {
+            match req.params.first().map(String::as_str) {
+                None => {}
+                Some("on") => st.shared.emc.store(true, Ordering::Relaxed),
+                Some("off") => st.shared.emc.store(false, Ordering::Relaxed),
+                Some(o) => return Err(format!("expected on or off, not {o:?}")),
+            }
+            // PMDs switch at their next invalidation: make it now
+            st.shared.invalidate();
+            Ok(format!(
+                "exact-match cache: {}\n",
+                if st.shared.emc.load(Ordering::Relaxed) {
+                    "on"
+                } else {
+                    "off"
+                }
+            ))
+        }
         "dpctl/dump-conntrack" => {
             let zone = zone_arg(&req.params)?;
             let mut out = st.shared.conntrack.dump(zone).join("\n");
@@ -378,6 +397,7 @@ fn pmd_stats(st: &State) -> String {
                 0.0
             }
         );
+        let _ = writeln!(s, "  emc hits: {}", g(PmdStat::EmcHits));
         let _ = writeln!(s, "  megaflow hits: {}", g(PmdStat::CacheHits));
         let _ = writeln!(
             s,

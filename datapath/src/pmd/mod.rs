@@ -46,6 +46,9 @@ pub struct Shared {
     pub conntrack: crate::conntrack::Conntrack,
     /// Frozen states of `ct(table=N)` recirculations.
     pub recirc: crate::pipeline::recirc::RecircTable,
+    /// Whether PMDs put an exact-match cache in front of their megaflow caches (`--emc`,
+    /// `dpif-netdev/emc on|off`); applied at the next invalidation.
+    pub emc: AtomicBool,
 }
 
 impl Shared {
@@ -59,6 +62,7 @@ impl Shared {
             now_sec: AtomicU32::new(0),
             conntrack: crate::conntrack::Conntrack::new(crate::conntrack::DEFAULT_MAX_CONNS),
             recirc: Default::default(),
+            emc: AtomicBool::new(true),
         }
     }
 
@@ -1130,6 +1134,10 @@ impl Pmd {
                     self.cache.fold_all(now as u64 * 1000);
                 }
                 self.cache.clear();
+                let emc = self.shared.emc.load(Ordering::Relaxed);
+                if emc != self.cache.emc_enabled() {
+                    self.cache.set_emc(emc);
+                }
                 self.gen = gen;
                 self.h.seen_gen.store(gen, Ordering::Release);
             }
@@ -1224,6 +1232,7 @@ impl Pmd {
                     p.clear();
                 }
                 self.cache.stats.hits = 0;
+                self.cache.stats.emc_hits = 0;
                 self.cache.stats.misses = 0;
                 // gauges (frames, flows) are not counters: put them back at once
                 self.publish();
@@ -1409,6 +1418,7 @@ impl Pmd {
         st.set(PmdStat::Flows as usize, self.cache.len() as u64);
         st.set(PmdStat::Masks as usize, self.cache.masks() as u64);
         st.set(PmdStat::CacheHits as usize, self.cache.stats.hits);
+        st.set(PmdStat::EmcHits as usize, self.cache.stats.emc_hits);
         st.set(PmdStat::CacheMisses as usize, self.cache.stats.misses);
         let total: u64 = self.pools.iter().map(|p| p.total as u64).sum();
         let free: u64 = self.pools.iter().map(|p| p.free.len() as u64).sum();

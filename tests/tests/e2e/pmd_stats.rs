@@ -46,8 +46,9 @@ fn pmd_stats_clear_keeps_the_umem_gauges() {
 }
 
 /// Proves: after `pmd/stats-clear`, "megaflow hits" and "upcalls" count only what happened
-/// since: every packet received after the clear was either a hit or an upcall, so once the PMD
-/// is idle again hits + upcalls == packets received.
+/// since: every packet received after the clear was either a hit (exact-match or megaflow) or
+/// an upcall, so once the PMD is idle again emc hits + megaflow hits + upcalls == packets
+/// received.
 #[test]
 fn pmd_stats_clear_resets_megaflow_hits_and_upcalls() {
     let lab = Lab::new(2);
@@ -62,7 +63,7 @@ fn pmd_stats_clear_resets_megaflow_hits_and_upcalls() {
         || {
             let t = d.appctl("pmd/stats", &[]);
             let rx = pmd_counter(&t, "packets received");
-            let hits = pmd_counter(&t, "megaflow hits");
+            let hits = pmd_counter(&t, "megaflow hits") + pmd_counter(&t, "emc hits");
             let upcalls = pmd_counter(&t, "upcalls");
             if rx > 0 && hits + upcalls == rx {
                 Ok(())
@@ -73,4 +74,27 @@ fn pmd_stats_clear_resets_megaflow_hits_and_upcalls() {
             }
         },
     );
+}
+
+/// Proves: the exact-match cache answers repeated packets of one flow, and turning it off
+/// (`dpif-netdev/emc off`) sends them to the megaflow cache instead, with forwarding unchanged
+/// either way: pings whose keys repeat (same ICMP id) show "emc hits" with the EMC on and
+/// none, only megaflow hits, with it off.
+#[test]
+fn exact_match_cache_serves_repeated_keys_and_can_be_turned_off() {
+    let lab = Lab::new(2);
+    let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
+    let d = Daemon::start(&lab.sw, &lab.daemon_args());
+    assert!(d.appctl("dpif-netdev/emc", &[]).contains("on"));
+    a.ns.assert_ping(b.ip, 6);
+    let t = d.appctl("pmd/stats", &[]);
+    assert!(pmd_counter(&t, "emc hits") > 0, "{t}");
+    assert!(d.appctl("dpif-netdev/emc", &["off"]).contains("off"));
+    clear_and_wait(&d);
+    a.ns.assert_ping(b.ip, 6);
+    let t = d.appctl("pmd/stats", &[]);
+    assert_eq!(pmd_counter(&t, "emc hits"), 0, "{t}");
+    assert!(pmd_counter(&t, "megaflow hits") > 0, "{t}");
+    let bad = d.call("dpif-netdev/emc", &["maybe"]).unwrap_err().to_string();
+    assert!(bad.contains("on or off"), "{bad}");
 }
