@@ -45,6 +45,7 @@ counters! {
         MacLearned = "mac_learned",
         MacMoved = "mac_moved",
         CacheFlush = "cache_flush",
+        MegaflowExpired = "megaflow_expired",
         HandoffSent = "pmd_handoff_sent",
         HandoffRecv = "pmd_handoff_received",
         FillWakeup = "fill_ring_wakeup",

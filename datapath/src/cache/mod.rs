@@ -323,6 +323,50 @@ impl FlowCache {
         }
     }
 
+    /// Drops the flows unused for `max_idle` seconds (OVS's max-idle), rebuilding the tables
+    /// from the live ones, and returns how many went. Counters must be folded first. To keep
+    /// the pause short on a big cache it waits until a quarter of the flows are idle (any
+    /// number below 1024 flows), so an idle flow lives at most until then.
+    pub fn expire_idle(&mut self, now: u32, max_idle: u32) -> usize {
+        let idle = self
+            .flows
+            .iter()
+            .filter(|f| now.saturating_sub(f.used) >= max_idle)
+            .count();
+        if idle == 0 || (self.flows.len() > 1024 && idle * 4 < self.flows.len()) {
+            return 0;
+        }
+        let old = std::mem::take(&mut self.flows);
+        let masks: Vec<FlowKey> = self.subtables.iter().map(|s| s.mask).collect();
+        let hits: Vec<u64> = self.subtables.iter().map(|s| s.hits).collect();
+        self.subtables.clear();
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        for f in old {
+            if now.saturating_sub(f.used) >= max_idle {
+                continue;
+            }
+            let mask = masks[f.mask as usize];
+            let si = match self.subtables.iter().position(|s| s.mask == mask) {
+                Some(i) => i,
+                None => {
+                    let mut st = Subtable::new(mask);
+                    st.hits = hits[f.mask as usize];
+                    self.subtables.push(st);
+                    self.subtables.len() - 1
+                }
+            };
+            let st = &mut self.subtables[si];
+            let h = hash_words(&f.key, &mask, &st.words[..st.nwords]);
+            let idx = self.flows.len() as u32;
+            self.flows.push(Megaflow {
+                mask: si as u16,
+                ..f
+            });
+            st.insert(h, idx, &self.flows);
+        }
+        idle
+    }
+
     /// Forgets every cached flow (fold first if their counters matter).
     pub fn clear(&mut self) {
         if self.flows.is_empty() {
@@ -603,5 +647,50 @@ mod tests {
         }
         assert!(c.len() <= 5000);
         assert_eq!(c.stats.flushes, 1);
+    }
+
+    #[test]
+    fn idle_flows_expire_and_live_ones_keep_their_counters_with_the_emc_on() {
+        let mut c = FlowCache::new(1000);
+        c.set_emc(true);
+        let mut exact = l2mask();
+        exact.w[w::L4] = u64::MAX;
+        for i in 0..100u64 {
+            let m = if i % 2 == 0 { l2mask() } else { exact };
+            let f = c.insert(
+                &key(1, i, i + 1, i),
+                &m,
+                vec![DpAction::Output(i as u16)],
+                None,
+                vec![],
+                0,
+            );
+            c.flow_mut(f).packets = i;
+        }
+        // twice: the second lookup is an exact-match hit
+        for _ in 0..2 {
+            assert!(c.lookup(&key(1, 7, 8, 7)).is_some());
+        }
+        assert_eq!(c.stats.emc_hits, 1);
+        // flows 0..50 used at second 20, the rest last at 0
+        for i in 0..50u64 {
+            let f = c.lookup(&key(1, i, i + 1, i)).unwrap();
+            c.flow_mut(f).used = 20;
+        }
+        assert_eq!(c.expire_idle(5, 10), 0, "nothing idle yet");
+        assert_eq!(c.expire_idle(25, 10), 50);
+        assert_eq!(c.len(), 50);
+        for i in 0..100u64 {
+            match c.lookup(&key(1, i, i + 1, i)) {
+                Some(f) => {
+                    assert!(i < 50, "flow {i} expired");
+                    assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
+                    assert_eq!(c.flow(f).packets, i, "counters survive");
+                }
+                None => assert!(i >= 50, "live flow {i} lost"),
+            }
+        }
+        // the EMC entry of an expired flow does not point at a reused slot
+        assert_eq!(c.lookup(&key(1, 77, 78, 77)), None);
     }
 }

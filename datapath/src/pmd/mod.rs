@@ -687,6 +687,9 @@ pub enum Recirc {
     Ct([u64; key::w::L2_START]),
 }
 
+/// Seconds a megaflow may go unused before it expires (OVS's default max-idle, 10 s).
+const MEGAFLOW_MAX_IDLE: u32 = 10;
+
 /// Most times one received packet may run through the datapath (decap and conntrack
 /// recirculations together; OVS's dpif-netdev allows 6 recirculations).
 const MAX_PASSES: u32 = 8;
@@ -1156,6 +1159,12 @@ impl Pmd {
             let req = self.h.fold_req.load(Ordering::Acquire);
             if req != self.fold_seen || now != self.last_fold_sec {
                 self.cache.fold_all(now as u64 * 1000);
+                if now != self.last_fold_sec {
+                    let n = self.cache.expire_idle(now, MEGAFLOW_MAX_IDLE);
+                    if n > 0 {
+                        self.h.cov.bump(Cov::MegaflowExpired as usize, n as u64);
+                    }
+                }
                 self.fold_seen = req;
                 self.last_fold_sec = now;
                 self.h.fold_done.store(req, Ordering::Release);

@@ -95,6 +95,9 @@ fn exact_match_cache_serves_repeated_keys_and_can_be_turned_off() {
     let t = d.appctl("pmd/stats", &[]);
     assert_eq!(pmd_counter(&t, "emc hits"), 0, "{t}");
     assert!(pmd_counter(&t, "megaflow hits") > 0, "{t}");
-    let bad = d.call("dpif-netdev/emc", &["maybe"]).unwrap_err().to_string();
+    let bad = d
+        .call("dpif-netdev/emc", &["maybe"])
+        .unwrap_err()
+        .to_string();
     assert!(bad.contains("on or off"), "{bad}");
 }
