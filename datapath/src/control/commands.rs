@@ -27,9 +27,9 @@ pub fn registry() -> Registry {
     r.register("dpctl/dump-flows", "[-m] [dp]", 0, 2);
     r.register(
         "ofproto/trace",
-        "bridge {[dp_name] odp_flow | bridge br_flow}",
+        "bridge {[dp_name] odp_flow | bridge br_flow} [--ct-next FLAGS]...",
         1,
-        3,
+        12,
     );
     r.register("dpif/dump-flows", "[-m] [bridge]", 0, 2);
     r.register("dpif/add-port", "bridge iface[,opt=val...] [ofport]", 2, 3);
@@ -611,6 +611,20 @@ fn dump_flows(st: &State) -> String {
 fn trace(st: &State, params: &[String]) -> Result<String, String> {
     use crate::pipeline::flow::{self, loc, PKEY_WORDS};
     use crate::pipeline::xlate::{self, XlateIn};
+    // `--ct-next FLAGS` (repeatable): the ct_state each ct(table=) recirculation resumes
+    // with, in order; trk,new when not given (as OVS's trace)
+    let mut ct_next: Vec<u32> = Vec::new();
+    let mut rest: Vec<String> = Vec::new();
+    let mut it = params.iter();
+    while let Some(p) = it.next() {
+        if p == "--ct-next" {
+            let v = it.next().ok_or("--ct-next needs flags, e.g. trk,est")?;
+            ct_next.push(parse_ct_flags(v)?);
+        } else {
+            rest.push(p.clone());
+        }
+    }
+    let params = &rest[..];
     let (bridge, text) = match params {
         [b, f] => (b.as_str(), f.as_str()),
         [f] => (
@@ -707,7 +721,99 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
             " (not cacheable: translated per packet)"
         }
     );
+    // follow ct(table=) recirculations (a few deep), with the ct_state the user asked for
+    let mut key = FlowKeyOf(&pkey).key();
+    let mut actions = x.actions;
+    for pass in 0..4 {
+        let Some(ct) = actions.iter().find_map(|a| match a {
+            crate::pipeline::DpAction::Ct(c) if c.recirc != 0 => Some(c.clone()),
+            _ => None,
+        }) else {
+            break;
+        };
+        use crate::packet::key::w;
+        let state = ct_next
+            .get(pass)
+            .copied()
+            .unwrap_or(crate::conntrack::cs::TRACKED | crate::conntrack::cs::NEW);
+        key.w[w::META] = (key.w[w::META] & 0xffff_ffff) | (ct.recirc as u64) << 32;
+        key.w[w::TUN_CT] =
+            (key.w[w::TUN_CT] & 0xffff) | (ct.act.zone as u64) << 16 | (state as u64) << 32;
+        let _ = writeln!(
+            s,
+            "\n{}\nrecirc({:#x}): resuming from conntrack with ct_state={}, ct_zone={}\n{}",
+            "=".repeat(78),
+            ct.recirc,
+            format_ct_flags(state),
+            ct.act.zone,
+            "=".repeat(78)
+        );
+        let y = xlate::translate(&inp, &key, key.in_port() as u16);
+        for l in &y.trace {
+            s.push_str(l);
+            s.push('\n');
+        }
+        if let Some(d) = y.drop {
+            let _ = writeln!(s, "\nDropped: {d:?}");
+        }
+        let mf = crate::cache::Megaflow {
+            key: crate::pipeline::masked(&key, &y.mask),
+            actions: y.actions.clone(),
+            ..mf.clone()
+        };
+        let line = crate::cache::format_megaflow(&mf, &y.mask, 0, &name);
+        let (flow_part, acts) = line
+            .split_once(", packets:")
+            .map(|(a, b)| {
+                (
+                    a.to_string(),
+                    b.split("actions:").nth(1).unwrap_or("").to_string(),
+                )
+            })
+            .unwrap_or((line.clone(), String::new()));
+        let _ = writeln!(s, "\nMegaflow: {flow_part}");
+        let _ = writeln!(s, "Datapath actions: {acts}");
+        actions = y.actions;
+    }
     Ok(s)
+}
+
+/// ct_state flag names as OVS prints and parses them (`trk,est`, `+trk+est`).
+const CT_FLAGS: [(&str, u32); 8] = [
+    ("new", 0x01),
+    ("est", 0x02),
+    ("rel", 0x04),
+    ("rpl", 0x08),
+    ("inv", 0x10),
+    ("trk", 0x20),
+    ("snat", 0x40),
+    ("dnat", 0x80),
+];
+
+fn parse_ct_flags(v: &str) -> Result<u32, String> {
+    let mut bits = 0;
+    for f in v
+        .split(|c| c == ',' || c == '+' || c == '|')
+        .filter(|f| !f.is_empty())
+    {
+        bits |= CT_FLAGS
+            .iter()
+            .find(|(n, _)| *n == f)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                format!("unknown ct_state flag {f:?} (new,est,rel,rpl,inv,trk,snat,dnat)")
+            })?;
+    }
+    Ok(bits)
+}
+
+fn format_ct_flags(bits: u32) -> String {
+    let v: Vec<&str> = CT_FLAGS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| *n)
+        .collect();
+    v.join("|")
 }
 
 /// The datapath key inside a pipeline key.

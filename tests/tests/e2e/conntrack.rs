@@ -121,6 +121,21 @@ fn stateful_firewall_admits_replies_and_drops_unsolicited() {
     let cov = l.d.coverage();
     assert!(cov.get("conntrack_executed") > 0, "{cov:?}");
     assert!(cov.get("recirc") > 0, "{cov:?}");
+    // ofproto/trace follows the recirculation, with the ct_state asked for
+    let t = l.d.appctl(
+        "ofproto/trace",
+        &[
+            "br0",
+            "in_port=2,tcp,nw_src=10.200.0.2,nw_dst=10.200.0.1,tp_dst=8081",
+            "--ct-next",
+            "trk,new",
+        ],
+    );
+    assert!(
+        t.contains("resuming from conntrack with ct_state=new|trk, ct_zone=5"),
+        "{t}"
+    );
+    assert!(t.trim_end().ends_with("Datapath actions: drop"), "{t}");
     l.d.appctl("dpctl/flush-conntrack", &["zone=5"]);
     assert_eq!(dump(&l, &["zone=5"]).trim(), "");
     // the firewall still admits new connections after the flush
