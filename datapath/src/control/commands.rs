@@ -793,7 +793,7 @@ const CT_FLAGS: [(&str, u32); 8] = [
 fn parse_ct_flags(v: &str) -> Result<u32, String> {
     let mut bits = 0;
     for f in v
-        .split(|c| c == ',' || c == '+' || c == '|')
+        .split([',', '+', '|'])
         .filter(|f| !f.is_empty())
     {
         bits |= CT_FLAGS
