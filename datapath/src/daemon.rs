@@ -666,6 +666,10 @@ fn control_loop(
             ofproto::expire_flows(st);
             ofproto::probe_connections(st);
             st.shared.conntrack.sweep(now as u64 * 1000);
+            if st.shared.recirc.take_cleared() {
+                // recirculation ids were forgotten: drop the megaflows that name them
+                st.shared.invalidate();
+            }
         }
         if st.exit_requested {
             // give replies (to `exit`) a chance to leave

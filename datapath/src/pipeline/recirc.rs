@@ -10,6 +10,7 @@
 //! allocates ids. Ids are kept for the daemon's life; the table is bounded.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::flow::PIPE_WORDS;
@@ -25,41 +26,60 @@ pub struct RecircState {
     pub stack: Vec<u128>,
 }
 
-/// Most frozen states kept; past it `ct(table=)` drops (counted) rather than grow forever.
-pub const MAX_STATES: usize = 1 << 20;
+/// Most frozen states kept. Registers are part of the state (OVN keeps addresses and ports in
+/// them across `ct()`), so a busy node can mint many; past this the table starts afresh.
+pub const MAX_STATES: usize = 1 << 16;
 
-#[derive(Default)]
 struct Inner {
     ids: HashMap<Arc<RecircState>, u32>,
-    states: Vec<Arc<RecircState>>,
+    states: HashMap<u32, Arc<RecircState>>,
+    /// Ids are never reused (a PMD's cache may still hold flows of a forgotten id: a new id
+    /// must not match them).
+    next: u32,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            ids: HashMap::new(),
+            states: HashMap::new(),
+            next: 1,
+        }
+    }
 }
 
 /// The id ↔ state table, shared by every PMD (touched only on upcalls, never per packet).
 #[derive(Default)]
 pub struct RecircTable {
     inner: Mutex<Inner>,
+    /// Set when the table started afresh: the control thread then invalidates the caches so
+    /// megaflows of forgotten ids go (their packets would otherwise miss and be dropped).
+    pub cleared: AtomicBool,
 }
 
 impl RecircTable {
-    /// The id of `st`, allocating one (ids start at 1: 0 means "not recirculated").
+    /// The id of `st`, allocating one (0 means "not recirculated" and is never given).
     pub fn intern(&self, st: RecircState) -> Option<u32> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&id) = g.ids.get(&st) {
             return Some(id);
         }
         if g.states.len() >= MAX_STATES {
-            return None;
+            g.ids.clear();
+            g.states.clear();
+            self.cleared.store(true, Ordering::Release);
         }
+        let id = g.next;
+        g.next = g.next.checked_add(1)?;
         let st = Arc::new(st);
-        g.states.push(st.clone());
-        let id = g.states.len() as u32;
+        g.states.insert(id, st.clone());
         g.ids.insert(st, id);
         Some(id)
     }
 
     pub fn get(&self, id: u32) -> Option<Arc<RecircState>> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.states.get((id as usize).checked_sub(1)?).cloned()
+        g.states.get(&id).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -68,6 +88,11 @@ impl RecircTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the table started afresh since the last call.
+    pub fn take_cleared(&self) -> bool {
+        self.cleared.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -93,5 +118,28 @@ mod tests {
         assert!(t.get(0).is_none());
         assert!(t.get(99).is_none());
         assert_eq!(t.len(), 2);
+        assert!(!t.take_cleared());
+    }
+
+    #[test]
+    fn a_full_table_starts_afresh_without_reusing_ids() {
+        let t = RecircTable::default();
+        let s = |r: u64| RecircState {
+            bridge: 0,
+            table: 1,
+            pipe: [r; PIPE_WORDS],
+            stack: vec![],
+        };
+        let first = t.intern(s(0)).unwrap();
+        for r in 1..MAX_STATES as u64 {
+            t.intern(s(r)).unwrap();
+        }
+        assert!(!t.take_cleared());
+        let next = t.intern(s(u64::MAX)).unwrap();
+        assert!(t.take_cleared());
+        assert_eq!(t.len(), 1);
+        assert!(t.get(first).is_none(), "forgotten");
+        assert!(next > MAX_STATES as u32, "ids are not reused");
+        assert_ne!(t.intern(s(0)).unwrap(), first);
     }
 }

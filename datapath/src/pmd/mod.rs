@@ -1766,6 +1766,10 @@ impl Pmd {
         };
         let x = xlate::translate(&inp, key, key.in_port() as DpPort);
         cov(&self.h, Cov::Upcall);
+        if self.shared.recirc.take_cleared() {
+            // the recirculation table started afresh: megaflows naming old ids must go
+            self.shared.invalidate();
+        }
         if x.flooded {
             cov(&self.h, Cov::Flood);
         }
