@@ -934,6 +934,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         );
         let t = std::thread::Builder::new()
             .name(name)
+            .stack_size(crate::pipeline::xlate::XLATE_STACK)
             .spawn(move || pmd.run())
             .map_err(|e| DaemonError::Setup(format!("spawn PMD: {e}")))?;
         threads.push(t);

@@ -686,8 +686,13 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
     if let Some(d) = x.drop {
         let _ = writeln!(s, "\nDropped: {d:?}");
     }
+    let mut key = FlowKeyOf(&pkey).key();
+    let in_of = loc(openflow::Field::InPortOxm)
+        .map(|l| l.get(&pkey) as u32)
+        .unwrap_or(0);
+    key.set_in_port(bt.ports.get(&in_of).map(|p| p.dp as u32).unwrap_or(0xffff));
     let mf = crate::cache::Megaflow {
-        key: crate::pipeline::masked(&FlowKeyOf(&pkey).key(), &x.mask),
+        key: crate::pipeline::masked(&key, &x.mask),
         mask: 0,
         actions: x.actions.clone(),
         last_output: 0,
@@ -722,7 +727,6 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
         }
     );
     // follow ct(table=) recirculations (a few deep), with the ct_state the user asked for
-    let mut key = FlowKeyOf(&pkey).key();
     let mut actions = x.actions;
     for pass in 0..4 {
         let Some(ct) = actions.iter().find_map(|a| match a {
@@ -792,10 +796,7 @@ const CT_FLAGS: [(&str, u32); 8] = [
 
 fn parse_ct_flags(v: &str) -> Result<u32, String> {
     let mut bits = 0;
-    for f in v
-        .split([',', '+', '|'])
-        .filter(|f| !f.is_empty())
-    {
+    for f in v.split([',', '+', '|']).filter(|f| !f.is_empty()) {
         bits |= CT_FLAGS
             .iter()
             .find(|(n, _)| *n == f)

@@ -31,8 +31,16 @@ use crate::packet::{ethertype, ipproto};
 use crate::port::tunnel::{TunnelIp, TunnelKey};
 use crate::tunnel::{ip_str, EncapParams, LocalIf, TnlPort, TnlRecv, TnlSnapshot, TunnelHeader};
 
-/// Nested resubmits allowed (OVS: MAX_DEPTH 64).
+/// Nested resubmits allowed (OVS: MAX_DEPTH 64). As in OVS, only a resubmit to the same or
+/// an earlier table deepens: OVN's pipelines walk forward through ~50 tables per logical
+/// datapath, several datapaths per packet.
 pub const MAX_DEPTH: u32 = 64;
+/// Native nesting allowed (every resubmit, forward or not): bounds the translation's stack
+/// (PMD threads get [`XLATE_STACK`]).
+pub const MAX_NEST: u32 = 1024;
+/// Stack size of threads that translate (PMDs): MAX_NEST levels of a few hundred bytes each
+/// with a wide margin (virtual memory, committed only as used).
+pub const XLATE_STACK: usize = 32 << 20;
 /// Resubmits allowed in one translation (OVS: MAX_RESUBMITS = 64 * 64).
 pub const MAX_RESUBMITS: u32 = 4096;
 
@@ -126,6 +134,8 @@ struct Xlate<'a> {
     wc: PKey,
     out: XlateOut,
     depth: u32,
+    /// Native nesting (trace indentation, stack bound).
+    nest: u32,
     resubmits: u32,
     stack: Vec<u128>,
     action_set: Vec<Ofpact>,
@@ -159,6 +169,7 @@ impl<'a> Xlate<'a> {
                 ..Default::default()
             },
             depth: 0,
+            nest: 0,
             resubmits: 0,
             stack: Vec::new(),
             action_set: Vec::new(),
@@ -174,7 +185,7 @@ impl<'a> Xlate<'a> {
 
     fn trace(&mut self, s: impl FnOnce() -> String) {
         if self.inp.trace {
-            let indent = "    ".repeat(self.depth as usize);
+            let indent = "    ".repeat(self.nest as usize);
             let line = s();
             self.out.trace.push(format!("{indent}{line}"));
         }
@@ -276,7 +287,7 @@ impl<'a> Xlate<'a> {
     }
 
     fn resubmit(&mut self, in_port: Option<u32>, table: Option<u8>) {
-        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
+        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS || self.nest >= MAX_NEST {
             self.trace(|| "resubmit limit reached: dropping".into());
             self.out.drop = Some(XlateDrop::ResubmitLimit);
             self.out.actions.clear();
@@ -289,9 +300,12 @@ impl<'a> Xlate<'a> {
         if let Some(p) = in_port {
             lf(Field::InPortOxm).set(&mut self.flow, p as u128);
         }
-        self.depth += 1;
+        let deepens = (table <= self.table_id) as u32;
+        self.depth += deepens;
+        self.nest += 1;
         self.run_table(table);
-        self.depth -= 1;
+        self.nest -= 1;
+        self.depth -= deepens;
         if in_port.is_some() {
             lf(Field::InPortOxm).set(&mut self.flow, saved_port as u128);
         }
@@ -391,14 +405,15 @@ impl<'a> Xlate<'a> {
             }
             Ofpact::GotoTable(t) => {
                 let t = *t;
-                self.depth += 1;
-                if self.depth < MAX_DEPTH {
+                // goto_table only goes forward: it never deepens (OVS)
+                self.nest += 1;
+                if self.nest < MAX_NEST {
                     self.run_table(t);
                 } else {
                     self.out.drop = Some(XlateDrop::ResubmitLimit);
                     self.exit = true;
                 }
-                self.depth -= 1;
+                self.nest -= 1;
             }
             Ofpact::Group(g) => self.group(*g),
             Ofpact::Meter(id) => self.meter(*id),
@@ -1007,7 +1022,7 @@ impl<'a> Xlate<'a> {
                 return;
             }
         }
-        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS {
+        if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS || self.nest >= MAX_NEST {
             self.trace(|| "patch port: resubmit limit reached: dropping".into());
             self.out.drop = Some(XlateDrop::ResubmitLimit);
             self.out.actions.clear();
@@ -1038,11 +1053,13 @@ impl<'a> Xlate<'a> {
         self.br = pbr;
         self.in_dp = peer;
         self.depth += 1;
+        self.nest += 1;
         self.run_table(0);
         if !self.exit && !self.paused && !self.action_set.is_empty() {
             let set = std::mem::take(&mut self.action_set);
             self.run(&set);
         }
+        self.nest -= 1;
         self.depth -= 1;
         if self.paused {
             // a pause in the peer's bridge: not resumable from here (the frozen state names
@@ -1241,6 +1258,7 @@ impl<'a> Xlate<'a> {
         let mut sub = Xlate::new(self.inp, ubr, oflow, li.dp);
         sub.out.actions = std::mem::take(&mut self.out.actions);
         sub.depth = self.depth + 1;
+        sub.nest = self.nest + 1;
         sub.resubmits = self.resubmits;
         sub.out.trace = std::mem::take(&mut self.out.trace);
         sub.run_table(0);
@@ -2925,5 +2943,44 @@ mod tests {
         };
         let e = crate::pipeline::ofpact::from_actions(&[Action::Ct(bad)], 0).unwrap_err();
         assert_eq!(e.err, openflow::OfpErr::OFPBAC_BAD_ARGUMENT);
+    }
+
+    #[test]
+    fn forward_resubmits_do_not_deepen_but_loops_still_stop() {
+        // a 200-table forward chain (deeper than MAX_DEPTH): translated to the end
+        let mut bt = bridge();
+        for t in 0..200u8 {
+            add(
+                &mut bt,
+                t,
+                1,
+                vec![],
+                vec![Action::ResubmitTable {
+                    in_port: 0xfff8,
+                    table: t + 1,
+                    ct: false,
+                }],
+            );
+        }
+        add(&mut bt, 200, 1, vec![], vec![out(2)]);
+        let (x, _) = run(bt, &udp(), 0);
+        assert_eq!(x.drop, None);
+        assert_eq!(x.actions, vec![DpAction::Output(1)]);
+        // a loop in one table stops at the limit
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            1,
+            vec![],
+            vec![Action::ResubmitTable {
+                in_port: 0xfff8,
+                table: 0,
+                ct: false,
+            }],
+        );
+        let (x, _) = run(bt, &udp(), 0);
+        assert_eq!(x.drop, Some(XlateDrop::ResubmitLimit));
+        assert!(x.actions.is_empty());
     }
 }
