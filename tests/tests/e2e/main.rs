@@ -16,6 +16,7 @@ mod migration;
 mod openflow;
 mod ovn;
 mod ovn_migration;
+mod ovn_tcp_migration;
 mod ovs_interop;
 mod ovsdb;
 mod patch;

@@ -20,7 +20,7 @@ const PORT: u16 = 9999;
 
 /// QEMU's self-announcement (net/announce.c): 60 bytes, broadcast, ethertype 0x8035 (RARP),
 /// opcode 3 (reverse request), sender and target the VM's MAC, addresses zero.
-fn rarp(mac: [u8; 6]) -> Vec<u8> {
+pub(crate) fn rarp(mac: [u8; 6]) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&[0xff; 6]);
     f.extend_from_slice(&mac);
