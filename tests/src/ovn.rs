@@ -717,6 +717,29 @@ impl OvnLab {
         self.central.nbctl(&["--wait=hv", "sync"]);
     }
 
+    /// Panics unless every chassis is clean: ovn-controller logged no warning, error,
+    /// "unsupported" or "failed" line ([`Chassis::controller_problems`]) and xvswitchd sent no
+    /// OpenFlow error (its `ofproto_errors_sent` coverage counter).
+    pub fn assert_clean(&self) {
+        for c in &self.chassis {
+            let problems = c.controller_problems();
+            assert!(
+                problems.is_empty(),
+                "{}: ovn-controller complained:\n{}",
+                c.name,
+                problems.join("\n")
+            );
+            if c.kind == SwitchKind::Xvs {
+                let cov = c.appctl(&["coverage/show"]);
+                assert!(
+                    !cov.contains("ofproto_errors_sent"),
+                    "{}: the switch sent OpenFlow errors:\n{cov}",
+                    c.name
+                );
+            }
+        }
+    }
+
     /// Prints the logs of every component (for failing tests).
     pub fn dump_logs(&self) {
         let d = self.central.dir();

@@ -14,6 +14,7 @@ mod local_port;
 mod migration;
 mod openflow;
 mod ovn;
+mod ovn_ct;
 mod ovn_migration;
 mod ovs_interop;
 mod ovsdb;
