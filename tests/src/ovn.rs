@@ -758,6 +758,23 @@ impl OvnLab {
             );
         }
         for c in &self.chassis {
+            // where packets died: xvswitchd's drop counters (drop_ct_not_implemented,
+            // drop_resubmit_limit, ...) and the datapath flows that sent them there
+            for cmd in ["coverage/show", "dpctl/dump-flows"] {
+                if let Ok(o) = Command::new("ovs-appctl")
+                    .arg("-t")
+                    .arg(c.ctl())
+                    .arg("--timeout=5")
+                    .arg(cmd)
+                    .output()
+                {
+                    eprintln!(
+                        "----- {} {cmd} -----\n{}",
+                        c.name,
+                        String::from_utf8_lossy(&o.stdout)
+                    );
+                }
+            }
             eprintln!(
                 "----- {} switch log -----\n{}\n----- {} ovn-controller log -----\n{}",
                 c.name,

@@ -32,8 +32,8 @@ pub struct Answer {
     pub seen_as: SocketAddr,
 }
 
-/// A server running on a thread, recording the peer of every exchange it completed; stopped on
-/// drop.
+/// A server running on a thread, recording the peer of every request it received whole (before
+/// answering it); stopped on drop.
 pub struct Server {
     name: String,
     stop: Arc<AtomicBool>,
@@ -42,7 +42,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// The peers of the exchanges completed so far, in order.
+    /// The peers of the requests received so far, in order.
     pub fn peers(&self) -> Vec<SocketAddr> {
         self.peers.lock().expect("peers").clone()
     }
@@ -115,9 +115,7 @@ pub fn tcp_server(ns: &Netns, addr: SocketAddrV4, name: &str) -> Server {
                     let (p, n) = (p.clone(), n.clone());
                     // one thread per connection: a stalled peer holds up no other
                     std::thread::spawn(move || {
-                        if serve_tcp(conn, peer, &n).is_ok() {
-                            p.lock().expect("peers").push(peer);
-                        }
+                        let _ = serve_tcp(conn, peer, &n, &p);
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -135,12 +133,20 @@ pub fn tcp_server(ns: &Netns, addr: SocketAddrV4, name: &str) -> Server {
     }
 }
 
-fn serve_tcp(mut conn: TcpStream, peer: SocketAddr, name: &str) -> std::io::Result<()> {
+/// Serves one exchange; the peer is recorded once its whole payload arrived, before the
+/// answer goes out, so a client holding an answer finds its peer recorded.
+fn serve_tcp(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    name: &str,
+    peers: &Mutex<Vec<SocketAddr>>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(SERVER_IO_TIMEOUT))?;
     conn.set_write_timeout(Some(SERVER_IO_TIMEOUT))?;
     let mut got = Vec::new();
     conn.read_to_end(&mut got)?;
+    peers.lock().expect("peers").push(peer);
     let mut out = header(name, peer, got.len());
     out.extend_from_slice(&got);
     conn.write_all(&out)?;
@@ -187,11 +193,10 @@ pub fn udp_server(ns: &Netns, addr: SocketAddrV4, name: &str) -> Server {
         let mut buf = vec![0u8; 65536];
         while !s.load(Ordering::Relaxed) {
             if let Ok((len, peer)) = sock.recv_from(&mut buf) {
+                p.lock().expect("peers").push(peer);
                 let mut out = header(&n, peer, len);
                 out.extend_from_slice(&buf[..len]);
-                if sock.send_to(&out, peer).is_ok() {
-                    p.lock().expect("peers").push(peer);
-                }
+                let _ = sock.send_to(&out, peer);
             }
         }
     });
