@@ -541,6 +541,11 @@ impl Chassis {
         );
     }
 
+    /// The switch's connection tracking table, read with `ovs-appctl dpctl/dump-conntrack`.
+    pub fn conntrack(&self) -> Vec<crate::stats::CtEntry> {
+        crate::stats::parse_conntrack(&self.appctl(&["dpctl/dump-conntrack"]))
+    }
+
     /// Number of flows on br-int.
     pub fn flow_count(&self) -> usize {
         self.ofctl("dump-flows", &["--no-stats"])

@@ -113,6 +113,17 @@ fn ovn_ct_acl_allow_related() {
     assert_eq!(a.server, "vm-udp-5201");
     assert_eq!(allowed.peers().len(), 3);
     assert!(!allowed_udp.peers().is_empty());
+    // allow-related committed the connections: the tracker holds them
+    let ct = ch.conntrack();
+    for proto in ["tcp", "udp"] {
+        assert!(
+            ct.iter().any(|e| e.proto == proto
+                && e.orig.src == client.ip
+                && e.orig.dst == vm.ip
+                && e.orig.dport == Some(5201)),
+            "no {proto} conntrack entry client -> vm:5201 in:\n{ct:#?}"
+        );
+    }
 
     expect_error(
         tcp_exchange(&client.ns, sa(vm.ip, 5202), 100, DROPPED),
@@ -221,6 +232,19 @@ fn ovn_ct_load_balancer() {
         "24 connections did not reach both backends"
     );
     assert_eq!(s1.peers().len() + s2.peers().len(), 24);
+    // the tracker shows the DNAT: the client's connections to the VIP, answered by each backend
+    let ct = ch.conntrack();
+    for b in [b1_ip, b2_ip] {
+        assert!(
+            ct.iter().any(|e| e.proto == "tcp"
+                && e.orig.src == client.ip
+                && e.orig.dst == VIP
+                && e.orig.dport == Some(80)
+                && e.reply.src == b
+                && e.reply.sport == Some(8080)),
+            "no conntrack entry client -> {VIP}:80 answered by {b}:8080 in:\n{ct:#?}"
+        );
+    }
 
     for i in 0..3 {
         let a = expect_answer(
@@ -300,6 +324,21 @@ fn ovn_ct_router_snat() {
     assert_eq!(a.seen_as.ip(), snat_ip, "not SNATed: {a:?}");
     assert!(ext_tcp.peers().iter().all(|p| p.ip() == snat_ip));
     assert!(ext_udp.peers().iter().all(|p| p.ip() == snat_ip));
+    // the tracker shows the SNAT: replies are expected at the external address
+    let ct = ch.conntrack();
+    for (proto, port) in [("tcp", 8080), ("udp", 8081)] {
+        assert!(
+            ct.iter().any(|e| e.proto == proto
+                && e.orig.src == in0.ip
+                && e.orig.dst == ext.ip
+                && e.orig.dport == Some(port)
+                && e.reply.src == ext.ip
+                && e.reply.dst == snat_ip),
+            "no {proto} conntrack entry {} -> {}:{port} SNATed to {snat_ip} in:\n{ct:#?}",
+            in0.ip,
+            ext.ip
+        );
+    }
 
     // 10.0.1.0/24 has no SNAT: its packets leave with their own address, which the external
     // network cannot answer
