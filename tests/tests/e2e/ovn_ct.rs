@@ -427,3 +427,108 @@ fn ovn_ct_reject_acl() {
     assert!(dropped.peers().is_empty(), "{:?}", dropped.peers());
     lab.assert_clean();
 }
+
+/// Proves: the stateful features across two chassis joined by Geneve, where the two halves
+/// of a connection are tracked on different machines (OVN runs a port's to-lport stage on the
+/// chassis that hosts it, and a distributed gateway port's NAT on its gateway chassis). On
+/// `ls0` the client is on ch1; the ACL-protected VM, one load-balancer backend and the
+/// gateway (with the external network) are on ch2, the other backend on ch1:
+/// - allow-related: the client's connections to the VM's port 5201 work, its connections to
+///   port 5202 go unanswered, and the VM's own connection to the client is answered;
+/// - the load balancer: 20 connections from the client to the VIP reach both backends, one
+///   per chassis;
+/// - SNAT: the client's connection to the external namespace arrives from 172.16.0.100 (NAT
+///   on ch2, the client on ch1) and is answered.
+#[test]
+fn ovn_ct_across_chassis() {
+    let lab = OvnLab::start(2, SwitchKind::from_env());
+    let nb = &lab.central;
+    client_and_vm(&lab);
+    lsp_add(nb, "ls0", "b1", vm_mac(0, 11), vm_ip(0, 11));
+    lsp_add(nb, "ls0", "b2", vm_mac(0, 12), vm_ip(0, 12));
+    acl_add(
+        nb,
+        "pg_vm",
+        "to-lport",
+        1001,
+        "outport == @pg_vm && ip4 && tcp.dst == 5201",
+        "allow-related",
+    );
+    acl_add(
+        nb,
+        "pg_vm",
+        "to-lport",
+        1000,
+        "outport == @pg_vm && ip",
+        "drop",
+    );
+    lr_join(nb, "lr0", "ls0", 0);
+    let (b1_ip, b2_ip) = (vm_ip(0, 11), vm_ip(0, 12));
+    lb_add(
+        nb,
+        "lb0",
+        sa(VIP, 80),
+        &[sa(b1_ip, 8080), sa(b2_ip, 8080)],
+        "tcp",
+        &["ls0"],
+    );
+    let ext = external_gateway(&lab, "lr0", 1);
+    let snat_ip = Ipv4Addr::new(172, 16, 0, 100);
+    snat_add(nb, "lr0", snat_ip, "10.0.0.0/24");
+    let (ch1, ch2) = (&lab.chassis[0], &lab.chassis[1]);
+    let client = vif(ch1, "client", 0, 1, true);
+    let b1 = vif(ch1, "b1", 0, 11, true);
+    let vm = vif(ch2, "vm", 0, 2, true);
+    let b2 = vif(ch2, "b2", 0, 12, true);
+    lab.sync();
+
+    let _allowed = tcp_server(&vm.ns, sa(vm.ip, 5201), "vm-5201");
+    let blocked = tcp_server(&vm.ns, sa(vm.ip, 5202), "vm-5202");
+    let _on_client = tcp_server(&client.ns, sa(client.ip, 7000), "client-7000");
+    for i in 0..3 {
+        let a = expect_answer(
+            tcp_exchange(&client.ns, sa(vm.ip, 5201), BULK, CONNECT),
+            &format!("client (ch1) -> vm (ch2) tcp/5201 (connection {i})"),
+        );
+        assert_eq!(a.seen_as.ip(), client.ip);
+    }
+    expect_error(
+        tcp_exchange(&client.ns, sa(vm.ip, 5202), 100, DROPPED),
+        ErrorKind::TimedOut,
+        "client (ch1) -> vm (ch2) tcp/5202 (not allowed)",
+    );
+    assert!(blocked.peers().is_empty(), "{:?}", blocked.peers());
+    expect_answer(
+        tcp_exchange(&vm.ns, sa(client.ip, 7000), BULK, CONNECT),
+        "vm (ch2) -> client (ch1) tcp/7000 (replies as ct.est+rpl)",
+    );
+
+    let _s1 = tcp_server(&b1.ns, sa(b1_ip, 8080), "b1");
+    let _s2 = tcp_server(&b2.ns, sa(b2_ip, 8080), "b2");
+    let mut per_backend = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..20 {
+        let a = expect_answer(
+            tcp_exchange(&client.ns, sa(VIP, 80), 4096, CONNECT),
+            &format!("client -> VIP {VIP}:80 (connection {i})"),
+        );
+        assert_eq!(a.seen_as.ip(), client.ip, "the backend saw {a:?}");
+        *per_backend.entry(a.server).or_default() += 1;
+    }
+    eprintln!("client -> VIP: connections per backend {per_backend:?}");
+    assert_eq!(
+        per_backend.keys().cloned().collect::<Vec<_>>(),
+        ["b1", "b2"],
+        "20 connections did not reach both backends"
+    );
+
+    let _ext_tcp = tcp_server(&ext.ns, sa(ext.ip, 8080), "ext");
+    for i in 0..3 {
+        let a = expect_answer(
+            tcp_exchange(&client.ns, sa(ext.ip, 8080), BULK, CONNECT),
+            &format!("client (ch1) -> external via ch2 (connection {i})"),
+        );
+        assert_eq!(a.seen_as.ip(), snat_ip, "not SNATed: {a:?}");
+    }
+    client.ns.assert_ping(ext.ip, 2);
+    lab.assert_clean();
+}
