@@ -1,4 +1,4 @@
-//! Logical topologies for [`OvnLab`](crate::ovn::OvnLab), built through the real `ovn-nbctl`:
+//! Logical topologies for [`OvnLab`], built through the real `ovn-nbctl`:
 //! logical switches with addressed ports, port groups and ACLs, load balancers, routers joining
 //! switches, and a gateway to an "external" network reached through a localnet port on a
 //! provider bridge. Shared by the OVN conntrack tests and (later) the perf scenarios, so each
