@@ -59,7 +59,7 @@ fn client_and_vm(lab: &OvnLab) {
 /// anywhere allow-related, all other IP to the VM dropped):
 /// - the client's TCP connections to the VM's port 5201 complete and carry 64 KiB both ways,
 ///   and a UDP exchange on 5201 is answered (the replies leave through the pipeline's ct
-///   stage);
+///   stage), and `dpctl/dump-conntrack` lists both connections;
 /// - unsolicited TCP and UDP to port 5202, where the VM listens too, go unanswered (dropped,
 ///   not refused: the listener never sees them), and so do pings to the VM;
 /// - a connection the VM itself starts, towards a port of the client no ACL mentions, works:
@@ -176,6 +176,7 @@ const VIP_ONE: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 11);
 /// a logical router on the switch):
 /// - 24 TCP connections from a client to the VIP all complete with 4 KiB each way, both
 ///   backends answer some of them, and the backends see the client's own address (DNAT only);
+///   `dpctl/dump-conntrack` lists connections to the VIP answered by each backend;
 /// - hairpin: a backend connecting to a VIP whose only backend is itself
 ///   (172.30.0.11:80 → b1:8080) is answered by itself, and sees the connection come from
 ///   the VIP (OVN's hairpin SNAT, `ct` + `learn` into the hairpin tables);
@@ -274,7 +275,8 @@ fn ovn_ct_load_balancer() {
 ///   address);
 /// - from 10.0.0.0/24, TCP (64 KiB each way) and UDP exchanges and pings reach the external
 ///   namespace, whose servers see 172.16.0.100, and the replies come back (un-SNAT by
-///   conntrack);
+///   conntrack); `dpctl/dump-conntrack` lists the TCP and UDP connections with replies
+///   expected at 172.16.0.100;
 /// - from 10.0.1.0/24, which has no SNAT, nothing external is answered.
 #[test]
 fn ovn_ct_router_snat() {
