@@ -43,6 +43,12 @@
 //!   plain connection that never sets `miss_send_len`, messages ovs-ofctl refuses to build, the
 //!   controller side of an active connection); [`ovs::OvsSwitch`] is a private real
 //!   `ovs-vswitchd` (userspace datapath, own database and run directory) to compare with.
+//! * **OVN**: [`ovn::OvnLab`] runs real OVN (central and chassis) over the switch under test or
+//!   stock `ovs-vswitchd`; [`ovn_net`] builds logical topologies through `ovn-nbctl` (switches,
+//!   port groups and ACLs, load balancers, routers, a gateway to an external namespace).
+//! * **Services**: [`service`] runs tiny TCP/UDP servers in a namespace that name themselves
+//!   and record the peer they saw (NAT is visible), and clients that tell an answered exchange
+//!   from a refused or unanswered one.
 //!
 //! Running (as root, from the workspace):
 //!
@@ -61,9 +67,11 @@ pub mod netns;
 pub mod ofctl;
 pub mod ofraw;
 pub mod ovn;
+pub mod ovn_net;
 pub mod ovs;
 pub mod pkt;
 pub mod raw;
+pub mod service;
 pub mod stats;
 pub mod tap;
 pub mod traffic;

@@ -541,6 +541,11 @@ impl Chassis {
         );
     }
 
+    /// The switch's connection tracking table, read with `ovs-appctl dpctl/dump-conntrack`.
+    pub fn conntrack(&self) -> Vec<crate::stats::CtEntry> {
+        crate::stats::parse_conntrack(&self.appctl(&["dpctl/dump-conntrack"]))
+    }
+
     /// Number of flows on br-int.
     pub fn flow_count(&self) -> usize {
         self.ofctl("dump-flows", &["--no-stats"])
@@ -717,6 +722,29 @@ impl OvnLab {
         self.central.nbctl(&["--wait=hv", "sync"]);
     }
 
+    /// Panics unless every chassis is clean: ovn-controller logged no warning, error,
+    /// "unsupported" or "failed" line ([`Chassis::controller_problems`]) and xvswitchd sent no
+    /// OpenFlow error (its `ofproto_errors_sent` coverage counter).
+    pub fn assert_clean(&self) {
+        for c in &self.chassis {
+            let problems = c.controller_problems();
+            assert!(
+                problems.is_empty(),
+                "{}: ovn-controller complained:\n{}",
+                c.name,
+                problems.join("\n")
+            );
+            if c.kind == SwitchKind::Xvs {
+                let cov = c.appctl(&["coverage/show"]);
+                assert!(
+                    !cov.contains("ofproto_errors_sent"),
+                    "{}: the switch sent OpenFlow errors:\n{cov}",
+                    c.name
+                );
+            }
+        }
+    }
+
     /// Prints the logs of every component (for failing tests).
     pub fn dump_logs(&self) {
         let d = self.central.dir();
@@ -735,6 +763,23 @@ impl OvnLab {
             );
         }
         for c in &self.chassis {
+            // where packets died: xvswitchd's drop counters (drop_ct_not_implemented,
+            // drop_resubmit_limit, ...) and the datapath flows that sent them there
+            for cmd in ["coverage/show", "dpctl/dump-flows"] {
+                if let Ok(o) = Command::new("ovs-appctl")
+                    .arg("-t")
+                    .arg(c.ctl())
+                    .arg("--timeout=5")
+                    .arg(cmd)
+                    .output()
+                {
+                    eprintln!(
+                        "----- {} {cmd} -----\n{}",
+                        c.name,
+                        String::from_utf8_lossy(&o.stdout)
+                    );
+                }
+            }
             eprintln!(
                 "----- {} switch log -----\n{}\n----- {} ovn-controller log -----\n{}",
                 c.name,

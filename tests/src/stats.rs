@@ -181,6 +181,88 @@ pub fn parse_fdb(text: &str) -> Vec<FdbEntry> {
         .collect()
 }
 
+/// One direction's tuple of a conntrack entry in `dpctl/dump-conntrack`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtTuple {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    /// TCP/UDP ports (none for ICMP).
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+/// One line of `ovs-appctl dpctl/dump-conntrack`, as OVS prints it:
+/// `tcp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(src=..),zone=Z,mark=M,protoinfo=(state=S)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtEntry {
+    pub proto: String,
+    pub orig: CtTuple,
+    pub reply: CtTuple,
+    pub zone: u16,
+    pub mark: u32,
+    /// The TCP state (`protoinfo=(state=...)`), if any.
+    pub state: Option<String>,
+}
+
+fn ct_group<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{key}=("))? + key.len() + 2;
+    let len = line[start..].find(')')?;
+    Some(&line[start..start + len])
+}
+
+fn ct_kv<'a>(group: &'a str, key: &str) -> Option<&'a str> {
+    group
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn ct_tuple(group: &str) -> Option<CtTuple> {
+    Some(CtTuple {
+        src: ct_kv(group, "src")?.parse().ok()?,
+        dst: ct_kv(group, "dst")?.parse().ok()?,
+        sport: ct_kv(group, "sport").and_then(|v| v.parse().ok()),
+        dport: ct_kv(group, "dport").and_then(|v| v.parse().ok()),
+    })
+}
+
+/// `dpctl/dump-conntrack`: every line that parses (others, such as headers, are skipped).
+pub fn parse_conntrack(text: &str) -> Vec<CtEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (proto, _) = line.split_once(',')?;
+            // the top-level fields, outside the parenthesised groups
+            let mut top = String::new();
+            let mut depth = 0;
+            for c in line.chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ if depth == 0 => top.push(c),
+                    _ => {}
+                }
+            }
+            Some(CtEntry {
+                proto: proto.to_string(),
+                orig: ct_tuple(ct_group(line, "orig")?)?,
+                reply: ct_tuple(ct_group(line, "reply")?)?,
+                zone: ct_kv(&top, "zone")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                mark: ct_kv(&top, "mark")
+                    .and_then(|v| match v.strip_prefix("0x") {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => v.parse().ok(),
+                    })
+                    .unwrap_or(0),
+                state: ct_group(line, "protoinfo")
+                    .and_then(|g| ct_kv(g, "state"))
+                    .map(str::to_string),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +355,27 @@ mod tests {
         let t = "pmd a:\n  packets received: 6\n  packets sent: 1\npmd b:\n  packets received: 4\n";
         assert_eq!(pmd_counter(t, "packets received"), 10);
         assert_eq!(pmd_counter(t, "packets sent"), 1);
+    }
+
+    #[test]
+    fn conntrack_dump_lines_parse() {
+        // as stock ovs-vswitchd 3.1 printed them for an OVN router SNAT and a load balancer
+        let text = "tcp,orig=(src=10.0.0.1,dst=172.16.0.254,sport=58956,dport=8080),reply=(src=172.16.0.254,dst=172.16.0.100,sport=8080,dport=58956),zone=1,protoinfo=(state=TIME_WAIT)\n\
+            icmp,orig=(src=10.0.0.1,dst=172.16.0.254,id=5853,type=8,code=0),reply=(src=172.16.0.254,dst=172.16.0.100,id=5853,type=0,code=0),zone=1\n\
+            tcp,orig=(src=10.0.0.1,dst=172.30.0.10,sport=34724,dport=80),reply=(src=10.0.0.12,dst=10.0.0.1,sport=8080,dport=34724),zone=7,mark=2,protoinfo=(state=ESTABLISHED)\n\
+            not a conntrack line\n";
+        let e = parse_conntrack(text);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].proto, "tcp");
+        assert_eq!(e[0].orig.dport, Some(8080));
+        assert_eq!(e[0].reply.dst.to_string(), "172.16.0.100");
+        assert_eq!(e[0].state.as_deref(), Some("TIME_WAIT"));
+        assert_eq!(e[1].proto, "icmp");
+        assert_eq!(
+            (e[1].orig.sport, e[1].zone, e[1].state.clone()),
+            (None, 1, None)
+        );
+        assert_eq!((e[2].zone, e[2].mark), (7, 2));
+        assert_eq!(e[2].reply.src.to_string(), "10.0.0.12");
     }
 }

@@ -15,6 +15,7 @@ mod local_port;
 mod migration;
 mod openflow;
 mod ovn;
+mod ovn_ct;
 mod ovn_migration;
 mod ovn_tcp_migration;
 mod ovs_interop;
