@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod conntrack;
 pub mod control;
 pub mod daemon;
 pub mod migration;
