@@ -24,7 +24,7 @@ mod tests;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::packet::ipproto;
@@ -161,7 +161,7 @@ pub struct CtStats {
 }
 
 /// A connection key (one direction). IPv4 addresses use the first 4 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
     pub src: [u8; 16],
     pub dst: [u8; 16],
@@ -175,6 +175,41 @@ pub(crate) struct Key {
     pub icmp_type: u8,
     pub icmp_rtype: u8,
     pub icmp_code: u8,
+}
+
+impl Hash for Key {
+    /// Six words instead of the derive's byte-wise walk: this runs twice per packet.
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let w = |b: &[u8; 16], i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        h.write_u64(w(&self.src, 0));
+        h.write_u64(w(&self.dst, 0));
+        if self.v6 {
+            h.write_u64(w(&self.src, 8));
+            h.write_u64(w(&self.dst, 8));
+        }
+        h.write_u64(
+            self.sport as u64
+                | (self.dport as u64) << 16
+                | (self.zone as u64) << 32
+                | (self.proto as u64) << 48
+                | (self.v6 as u64) << 56,
+        );
+        h.write_u64(
+            self.icmp_type as u64 | (self.icmp_rtype as u64) << 8 | (self.icmp_code as u64) << 16,
+        );
+    }
 }
 
 impl Key {
@@ -252,6 +287,10 @@ impl Hasher for KeyHasher {
         self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(K);
     }
     #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(K);
+    }
+    #[inline]
     fn write_usize(&mut self, i: usize) {
         self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(K);
     }
@@ -290,12 +329,9 @@ pub(crate) enum L4State {
 
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    pub expires: u64,
     pub mark: u32,
     pub label: u128,
     pub l4: L4State,
-    /// Removed from the table (a packet that still holds the Arc must not revive it).
-    pub dead: bool,
 }
 
 /// One connection; its two keys are immutable, the rest sits behind its own lock.
@@ -307,12 +343,21 @@ pub(crate) struct Conn {
     pub nat: u8,
     /// Whether the connection is counted against its zone's limit.
     pub zone_counted: bool,
+    /// Expiry time (ms); atomic so that lookups and sweeps need not take the lock.
+    pub expires: AtomicU64,
+    /// Removed from the table (a packet that still holds the Arc must not revive it).
+    pub dead: AtomicBool,
     pub st: Mutex<ConnState>,
 }
 
 impl Conn {
     fn lock(&self) -> MutexGuard<'_, ConnState> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline]
+    fn live(&self, now: u64) -> bool {
+        !self.dead.load(Ordering::Acquire) && now < self.expires.load(Ordering::Relaxed)
     }
 }
 
@@ -376,18 +421,9 @@ impl Conntrack {
     /// Finds the live connection `k` belongs to, and whether `k` is its reply tuple.
     #[inline]
     fn lookup(&self, k: &Key, now: u64) -> Option<(Arc<Conn>, bool)> {
-        let (c, reply) = {
-            let m = lock(self.shard(k));
-            let (c, r) = m.get(k)?;
-            (Arc::clone(c), *r)
-        };
-        {
-            let st = c.lock();
-            if st.dead || now >= st.expires {
-                return None;
-            }
-        }
-        Some((c, reply))
+        let m = lock(self.shard(k));
+        let (c, r) = m.get(k)?;
+        c.live(now).then(|| (Arc::clone(c), *r))
     }
 
     /// Executes one ct() on an Ethernet frame whose L3/L4 offsets are in `lay`.
@@ -401,7 +437,28 @@ impl Conntrack {
         act: &CtAction,
         now_ms: u64,
     ) -> CtResult {
+        self.execute_md(frame, lay, act, now_ms, None)
+    }
+
+    /// [`execute`](Self::execute) for a packet that already went through a `ct()` (after
+    /// recirculation): `prev` is the packet's ct metadata from it (ct_state, ct_zone and the
+    /// ct_nw_*/ct_tp_* original tuple). In the same zone a packet NATed already is not NATed
+    /// again, keeps its SRC_NAT/DST_NAT bits, and when its (translated) tuple no longer finds
+    /// the connection it is found by the original tuple (OVS's check_orig_tuple). This is
+    /// what OVN's `ct_commit` after `ct_lb`/`ct_dnat` in the same zone relies on: without it
+    /// the commit would create a second connection for the translated tuple.
+    pub fn execute_md(
+        &self,
+        frame: &mut [u8],
+        lay: &crate::packet::key::Layout,
+        act: &CtAction,
+        now_ms: u64,
+        prev: Option<&CtResult>,
+    ) -> CtResult {
         let zone = act.zone;
+        let nat_bits = cs::SRC_NAT | cs::DST_NAT;
+        let prev_nat = prev
+            .filter(|r| r.zone == zone && r.state & cs::TRACKED != 0 && r.state & nat_bits != 0);
         let p = match parse::parse(frame, lay.l3 as usize, lay.ip_version, zone) {
             Ok(p) => p,
             Err(_) => {
@@ -409,8 +466,13 @@ impl Conntrack {
                 return CtResult::invalid(zone);
             }
         };
-        let mut state: u32 = 0;
+        let mut state: u32 = prev_nat.map_or(0, |r| r.state & nat_bits);
         let mut conn = self.lookup(&p.key, now_ms);
+        if conn.is_none() && act.nat.is_none() && !p.related {
+            if let Some(o) = prev_nat.and_then(|r| r.orig) {
+                conn = self.lookup_orig(&p, &o, now_ms);
+            }
+        }
         if act.force {
             if let Some((c, true)) = &conn {
                 // force: a connection found in the wrong direction is ended first
@@ -419,6 +481,8 @@ impl Conntrack {
             }
         }
         let mut create = false;
+        let mut created = false;
+        let mut seen: Option<(u32, u128)> = None;
         if let Some((c, reply)) = &conn {
             if p.related {
                 state |= cs::RELATED;
@@ -426,7 +490,9 @@ impl Conntrack {
                     state |= cs::REPLY_DIR;
                 }
             } else {
-                match self.update(c, &p, *reply, now_ms) {
+                let (res, mark, label) = self.update(c, &p, *reply, now_ms, act);
+                seen = Some((mark, label));
+                match res {
                     Update::Valid => {
                         state |= cs::ESTABLISHED;
                         if *reply {
@@ -441,7 +507,12 @@ impl Conntrack {
                     }
                 }
             }
-            if state & cs::INVALID == 0 && !create && act.nat.is_some() && c.nat != 0 {
+            if state & cs::INVALID == 0
+                && !create
+                && act.nat.is_some()
+                && c.nat != 0
+                && prev_nat.is_none()
+            {
                 state |= self.apply_nat(frame, &p, c, *reply);
             }
         } else if p.related {
@@ -459,6 +530,7 @@ impl Conntrack {
                     if let Some((c, s)) = self.create(frame, &p, act, now_ms) {
                         state |= s;
                         conn = Some((c, false));
+                        created = true;
                     }
                 }
             }
@@ -475,18 +547,53 @@ impl Conntrack {
             orig: Some(p.key.orig_tuple()),
         };
         if let Some((c, _)) = &conn {
-            let mut st = c.lock();
-            if let Some((v, m)) = act.set_mark {
-                st.mark = v | (st.mark & !m);
-            }
-            if let Some((v, m)) = act.set_label {
-                st.label = v | (st.label & !m);
-            }
-            r.mark = st.mark;
-            r.label = st.label;
+            (r.mark, r.label) = match seen {
+                // `update` applied and read them under its lock (the common case)
+                Some(ml) if !created => ml,
+                _ => {
+                    let mut st = c.lock();
+                    if let Some((v, m)) = act.set_mark {
+                        st.mark = v | (st.mark & !m);
+                    }
+                    if let Some((v, m)) = act.set_label {
+                        st.label = v | (st.label & !m);
+                    }
+                    (st.mark, st.label)
+                }
+            };
             r.orig = Some(c.fwd.orig_tuple());
         }
         r
+    }
+
+    /// Finds a connection by a packet's earlier original tuple (see `execute_md`); the match is
+    /// always in the original direction.
+    fn lookup_orig(&self, p: &parse::Parsed, o: &OrigTuple, now: u64) -> Option<(Arc<Conn>, bool)> {
+        let (src, v6a) = ip16(o.src);
+        let (dst, v6b) = ip16(o.dst);
+        if v6a != p.v6 || v6b != p.v6 || o.proto != p.key.proto {
+            return None;
+        }
+        let mut k = Key {
+            src,
+            dst,
+            sport: o.sport,
+            dport: o.dport,
+            zone: p.key.zone,
+            proto: o.proto,
+            v6: p.v6,
+            icmp_type: 0,
+            icmp_rtype: 0,
+            icmp_code: 0,
+        };
+        if k.is_icmp() {
+            k.sport = p.key.sport;
+            k.dport = p.key.dport;
+            k.icmp_type = o.sport as u8;
+            k.icmp_rtype = parse::reverse_icmp_type(p.v6, k.icmp_type);
+            k.icmp_code = o.dport as u8;
+        }
+        self.lookup(&k, now).map(|(c, _)| (c, false))
     }
 
     fn valid_new(&self, p: &parse::Parsed) -> bool {
@@ -497,9 +604,23 @@ impl Conntrack {
         }
     }
 
-    /// Runs the protocol state machine of `c` for a packet; refreshes the expiry.
-    fn update(&self, c: &Conn, p: &parse::Parsed, reply: bool, now: u64) -> Update {
+    /// Runs the protocol state machine of `c` for a packet, refreshes the expiry, and applies
+    /// the action's mark and label (all under one lock).
+    fn update(
+        &self,
+        c: &Conn,
+        p: &parse::Parsed,
+        reply: bool,
+        now: u64,
+        act: &CtAction,
+    ) -> (Update, u32, u128) {
         let mut st = c.lock();
+        if let Some((v, m)) = act.set_mark {
+            st.mark = v | (st.mark & !m);
+        }
+        if let Some((v, m)) = act.set_label {
+            st.label = v | (st.label & !m);
+        }
         let (res, t) = match &mut st.l4 {
             L4State::Tcp(peers) => tcp::update(peers, reply, p.tcp_flags),
             L4State::Other(s) => {
@@ -534,9 +655,9 @@ impl Conntrack {
             }
         };
         if res == Update::Valid || res == Update::ValidNew {
-            st.expires = now.saturating_add(t);
+            c.expires.store(now.saturating_add(t), Ordering::Relaxed);
         }
-        res
+        (res, st.mark, st.label)
     }
 
     /// NAT for a packet of an existing connection; returns the SRC_NAT/DST_NAT bit to report
@@ -626,12 +747,12 @@ impl Conntrack {
             rev,
             nat: nat_bits,
             zone_counted: limit.is_some(),
+            expires: AtomicU64::new(now.saturating_add(t)),
+            dead: AtomicBool::new(false),
             st: Mutex::new(ConnState {
-                expires: now.saturating_add(t),
                 mark: 0,
                 label: 0,
                 l4,
-                dead: false,
             }),
         });
         lock(self.shard(&fwd)).insert(fwd, (Arc::clone(&c), false));
@@ -807,7 +928,7 @@ impl Conntrack {
             }
         }
         if removed {
-            c.lock().dead = true;
+            c.dead.store(true, Ordering::Release);
             self.n_conns.fetch_sub(1, Ordering::Relaxed);
             if c.zone_counted {
                 if let Some(n) = slow.zone_counts.get_mut(&c.fwd.zone) {
@@ -841,7 +962,7 @@ impl Conntrack {
 
     /// Drops expired connections (the control thread calls this about every second).
     pub fn sweep(&self, now_ms: u64) -> usize {
-        let v = self.select(|c| now_ms >= c.lock().expires);
+        let v = self.select(|c| now_ms >= c.expires.load(Ordering::Relaxed));
         let n = self.remove_all(&v);
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
         n
@@ -871,17 +992,17 @@ impl Conntrack {
                 if *reply || zone.is_some_and(|z| c.fwd.zone != z) {
                     continue;
                 }
-                let st = c.lock();
-                if st.dead {
+                if c.dead.load(Ordering::Acquire) {
                     continue;
                 }
+                let st = c.lock();
                 out.push(fmt::Entry {
                     fwd: c.fwd,
                     rev: c.rev,
                     mark: st.mark,
                     label: st.label,
                     l4: st.l4,
-                    expires: st.expires,
+                    expires: c.expires.load(Ordering::Relaxed),
                 });
             }
         }

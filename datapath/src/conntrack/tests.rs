@@ -1146,3 +1146,50 @@ fn bench_execute_established_among_10000() {
     let ns_nat = t.elapsed().as_nanos() as f64 / (rounds * pk2.len()) as f64;
     println!("conntrack execute, established UDP among 10000: {ns:.1} ns/packet; with SNAT rewrite: {ns_nat:.1} ns/packet");
 }
+
+#[test]
+fn commit_after_dnat_in_the_same_zone_finds_the_connection() {
+    // OVN: ct_lb (ct(commit,nat(dst=backend))) then, after recirculation, ct_commit in the
+    // same zone on the translated packet must update the same connection
+    let ct = Conntrack::new(1000);
+    let vip = [172, 16, 0, 1];
+    let lb = with_nat(
+        4,
+        true,
+        nat(NatKind::Dst, Some(ip4a(C)), Some((8080, 8080))),
+    );
+    let mut syn = ip4(A, vip, 6, &tcp_seg(40000, 80, SYN));
+    let first = run(&ct, &mut syn, &lb, 0);
+    assert_eq!(first.state, NEW_T | cs::DST_NAT);
+    let l = lay(&syn);
+    let act = CtAction {
+        set_mark: Some((1, 1)),
+        ..commit(4)
+    };
+    let r = ct.execute_md(&mut syn, &l, &act, 0, Some(&first));
+    assert_eq!(r.state, NEW_T | cs::DST_NAT);
+    assert_eq!(r.mark, 1);
+    assert_eq!(
+        ct.count(),
+        1,
+        "no second connection for the translated tuple"
+    );
+    assert_eq!(
+        syn,
+        ip4(A, C, 6, &tcp_seg(40000, 8080, SYN)),
+        "not translated twice"
+    );
+    // in another zone the earlier metadata does not apply
+    let r = ct.execute_md(&mut syn, &l, &commit(5), 0, Some(&first));
+    assert_eq!(r.state, NEW_T);
+    assert_eq!(ct.count(), 2);
+    // a second (bare) nat in the same zone is not applied again
+    let mut syn2 = ip4(A, vip, 6, &tcp_seg(40000, 80, SYN));
+    let r1 = run(&ct, &mut syn2, &lb, 1);
+    let l = lay(&syn2);
+    let again = with_nat(4, false, nat(NatKind::Reapply, None, None));
+    let r2 = ct.execute_md(&mut syn2, &l, &again, 1, Some(&r1));
+    assert_eq!(syn2, ip4(A, C, 6, &tcp_seg(40000, 8080, SYN)));
+    // nothing found for the translated tuple: NEW, as OVS reports it (conn_not_found)
+    assert_eq!(r2.state, NEW_T);
+}
