@@ -1193,3 +1193,45 @@ fn commit_after_dnat_in_the_same_zone_finds_the_connection() {
     // nothing found for the translated tuple: NEW, as OVS reports it (conn_not_found)
     assert_eq!(r2.state, NEW_T);
 }
+
+#[test]
+fn dump_matches_lines_from_ovs() {
+    // The same packets and ct() actions were sent through a stock OVS userspace datapath
+    // (ovs-vswitchd --enable-dummy, netdev-dummy/receive); these are its dpctl/dump-conntrack
+    // output, verbatim (ct-stats-show was taken before the mid-stream connection was added:
+    // Total 4, TCP 1; the expected text here counts it).
+    let ovs = [
+        "icmp,orig=(src=10.0.0.1,dst=10.0.0.2,id=0,type=8,code=0),reply=(src=10.0.0.2,dst=10.0.0.1,id=0,type=0,code=0)",
+        "tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=3333,dport=80),reply=(src=10.0.0.2,dst=10.0.0.1,sport=80,dport=3333),zone=5,mark=1,labels=0xab000000000000000000000000000001,protoinfo=(state=ESTABLISHED)",
+        "tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=4444,dport=22),reply=(src=10.0.0.2,dst=10.0.0.1,sport=22,dport=4444),zone=9,protoinfo=(state=SYN_SENT)",
+        "udp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=5000,dport=53),reply=(src=10.0.0.2,dst=192.168.1.100,sport=53,dport=5000)",
+        "udp,orig=(src=fd00::1,dst=fd00::2,sport=1111,dport=53),reply=(src=fd00::2,dst=fd00::1,sport=53,dport=1111),zone=7",
+    ];
+    let ovs_stats = "Connections Stats:\n    Total: 5\n  TCP: 2\n  UDP: 2\n  ICMP: 1\n";
+    let ct = Conntrack::new(1000);
+    let tcp_act = CtAction {
+        set_mark: Some((1, u32::MAX)),
+        set_label: Some((0xab00_0000_0000_0000_0000_0000_0000_0001, u128::MAX)),
+        ..commit(5)
+    };
+    let mut syn = ip4(A, B, 6, &tcp_seg(3333, 80, SYN));
+    run(&ct, &mut syn, &tcp_act, 0);
+    let mut synack = ip4(B, A, 6, &tcp_seg(80, 3333, SYN | ACK));
+    run(&ct, &mut synack, &track(5), 0);
+    let mut u = ip4(A, B, 17, &udp_seg(5000, 53));
+    run(
+        &ct,
+        &mut u,
+        &with_nat(0, true, nat(NatKind::Src, Some(ip4a(NAT4)), None)),
+        0,
+    );
+    let mut e = ip4(A, B, 1, &icmp_echo(8, 0));
+    run(&ct, &mut e, &commit(0), 0);
+    let mut u6 = ip6(v6(1), v6(2), 17, &udp_seg(1111, 53));
+    run(&ct, &mut u6, &commit(7), 0);
+    let mut mid = ip4(A, B, 6, &tcp_seg(4444, 22, ACK));
+    run(&ct, &mut mid, &commit(9), 0);
+    assert_eq!(ct.dump(None), ovs);
+    assert_eq!(ct.dump(Some(5)), [ovs[1]]);
+    assert_eq!(ct.stats_show(), ovs_stats);
+}
