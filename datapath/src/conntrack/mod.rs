@@ -830,8 +830,9 @@ impl Conntrack {
             _ => None,
         };
         let icmp = fwd.proto == ipproto::ICMP;
-        // DNAT with a port range: vary the destination (backend) port first
-        if !snat {
+        // DNAT with a port range: vary the destination (backend) port first (not for ICMP:
+        // its id is one field for both ends, a "destination port" makes no sense)
+        if !snat && !icmp {
             if let Some((lo, hi)) = prange {
                 let cur = lo + (off % ((hi - lo) as u32 + 1)) as u16;
                 if let Some(k) = self.unique_port(rev, cur, lo, hi, true, icmp, now) {
