@@ -13,6 +13,11 @@
 //! connection takes one shard lock and the connection's own lock and allocates nothing.
 //! Creating and deleting connections (commit, expiry, flush) additionally serialise on one
 //! `slow` lock so the two entries, the counters and the zone counts stay consistent.
+//!
+//! Not done (differences from OVS, on purpose or for later): IP fragments are INVALID (OVS
+//! reassembles them first); TCP/UDP checksums are not verified (OVS marks a bad one invalid;
+//! the IPv4 header checksum is verified); TCP sequence windows are not checked (see [`tcp`]);
+//! no ALG helpers (FTP/TFTP), no timeout policies beyond OVS's defaults, no default zone limit.
 
 pub mod fmt;
 pub mod nat;
@@ -1052,6 +1057,18 @@ impl Conntrack {
                 slow.zone_counts.remove(&zone);
             }
         }
+    }
+
+    /// All zone limits as (zone, limit, count), sorted by zone (dpctl/ct-get-limits).
+    pub fn zone_limits(&self) -> Vec<(u16, u32, u32)> {
+        let slow = lock(&self.slow);
+        let mut v: Vec<_> = slow
+            .zone_limits
+            .iter()
+            .map(|(z, l)| (*z, *l, slow.zone_counts.get(z).copied().unwrap_or(0)))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// A zone's limit and its current count.

@@ -402,6 +402,7 @@ fn limits_global_and_per_zone() {
     let mut p = ip4(A, C, 17, &udp_seg(999, 53));
     run(&ct, &mut p, &commit(7), 0);
     assert_eq!(ct.zone_limit(7), Some((2, 1)));
+    assert_eq!(ct.zone_limits(), vec![(7, 2, 1)]);
     ct.set_zone_limit(7, None);
     assert_eq!(ct.zone_limit(7), None);
 }
@@ -976,7 +977,10 @@ fn verdicts_match_a_reference_model() {
         let mut model: Map<MKey, MConn> = Map::new();
         for step in 0..500 {
             let zone = rng.below(2) as u16;
-            let tcp = rng.below(2) == 0;
+            let kind = rng.below(3); // tcp, udp, icmp echo
+            let tcp = kind == 0;
+            let icmp = kind == 2;
+            let icmp_t = [8u8, 0][rng.below(2) as usize];
             let s = hosts[rng.below(3) as usize];
             let mut d = hosts[rng.below(3) as usize];
             if d == s {
@@ -986,9 +990,11 @@ fn verdicts_match_a_reference_model() {
             let dp = 80 + rng.below(2) as u16;
             let flags = flag_set[rng.below(flag_set.len() as u64) as usize];
             let do_commit = rng.below(3) != 0;
-            let proto = if tcp { 6 } else { 17 };
+            let proto = [6, 17, 1][kind as usize];
             let mut f = if tcp {
                 ip4(s, d, 6, &tcp_seg(sp, dp, flags))
+            } else if icmp {
+                ip4(s, d, 1, &icmp_echo(icmp_t, sp))
             } else {
                 ip4(s, d, 17, &udp_seg(sp, dp))
             };
@@ -1001,8 +1007,15 @@ fn verdicts_match_a_reference_model() {
             let got = ct.execute(&mut f, &l, &act, step).state;
 
             // the model's verdict
-            let fk = (zone, proto, s, d, sp, dp);
-            let rk = (zone, proto, d, s, dp, sp);
+            // ICMP: (type, id) in place of the ports; a reply type answers a request
+            let (fk, rk) = if icmp {
+                (
+                    (zone, proto, s, d, icmp_t as u16, sp),
+                    (zone, proto, d, s, 8 - icmp_t as u16, sp),
+                )
+            } else {
+                ((zone, proto, s, d, sp, dp), (zone, proto, d, s, dp, sp))
+            };
             let invalid_flags = tcp && super::tcp::invalid_flags(flags);
             let found = if model.contains_key(&fk) {
                 Some((fk, false))
@@ -1039,7 +1052,11 @@ fn verdicts_match_a_reference_model() {
                 create = true;
             }
             if create {
-                let valid_new = !tcp || super::tcp::valid_new(flags);
+                let valid_new = if tcp {
+                    super::tcp::valid_new(flags)
+                } else {
+                    !icmp || icmp_t == 8
+                };
                 if !valid_new {
                     want = cs::INVALID;
                 } else {
@@ -1061,7 +1078,7 @@ fn verdicts_match_a_reference_model() {
                 got,
                 want | cs::TRACKED,
                 "seed {seed} step {step}: {:?} {s:?}:{sp} -> {d:?}:{dp} flags {flags:#x} commit {do_commit} zone {zone}",
-                if tcp { "tcp" } else { "udp" }
+                ["tcp", "udp", "icmp"][kind as usize]
             );
             assert_eq!(ct.count() as usize, model.len(), "seed {seed} step {step}");
         }
