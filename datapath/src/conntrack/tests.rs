@@ -873,9 +873,16 @@ impl Rng {
 
 #[test]
 fn random_bytes_never_panic() {
-    let ct = Conntrack::new(64);
+    let ct = Conntrack::new(1 << 20);
     let mut rng = Rng(0x1234_5678_9abc_def1);
+    // the flow the ICMP error template quotes, so that related and NAT paths run
+    let mut base = ip4(A, B, 17, &udp_seg(1, 2));
+    run(&ct, &mut base, &commit(0), 0);
+    let mut natted = ip4(C, B, 17, &udp_seg(7, 8));
+    let snat = nat(NatKind::Src, Some(ip4a(NAT4)), Some((9000, 9000)));
+    run(&ct, &mut natted, &with_nat(0, true, snat), 0);
     let templates = [
+        icmp_err4(B, NAT4, &natted),
         ip4(A, B, 17, &udp_seg(1, 2)),
         ip4(A, B, 6, &tcp_seg(1, 2, SYN)),
         icmp_err4(B, A, &ip4(A, B, 17, &udp_seg(1, 2))),
@@ -883,6 +890,7 @@ fn random_bytes_never_panic() {
         ip6(v6(1), v6(2), 58, &icmp_echo(128, 1)),
     ];
     let nat_act = with_nat(0, true, nat(NatKind::Src, Some(ip4a(NAT4)), Some((1, 3))));
+    let (mut tracked, mut related, mut related_nat) = (0, 0, 0);
     for i in 0..200_000u32 {
         let mut f = if i % 4 == 0 {
             let n = rng.below(120) as usize;
@@ -893,8 +901,21 @@ fn random_bytes_never_panic() {
                 let at = rng.below(f.len() as u64) as usize;
                 f[at] = rng.next() as u8;
             }
-            let cut = rng.below(f.len() as u64 + 8) as usize;
-            f.truncate(cut);
+            if rng.below(4) == 0 {
+                let cut = rng.below(f.len() as u64 + 8) as usize;
+                f.truncate(cut);
+            }
+            // half the time make the IPv4 header checksum right again, so that mutated
+            // packets get past it into the L4, ICMP-error and NAT code
+            if i % 2 == 1 && f.len() >= 34 && f[12..14] == [8, 0] {
+                let hl = (f[14] & 0xf) as usize * 4;
+                if hl >= 20 && 14 + hl <= f.len() {
+                    f[24] = 0;
+                    f[25] = 0;
+                    let c = checksum::checksum(&f[14..14 + hl]);
+                    f[24..26].copy_from_slice(&c.to_be_bytes());
+                }
+            }
             f
         };
         // a layout from the extractor, or a made-up one
@@ -908,10 +929,23 @@ fn random_bytes_never_panic() {
         } else {
             lay(&f)
         };
-        let act = if i % 2 == 0 { nat_act } else { commit(0) };
-        let r = ct.execute(&mut f, &l, &act, i as u64);
+        let act = if (i / 2) % 2 == 0 { nat_act } else { commit(0) };
+        let r = ct.execute(&mut f, &l, &act, i as u64 / 10);
         assert!(r.state & cs::TRACKED != 0);
+        if r.state & cs::RELATED != 0 && r.state & cs::DST_NAT != 0 {
+            related_nat += 1;
+        }
+        if r.state & cs::INVALID == 0 {
+            tracked += 1;
+        }
+        if r.state & cs::RELATED != 0 {
+            related += 1;
+        }
     }
+    assert!(
+        tracked > 20_000 && related > 100 && related_nat > 100,
+        "{tracked} tracked, {related} related, {related_nat} related and NATed"
+    );
 }
 
 /// (zone, proto, src, dst, sport, dport) as originally committed.
