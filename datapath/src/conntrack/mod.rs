@@ -112,7 +112,7 @@ pub struct OrigTuple {
 }
 
 /// What `ct()` tells the pipeline about a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CtResult {
     /// [`cs`] bits; always includes TRACKED.
     pub state: u32,
@@ -397,6 +397,15 @@ fn ip16(a: IpAddr) -> ([u8; 16], bool) {
             (b, false)
         }
         IpAddr::V6(v) => (v.octets(), true),
+    }
+}
+
+/// OVS userspace's default connection limit.
+pub const DEFAULT_MAX_CONNS: u32 = 3_000_000;
+
+impl Default for Conntrack {
+    fn default() -> Self {
+        Conntrack::new(DEFAULT_MAX_CONNS)
     }
 }
 

@@ -1416,3 +1416,58 @@ fn nat_round_trips_with_valid_checksums() {
     }
     assert!(checked > 1000, "{checked} round trips checked");
 }
+
+#[test]
+fn packets_sweeps_and_flushes_race_without_deadlock() {
+    let ct = std::sync::Arc::new(Conntrack::new(10_000));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2u16)
+        .map(|t| {
+            let ct = ct.clone();
+            std::thread::spawn(move || {
+                let act = with_nat(
+                    t,
+                    true,
+                    nat(NatKind::Src, Some(ip4a(NAT4)), Some((2000, 2100))),
+                );
+                for i in 0..20_000u32 {
+                    let sp = 1000 + (i % 300) as u16;
+                    let mut p = ip4(A, B, 17, &udp_seg(sp, 53));
+                    let l = lay(&p);
+                    let r = ct.execute(&mut p, &l, &act, i as u64);
+                    assert!(r.state & cs::INVALID == 0);
+                    let mut q = ip4(B, NAT4, 17, &udp_seg(53, rd16(&p, 34)));
+                    let l = lay(&q);
+                    ct.execute(&mut q, &l, &act, i as u64);
+                }
+            })
+        })
+        .collect();
+    let ctl = {
+        let ct = ct.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                ct.sweep(n * 50);
+                if n % 7 == 0 {
+                    ct.flush(Some((n % 2) as u16));
+                }
+                if n % 11 == 0 {
+                    ct.set_zone_limit(1, Some(50));
+                    ct.dump(None);
+                    ct.set_zone_limit(1, None);
+                }
+                std::thread::yield_now();
+            }
+        })
+    };
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    ctl.join().unwrap();
+    // the counters agree with the table
+    assert_eq!(ct.count() as usize, ct.dump(None).len());
+}
