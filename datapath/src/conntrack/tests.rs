@@ -1451,10 +1451,10 @@ fn packets_sweeps_and_flushes_race_without_deadlock() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 ct.sweep(n * 50);
-                if n % 7 == 0 {
+                if n % 7 == 3 {
                     ct.flush(Some((n % 2) as u16));
                 }
-                if n % 11 == 0 {
+                if n % 11 == 5 {
                     ct.set_zone_limit(1, Some(50));
                     ct.dump(None);
                     ct.set_zone_limit(1, None);
