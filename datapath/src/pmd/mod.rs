@@ -742,6 +742,32 @@ fn ct_meta(
     m
 }
 
+/// The ct metadata a recirculated packet carries (see [`ct_meta`]), if it was tracked.
+#[inline]
+fn prev_ct(m: &[u64; key::w::L2_START]) -> Option<crate::conntrack::CtResult> {
+    use key::w;
+    let state = (m[w::TUN_CT] >> 32) as u32;
+    if state & crate::conntrack::cs::TRACKED == 0 {
+        return None;
+    }
+    let (nw, tp) = (m[w::CT_NW], m[w::CT_TP]);
+    let proto = (m[w::HASH] >> 32) as u8;
+    let orig = (proto != 0).then(|| crate::conntrack::OrigTuple {
+        proto,
+        src: std::net::IpAddr::V4((nw as u32).into()),
+        dst: std::net::IpAddr::V4(((nw >> 32) as u32).into()),
+        sport: tp as u16,
+        dport: (tp >> 16) as u16,
+    });
+    Some(crate::conntrack::CtResult {
+        state,
+        zone: (m[w::TUN_CT] >> 16) as u16,
+        mark: (m[w::MARKS] >> 32) as u32,
+        label: ((m[w::CT_LABEL_HI] as u128) << 64) | m[w::CT_LABEL_LO] as u128,
+        orig,
+    })
+}
+
 /// A packet the control thread wants sent with given actions (packet-out, resumed
 /// continuation): the actions travel with the bytes.
 #[derive(Debug)]
@@ -1010,7 +1036,10 @@ impl Exec<'_> {
                     let Some(f) = self.pools[pool].umem.data_mut(addr, len) else {
                         continue;
                     };
-                    let r = self.ct.execute(f, lay, &c.act, self.now_ms);
+                    // the packet's result of an earlier ct() (after a recirculation): same-zone
+                    // NAT is not applied twice and is found by its original tuple
+                    let prev = prev_ct(&self.meta);
+                    let r = self.ct.execute_md(f, lay, &c.act, self.now_ms, prev.as_ref());
                     cov(h, Cov::CtExecuted);
                     if r.state & crate::conntrack::cs::INVALID != 0 {
                         cov(h, Cov::CtInvalid);

@@ -12,10 +12,10 @@ use crate::daemon::State;
 /// `Datapath.capabilities`: only what is implemented. ovn-controller 23.03 reads
 /// `ct_zero_snat`, `ct_flush` and `max_hash_alg` (ovn-needs.md §3a). The userspace tracker
 /// (datapath/src/conntrack) does zones, state, mark, label, NAT, the original tuple and
-/// NXT_CT_FLUSH; all-zero SNAT (ct_zero_snat) is not implemented, and select groups hash at
-/// translation time (max_hash_alg 0: the L4 hash).
+/// NXT_CT_FLUSH and all-zero SNAT (`nat(src)` without an address moves only a colliding port);
+/// select groups hash at translation time (max_hash_alg 0: the L4 hash).
 const CAPABILITIES: &[(&str, &str)] = &[
-    ("ct_zero_snat", "false"),
+    ("ct_zero_snat", "true"),
     ("ct_flush", "true"),
     ("max_hash_alg", "0"),
     ("recirc", "true"),
