@@ -230,6 +230,11 @@ impl<'a> Xlate<'a> {
                             rule.priority
                         )
                     });
+                    if g.state.awaiting_first(dir) {
+                        self.out
+                            .actions
+                            .push(DpAction::GateFirst(g.state.clone(), dir));
+                    }
                     match t.lookup_below(&self.flow, &mut self.wc, rule.priority) {
                         Some((i, r)) => (id, rule) = (i, r.clone()),
                         None => {

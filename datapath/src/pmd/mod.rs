@@ -933,6 +933,9 @@ impl Exec<'_> {
                     gate.count_drop(*dir);
                     cov(h, Cov::DropGate);
                 }
+                // only in flows translated while the gate awaited this: the first records
+                // its time, and the cache flush that follows removes the marker
+                DpAction::GateFirst(gate, dir) => self.activated |= gate.first(*dir),
                 DpAction::Learn(l) => self.learn.send(l, h),
                 DpAction::Userspace(spec) => {
                     let in_dp = 0;
