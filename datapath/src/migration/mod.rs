@@ -231,8 +231,60 @@ pub struct GateRule {
     pub role: Role,
 }
 
-/// Gated rules of one bridge by (table, rule).
-pub type GateMap = HashMap<(u8, RuleId), GateRule>;
+/// What translation needs to know about one bridge's gates.
+#[derive(Clone, Debug, Default)]
+pub struct GateMap {
+    /// Gated rules by (table, rule).
+    rules: HashMap<(u8, RuleId), GateRule>,
+    /// Every gate by port, with its flows installed or not (ovn-controller may delete them
+    /// before the first packet reaches the port): an output to a port whose gate awaits its
+    /// first packet after the activation carries the [`crate::pipeline::DpAction::GateFirst`]
+    /// marker.
+    ports: HashMap<u32, Arc<GateState>>,
+}
+
+impl GateMap {
+    /// The gate role of rule `id` of table `t`.
+    #[inline]
+    pub fn get(&self, k: &(u8, RuleId)) -> Option<&GateRule> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        self.rules.get(k)
+    }
+
+    /// The gate of `ofport` if it awaits its first packet in direction `dir`.
+    #[inline]
+    pub fn awaiting(&self, ofport: u32, dir: GateDir) -> Option<&Arc<GateState>> {
+        if self.ports.is_empty() {
+            return None;
+        }
+        self.ports.get(&ofport).filter(|g| g.awaiting_first(dir))
+    }
+
+    /// Gated rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.ports.is_empty()
+    }
+
+    fn same(&self, o: &GateMap) -> bool {
+        self.rules.len() == o.rules.len()
+            && self.ports.len() == o.ports.len()
+            && self.rules.iter().all(|(k, v)| {
+                o.rules
+                    .get(k)
+                    .is_some_and(|x| x.role == v.role && Arc::ptr_eq(&x.state, &v.state))
+            })
+            && self
+                .ports
+                .iter()
+                .all(|(k, v)| o.ports.get(k).is_some_and(|x| Arc::ptr_eq(x, v)))
+    }
+}
 
 /// One activator flow of a recognised gate.
 #[derive(Clone, Debug)]
@@ -837,14 +889,14 @@ impl Migration {
                 }
             }
             // the map the snapshot carries
-            let mut map = GateMap::new();
+            let mut map = GateMap::default();
             for (key, g) in self.gates.range((bi8, 0, 0)..=(bi8, u32::MAX, u64::MAX)) {
-                let _ = key;
+                map.ports.insert(key.1, g.state.clone());
                 let Some(r) = &g.recog else {
                     continue;
                 };
                 for a in &r.activators {
-                    map.insert(
+                    map.rules.insert(
                         (a.table, a.id),
                         GateRule {
                             state: g.state.clone(),
@@ -853,7 +905,7 @@ impl Migration {
                     );
                 }
                 for &(t, id, _) in &r.ingress {
-                    map.insert(
+                    map.rules.insert(
                         (t, id),
                         GateRule {
                             state: g.state.clone(),
@@ -862,7 +914,7 @@ impl Migration {
                     );
                 }
                 for &(t, id, _) in &r.egress {
-                    map.insert(
+                    map.rules.insert(
                         (t, id),
                         GateRule {
                             state: g.state.clone(),
@@ -871,14 +923,7 @@ impl Migration {
                     );
                 }
             }
-            let same = map.len() == bt_arc.gates.len()
-                && map.iter().all(|(k, v)| {
-                    bt_arc
-                        .gates
-                        .get(k)
-                        .is_some_and(|o| o.role == v.role && Arc::ptr_eq(&o.state, &v.state))
-                });
-            if !same {
+            if !map.same(&bt_arc.gates) {
                 Arc::make_mut(bt_arc).gates = Arc::new(map);
             }
         }

@@ -230,7 +230,7 @@ impl<'a> Xlate<'a> {
                             rule.priority
                         )
                     });
-                    if g.state.awaiting_first(dir) {
+                    if dir == crate::migration::GateDir::Ingress && g.state.awaiting_first(dir) {
                         self.out
                             .actions
                             .push(DpAction::GateFirst(g.state.clone(), dir));
@@ -749,6 +749,17 @@ impl<'a> Xlate<'a> {
         }
         let dp = p.dp;
         self.commit();
+        // a live-migration gate of this port awaits its first packet since its activation
+        if let Some(g) = self
+            .br
+            .gates
+            .awaiting(ofport, crate::migration::GateDir::Egress)
+        {
+            let g = g.clone();
+            self.out
+                .actions
+                .push(DpAction::GateFirst(g, crate::migration::GateDir::Egress));
+        }
         self.output_dp(ofport, dp);
     }
 
