@@ -446,9 +446,10 @@ fn repeated_migrations_rearm_the_gate_each_time() {
     let on2 = ch2.add_vif("vm", VM_MAC, VM_IP);
     lab.sync();
     client.ns.assert_ping(VM_IP, 2);
-    let mut lat = Vec::new();
-    lat.push(migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 1));
-    lat.push(migrate_leg(&lab, &client, &on2, &on1, "ch2", "ch1", ch1, 2));
-    lat.push(migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 3));
+    let lat = [
+        migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 1),
+        migrate_leg(&lab, &client, &on2, &on1, "ch2", "ch1", ch1, 2),
+        migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 3),
+    ];
     eprintln!("switch-owned activation latencies (us): {lat:?}");
 }
