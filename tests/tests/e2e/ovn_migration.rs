@@ -408,6 +408,13 @@ fn migrate_leg(
     let v: serde_json::Value = serde_json::from_str(&js).expect("port/state --json");
     let gate = &v[0]["gates"][0];
     assert_eq!(gate["state"], "activated", "leg {leg}: {js}");
+    // the first-delivery marker lives only in flows translated before that delivery: the
+    // stream's steady-state megaflows do not carry it
+    let flows = to_chassis.appctl(&["dpctl/dump-flows"]);
+    assert!(
+        !flows.contains("gate_first"),
+        "leg {leg}: steady-state flows still carry the marker:\n{flows}"
+    );
     let tl = to_chassis.appctl(&["migration/timeline", &to.port]);
     let us = gate["first_delivered"]["after_activation_us"]
         .as_f64()
