@@ -237,9 +237,9 @@ pub struct GateMap {
     /// Gated rules by (table, rule).
     rules: HashMap<(u8, RuleId), GateRule>,
     /// Every gate by port, with its flows installed or not (ovn-controller may delete them
-    /// before the first packet reaches the port): an output to a port whose gate awaits its
-    /// first packet after the activation carries the [`crate::pipeline::DpAction::GateFirst`]
-    /// marker.
+    /// before the first packet reaches the port): an output to (or from) a port whose gate
+    /// awaits its first packet after the activation carries the
+    /// [`crate::pipeline::DpAction::GateFirst`] marker.
     ports: HashMap<u32, Arc<GateState>>,
 }
 

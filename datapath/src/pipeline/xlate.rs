@@ -230,11 +230,6 @@ impl<'a> Xlate<'a> {
                             rule.priority
                         )
                     });
-                    if dir == crate::migration::GateDir::Ingress && g.state.awaiting_first(dir) {
-                        self.out
-                            .actions
-                            .push(DpAction::GateFirst(g.state.clone(), dir));
-                    }
                     match t.lookup_below(&self.flow, &mut self.wc, rule.priority) {
                         Some((i, r)) => (id, rule) = (i, r.clone()),
                         None => {
@@ -749,18 +744,39 @@ impl<'a> Xlate<'a> {
         }
         let dp = p.dp;
         self.commit();
-        // a live-migration gate of this port awaits its first packet since its activation
-        if let Some(g) = self
-            .br
-            .gates
-            .awaiting(ofport, crate::migration::GateDir::Egress)
-        {
+        self.gate_first(ofport);
+        self.output_dp(ofport, dp);
+    }
+
+    /// Marks an output to `ofport` when a live-migration gate awaits its first packet since
+    /// its activation: to that port, or from the input port (activation packets aside). Only
+    /// flows translated between an activation and that packet carry the marker.
+    fn gate_first(&mut self, ofport: u32) {
+        use crate::migration::GateDir;
+        if self.br.gates.is_empty() {
+            return;
+        }
+        if let Some(g) = self.br.gates.awaiting(ofport, GateDir::Egress) {
             let g = g.clone();
             self.out
                 .actions
-                .push(DpAction::GateFirst(g, crate::migration::GateDir::Egress));
+                .push(DpAction::GateFirst(g, GateDir::Egress));
         }
-        self.output_dp(ofport, dp);
+        let inp = self.in_port();
+        if let Some(g) = self.br.gates.awaiting(inp, GateDir::Ingress) {
+            let g = g.clone();
+            let announce = self.dl_type() == 0x8035
+                || self
+                    .out
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, DpAction::Activate(..)));
+            if !announce {
+                self.out
+                    .actions
+                    .push(DpAction::GateFirst(g, GateDir::Ingress));
+            }
+        }
     }
 
     /// The datapath output to port `dp` (OpenFlow `ofport`), after the checks: a tunnel port

@@ -200,6 +200,18 @@ fn live_migration_with_rarp_activation() {
     }
     // the destination reaches the client
     dst.ns.assert_ping(CLIENT_IP, 3);
+    if ch2.kind == SwitchKind::Xvs {
+        // and xvswitchd timed the first packets both ways after the activation
+        let js = ch2.appctl(&["port/state", &dst.port, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&js).expect("port/state --json");
+        let g = &v[0]["gates"][0];
+        for k in ["first_delivered", "first_forwarded"] {
+            assert!(
+                g[k]["after_activation_us"].as_f64().is_some(),
+                "no {k} timestamp: {js}"
+            );
+        }
+    }
     wait_for("Southbound to record the activation", WAIT, || {
         let o = pb_options(&lab);
         if o.contains("additional-chassis-activated=ch2") {
