@@ -53,13 +53,24 @@ def stream(run):
         pass
     return sent, got
 
-def lost_sent_after(sent, got, t):
-    """Datagrams sent at or after `t` (the sender shares the switches' wall clock) and
-    received nowhere. After the first RARP the source is down: the destination must take
-    every one of them."""
+def lost_sent_after(sent, got, t, until=None):
+    """Datagrams sent at or after `t` (and before `until`; the sender shares the switches'
+    wall clock) and received nowhere. After the first RARP the source is down: the
+    destination must take every one of them."""
     if t is None or not sent:
         return None
-    return sum(1 for q, ts in sent.items() if ts >= t and q not in got)
+    return sum(1 for q, ts in sent.items()
+               if ts >= t and (until is None or ts < until) and q not in got)
+
+def t_final(run):
+    try:
+        for line in open(f"{run}/events.txt"):
+            k, v = line.split()
+            if k == "t_final":
+                return float(v)
+    except (FileNotFoundError, ValueError):
+        pass
+    return None
 
 def us(a, b):
     return round((b - a) * 1e6, 1) if a is not None and b is not None else None
@@ -95,6 +106,8 @@ for sw in ("ovs", "xvs"):
         r["veth_rarp_to_first_us"] = us(v_rarp, v_first)
         sent, got = stream(f"{m}/run1")
         r["lost_sent_after_rarp"] = lost_sent_after(sent, got, v_rarp)
+        # the activation window alone: from the RARP to the finalize step
+        r["lost_rarp_to_final"] = lost_sent_after(sent, got, v_rarp, t_final(f"{m}/run1"))
         # the sender is Python: how long after the RARP it sent its next datagram
         nxt = min((t for t in sent.values() if v_rarp is not None and t >= v_rarp), default=None)
         r["sender_wait_after_rarp_us"] = us(v_rarp, nxt)
@@ -115,7 +128,8 @@ for sw in ("ovs", "xvs"):
     res["switches"][sw] = rows
 keys = ["switch_first_delivery_us", "sender_wait_after_activation_us",
         "lost_sent_after_activation", "veth_rarp_to_activation_us", "delivery_to_veth_us",
-        "veth_rarp_to_first_us", "sender_wait_after_rarp_us", "lost_sent_after_rarp", "rarp0_to_first_dst_ms",
+        "veth_rarp_to_first_us", "sender_wait_after_rarp_us", "lost_rarp_to_final",
+        "lost_sent_after_rarp", "rarp0_to_first_dst_ms",
         "downtime_ms", "lost_total", "lost_after_final", "dst_before_stop", "final_reblock_ms",
         "rarp0_to_flowdel_ms"]
 summary = {}
