@@ -22,7 +22,8 @@
 #       lost_total, lost_after_final, dst_before_stop (must be 0: the gate armed)
 # Both activation figures include the wait for the next stream datagram (at most one
 # interval: 100 us at 10 kpps).
-# Writes perf/results/migration-*.json, a median/worst table, and one timeline PNG per switch
+# Writes perf/results/migration-*.json and the median/worst table (perf/migration_report.py,
+# re-runnable on a results directory), and one timeline PNG per switch
 # (perf/results/migration-*-SWITCH.png: blue = received at the source, red = at the
 # destination, black ticks = RARPs, x = ms from the first RARP).
 #
