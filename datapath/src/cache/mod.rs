@@ -539,6 +539,7 @@ pub fn format_megaflow(
             DpAction::TunnelPop(r) => format!("tnl_pop(udp_dst={})", r.dst_port),
             DpAction::Activate(_, t) => format!("activate_gate({})", t.name()),
             DpAction::GateDrop(_, d) => format!("gate_drop({d:?})"),
+            DpAction::GateFirst(_, d) => format!("gate_first({d:?})"),
             DpAction::Learn(l) => format!("learn(table={})", l.fm.table_id),
             DpAction::Ct(c) => {
                 let a = &c.act;

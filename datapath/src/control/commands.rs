@@ -49,7 +49,7 @@ pub fn registry() -> Registry {
     r.register("vlog/disable-rate-limit", "[module]...", 0, 64);
     r.register("vlog/enable-rate-limit", "[module]...", 0, 64);
     r.register("port/state", "[PORT] [--json]", 0, 2);
-    r.register("migration/timeline", "PORT", 1, 1);
+    r.register("migration/timeline", "PORT [--json]", 1, 2);
     r.register("port/activate", "PORT", 1, 1);
     r.register("port/rearm", "PORT", 1, 1);
     r.register("dpif-netdev/emc", "[on|off]", 0, 1);
@@ -118,7 +118,7 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "tnl/ports/show" => Ok(st.tnl_ports_show()),
         "ovs/route/show" => Ok(st.route_show()),
         "port/state" => super::migration::port_state(st, &req.params),
-        "migration/timeline" => st.migration.timeline(&req.params[0]),
+        "migration/timeline" => super::migration::timeline(st, &req.params),
         "port/activate" => super::migration::activate(st, &req.params[0]),
         "port/rearm" => super::migration::rearm(st, &req.params[0]),
         "dpif-netdev/emc" => {

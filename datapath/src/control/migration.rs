@@ -60,11 +60,23 @@ fn gate_json(st: &State, k: &GateKey, g: &Gate) -> serde_json::Value {
         ),
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
+    let act_ns = s.activation().map(|a| a.0);
+    let first = |t: Option<u64>| {
+        t.map(|t| {
+            json!({
+                "at_ns": t,
+                "at": fmt_time(t),
+                "after_activation_us": act_ns.map(|a| t.saturating_sub(a) as f64 / 1000.0),
+            })
+        })
+    };
     json!({
         "cookie": format!("{:#x}", k.2),
         "state": if act.is_some() { "activated" } else { "armed" },
         "armed_at": fmt_time(g.armed_ns),
         "activation": act,
+        "first_delivered": first(s.first_out()),
+        "first_forwarded": first(s.first_in()),
         "flows_installed": g.recog.is_some(),
         "activator_flows": activators,
         "ingress_drop_flows": ingress,
@@ -176,6 +188,18 @@ pub fn port_state(st: &mut State, params: &[String]) -> Result<String, String> {
                     );
                 }
             }
+            if let Some((a, ..)) = s.activation() {
+                let f = |t: Option<u64>| match t {
+                    Some(t) => format!("+{:.1} us", t.saturating_sub(a) as f64 / 1000.0),
+                    None => "not yet".into(),
+                };
+                let _ = writeln!(
+                    text,
+                    "  first packet after the activation: delivered to the port {}, forwarded from it {}",
+                    f(s.first_out()),
+                    f(s.first_in())
+                );
+            }
             let _ = writeln!(
                 text,
                 "  dropped: ingress {}, egress {}; activation packets {}",
@@ -231,4 +255,36 @@ pub fn rearm(st: &mut State, port: &str) -> Result<String, String> {
     st.migration.rearm(port)?;
     st.shared.invalidate();
     Ok(format!("{port}: re-armed\n"))
+}
+
+/// `migration/timeline PORT [--json]`: the gate's events with their µs timestamps; the JSON
+/// form also carries the activation's timestamps as numbers (wall-clock ns).
+pub fn timeline(st: &mut State, params: &[String]) -> Result<String, String> {
+    let json_out = params.iter().any(|p| p == "--json");
+    let Some(port) = params.iter().find(|p| *p != "--json") else {
+        return Err("usage: migration/timeline PORT [--json]".into());
+    };
+    if !json_out {
+        return st.migration.timeline(port);
+    }
+    let gates = st.migration.timeline_events(port)?;
+    let out: Vec<serde_json::Value> = gates
+        .into_iter()
+        .map(|(k, g, events)| {
+            let s = &g.state;
+            json!({
+                "port": g.port,
+                "ofport": k.1,
+                "cookie": format!("{:#x}", k.2),
+                "activated_ns": s.activation().map(|a| a.0),
+                "first_delivered_ns": s.first_out(),
+                "first_forwarded_ns": s.first_in(),
+                "events": events
+                    .into_iter()
+                    .map(|(t, e)| json!({"at_ns": t, "at": fmt_time(t), "event": e}))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&out).unwrap_or_default() + "\n")
 }

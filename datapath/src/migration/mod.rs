@@ -109,6 +109,11 @@ pub struct GateState {
     pub drops_out: AtomicU64,
     /// Activation packets seen (the RARP burst is five).
     pub triggers_seen: AtomicU64,
+    /// Wall-clock ns at which the PMD handed the first packet to the port (egress) and took
+    /// the first non-activation packet from it (ingress) after the activation; 0 while
+    /// awaited. The switch-owned activation latency is `first_out_ns - activated_ns`.
+    first_out_ns: AtomicU64,
+    first_in_ns: AtomicU64,
 }
 
 impl PartialEq for GateState {
@@ -144,6 +149,45 @@ impl GateState {
         true
     }
 
+    /// Whether translation should mark the flows it builds through this gate's bypassed
+    /// blocking flow in direction `dir` with [`crate::pipeline::DpAction::GateFirst`]: only
+    /// between the activation and the first packet that way, so steady-state flows carry no
+    /// marker (the first marked packet invalidates the cached flows once).
+    #[inline]
+    pub fn awaiting_first(&self, dir: GateDir) -> bool {
+        self.is_activated() && self.first_slot(dir).load(Ordering::Relaxed) == 0
+    }
+
+    fn first_slot(&self, dir: GateDir) -> &AtomicU64 {
+        match dir {
+            GateDir::Ingress => &self.first_in_ns,
+            GateDir::Egress => &self.first_out_ns,
+        }
+    }
+
+    /// Records the first packet through the opened gate in direction `dir`; true when this
+    /// call recorded it (the caller then drops its cached flows, which carry the marker).
+    /// Runs only for flows translated while the first packet was awaited.
+    #[inline]
+    pub fn first(&self, dir: GateDir) -> bool {
+        let slot = self.first_slot(dir);
+        slot.load(Ordering::Relaxed) == 0
+            && self.is_activated()
+            && slot
+                .compare_exchange(0, now_ns().max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Wall-clock ns of the first packet handed to the port after the activation.
+    pub fn first_out(&self) -> Option<u64> {
+        Some(self.first_out_ns.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
+    /// Wall-clock ns of the first packet taken from the port after the activation.
+    pub fn first_in(&self) -> Option<u64> {
+        Some(self.first_in_ns.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
     #[inline]
     pub fn count_drop(&self, dir: GateDir) {
         match dir {
@@ -156,6 +200,8 @@ impl GateState {
     fn rearm(&self) {
         self.activated.store(false, Ordering::Release);
         self.activated_ns.store(0, Ordering::Relaxed);
+        self.first_out_ns.store(0, Ordering::Relaxed);
+        self.first_in_ns.store(0, Ordering::Relaxed);
         self.mac.store(0, Ordering::Relaxed);
         self.trigger.store(0, Ordering::Relaxed);
     }
@@ -185,8 +231,60 @@ pub struct GateRule {
     pub role: Role,
 }
 
-/// Gated rules of one bridge by (table, rule).
-pub type GateMap = HashMap<(u8, RuleId), GateRule>;
+/// What translation needs to know about one bridge's gates.
+#[derive(Clone, Debug, Default)]
+pub struct GateMap {
+    /// Gated rules by (table, rule).
+    rules: HashMap<(u8, RuleId), GateRule>,
+    /// Every gate by port, with its flows installed or not (ovn-controller may delete them
+    /// before the first packet reaches the port): an output to (or from) a port whose gate
+    /// awaits its first packet after the activation carries the
+    /// [`crate::pipeline::DpAction::GateFirst`] marker.
+    ports: HashMap<u32, Arc<GateState>>,
+}
+
+impl GateMap {
+    /// The gate role of rule `id` of table `t`.
+    #[inline]
+    pub fn get(&self, k: &(u8, RuleId)) -> Option<&GateRule> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        self.rules.get(k)
+    }
+
+    /// The gate of `ofport` if it awaits its first packet in direction `dir`.
+    #[inline]
+    pub fn awaiting(&self, ofport: u32, dir: GateDir) -> Option<&Arc<GateState>> {
+        if self.ports.is_empty() {
+            return None;
+        }
+        self.ports.get(&ofport).filter(|g| g.awaiting_first(dir))
+    }
+
+    /// Gated rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.ports.is_empty()
+    }
+
+    fn same(&self, o: &GateMap) -> bool {
+        self.rules.len() == o.rules.len()
+            && self.ports.len() == o.ports.len()
+            && self.rules.iter().all(|(k, v)| {
+                o.rules
+                    .get(k)
+                    .is_some_and(|x| x.role == v.role && Arc::ptr_eq(&x.state, &v.state))
+            })
+            && self
+                .ports
+                .iter()
+                .all(|(k, v)| o.ports.get(k).is_some_and(|x| Arc::ptr_eq(x, v)))
+    }
+}
 
 /// One activator flow of a recognised gate.
 #[derive(Clone, Debug)]
@@ -446,6 +544,15 @@ pub struct Gate {
     pub copies_to: Vec<u32>,
     timeline: VecDeque<(u64, String)>,
     activation_logged: bool,
+    /// The first packets after the activation, out to and in from the port, are in the
+    /// timeline.
+    first_out_logged: bool,
+    first_in_logged: bool,
+    /// The binding came back to this chassis after being gone longer than the grace period:
+    /// the next gate recognised for it is a new migration, whatever arrives in between
+    /// (ovn-controller installs the port's normal flows and sets ovn-installed a few ms
+    /// before the gate flows, in a separate flow batch).
+    rebound: bool,
     /// Since when no flow of the binding takes the port's packets (the binding may have left
     /// this chassis), if so.
     unbound_ns: Option<u64>,
@@ -464,6 +571,16 @@ impl Gate {
         self.timeline.push_back((t, s));
     }
 
+    /// Closes the gate again (a new migration, or the operator), so that the next
+    /// activation and first packets are logged again.
+    fn rearm(&mut self) {
+        self.state.rearm();
+        self.activation_logged = false;
+        self.first_out_logged = false;
+        self.first_in_logged = false;
+        self.rebound = false;
+    }
+
     /// Records the PMD's activation in the timeline once.
     fn sync(&mut self) {
         match self.state.activation() {
@@ -480,8 +597,33 @@ impl Gate {
                 };
                 self.event(t, what);
             }
-            None => self.activation_logged = false,
+            None => {
+                self.activation_logged = false;
+                self.first_out_logged = false;
+                self.first_in_logged = false;
+            }
             _ => {}
+        }
+        let act = self.state.activated_ns.load(Ordering::Acquire);
+        if let (Some(t), false) = (self.state.first_out(), self.first_out_logged) {
+            self.first_out_logged = true;
+            self.event(
+                t,
+                format!(
+                    "first packet delivered to the port after the activation (+{} us)",
+                    t.saturating_sub(act) / 1000
+                ),
+            );
+        }
+        if let (Some(t), false) = (self.state.first_in(), self.first_in_logged) {
+            self.first_in_logged = true;
+            self.event(
+                t,
+                format!(
+                    "first packet forwarded from the port after the activation (+{} us)",
+                    t.saturating_sub(act) / 1000
+                ),
+            );
         }
     }
 }
@@ -504,10 +646,32 @@ pub struct Migration {
 impl Migration {
     /// The OVSDB session's view of a port: whether ovn-controller marks it installed.
     pub fn note_installed(&mut self, port: &str, installed: bool) {
+        self.note_installed_at(port, installed, now_ns());
+    }
+
+    /// [`Self::note_installed`] at time `now`. A binding back after the grace period marks
+    /// the port's gates: the next gate recognised is a new migration, even when the gate
+    /// flows arrive in a later publish than ovn-installed (they do).
+    pub fn note_installed_at(&mut self, port: &str, installed: bool, now: u64) {
         if installed {
-            self.released.remove(port);
+            if let Some(t) = self.released.remove(port) {
+                if now.saturating_sub(t) > UNBOUND_GRACE_NS {
+                    for g in self.gates.values_mut().filter(|g| g.port == port) {
+                        if !g.rebound && g.state.is_activated() {
+                            g.rebound = true;
+                            g.event(
+                                now,
+                                format!(
+                                    "ovn-installed back after {} ms: the next gate is a new migration",
+                                    now.saturating_sub(t) / 1_000_000
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
         } else if !self.released.contains_key(port) {
-            self.released.insert(port.to_string(), now_ns());
+            self.released.insert(port.to_string(), now);
         }
     }
 }
@@ -530,7 +694,11 @@ impl Migration {
     /// the gate states and puts each bridge's [`GateMap`] into it when it changed. Returns the
     /// packet-ins to replay.
     pub fn refresh(&mut self, bridges: &mut [Arc<BridgeTables>]) -> Vec<Replay> {
-        let now = now_ns();
+        self.refresh_at(bridges, now_ns())
+    }
+
+    /// [`Self::refresh`] at time `now` (wall-clock ns).
+    pub fn refresh_at(&mut self, bridges: &mut [Arc<BridgeTables>], now: u64) -> Vec<Replay> {
         let mut replays = Vec::new();
         for (bi, bt_arc) in bridges.iter_mut().enumerate() {
             let bi8 = bi as u8;
@@ -587,6 +755,9 @@ impl Migration {
                             copies_to: r.copies_to.clone(),
                             timeline: VecDeque::new(),
                             activation_logged: false,
+                            first_out_logged: false,
+                            first_in_logged: false,
+                            rebound: false,
                             unbound_ns: None,
                         };
                         g.event(
@@ -601,16 +772,16 @@ impl Migration {
                         // a binding released for a while and claimed again is a new migration;
                         // ovn-controller re-writing the same binding (the finalize step, a
                         // restart) keeps ovn-installed, or drops it for milliseconds
-                        let new_migration = g
-                            .unbound_ns
-                            .is_some_and(|t| now.saturating_sub(t) > UNBOUND_GRACE_NS)
+                        let new_migration = std::mem::take(&mut g.rebound)
+                            || g.unbound_ns
+                                .is_some_and(|t| now.saturating_sub(t) > UNBOUND_GRACE_NS)
                             || self
                                 .released
                                 .get(&g.port)
                                 .is_some_and(|&t| now.saturating_sub(t) > UNBOUND_GRACE_NS);
                         g.unbound_ns = None;
                         if g.recog.is_none() && new_migration && g.state.is_activated() {
-                            g.state.rearm();
+                            g.rearm();
                             g.event(
                                 now,
                                 "the binding left and came back: gate armed again (new migration)"
@@ -694,7 +865,20 @@ impl Migration {
                 // (its finalize step, a restart) re-adds the flows within milliseconds, and
                 // the activation stays.
                 if port_bound(bt, key.2, key.1) {
-                    g.unbound_ns = None;
+                    // back: after the grace period, the next gate is a new migration (the
+                    // port's normal flows come a publish or two before the gate's)
+                    if let Some(t) = g.unbound_ns.take() {
+                        if now.saturating_sub(t) > UNBOUND_GRACE_NS && g.state.is_activated() {
+                            g.rebound = true;
+                            g.event(
+                                now,
+                                format!(
+                                    "the binding's flows are back after {} ms: the next gate is a new migration",
+                                    now.saturating_sub(t) / 1_000_000
+                                ),
+                            );
+                        }
+                    }
                 } else if g.unbound_ns.is_none() {
                     g.unbound_ns = Some(now);
                     g.event(now, "the binding's flows left the port".into());
@@ -705,14 +889,14 @@ impl Migration {
                 }
             }
             // the map the snapshot carries
-            let mut map = GateMap::new();
+            let mut map = GateMap::default();
             for (key, g) in self.gates.range((bi8, 0, 0)..=(bi8, u32::MAX, u64::MAX)) {
-                let _ = key;
+                map.ports.insert(key.1, g.state.clone());
                 let Some(r) = &g.recog else {
                     continue;
                 };
                 for a in &r.activators {
-                    map.insert(
+                    map.rules.insert(
                         (a.table, a.id),
                         GateRule {
                             state: g.state.clone(),
@@ -721,7 +905,7 @@ impl Migration {
                     );
                 }
                 for &(t, id, _) in &r.ingress {
-                    map.insert(
+                    map.rules.insert(
                         (t, id),
                         GateRule {
                             state: g.state.clone(),
@@ -730,7 +914,7 @@ impl Migration {
                     );
                 }
                 for &(t, id, _) in &r.egress {
-                    map.insert(
+                    map.rules.insert(
                         (t, id),
                         GateRule {
                             state: g.state.clone(),
@@ -739,14 +923,7 @@ impl Migration {
                     );
                 }
             }
-            let same = map.len() == bt_arc.gates.len()
-                && map.iter().all(|(k, v)| {
-                    bt_arc
-                        .gates
-                        .get(k)
-                        .is_some_and(|o| o.role == v.role && Arc::ptr_eq(&o.state, &v.state))
-                });
-            if !same {
+            if !map.same(&bt_arc.gates) {
                 Arc::make_mut(bt_arc).gates = Arc::new(map);
             }
         }
@@ -807,8 +984,7 @@ impl Migration {
         let mut n = 0;
         let mut forget = Vec::new();
         for (k, g) in self.of_port(Some(port)) {
-            g.state.rearm();
-            g.activation_logged = false;
+            g.rearm();
             n += 1;
             if g.recog.is_some() {
                 g.armed_ns = now;
@@ -831,6 +1007,31 @@ impl Migration {
         for g in self.gates.values_mut() {
             g.sync();
         }
+    }
+
+    /// The gates of a port with their events, oldest first.
+    #[allow(clippy::type_complexity)]
+    pub fn timeline_events(
+        &mut self,
+        port: &str,
+    ) -> Result<Vec<(GateKey, &Gate, Vec<(u64, String)>)>, String> {
+        for (_, g) in self.of_port(Some(port)) {
+            g.sync();
+        }
+        let v: Vec<_> = self
+            .gates
+            .iter()
+            .filter(|(_, g)| g.port == port)
+            .map(|(k, g)| {
+                let mut ev: Vec<(u64, String)> = g.timeline.iter().cloned().collect();
+                ev.sort_by_key(|e| e.0);
+                (*k, g, ev)
+            })
+            .collect();
+        if v.is_empty() {
+            return Err(format!("{port}: no live-migration gate"));
+        }
+        Ok(v)
     }
 
     /// The events of a port's gates, oldest first.

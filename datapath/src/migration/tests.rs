@@ -225,7 +225,7 @@ fn gate_state_survives_flow_deletion_and_dies_with_the_port() {
     del_strict(bt, "table=0,priority=1000,in_port=7");
     del_strict(bt, "table=65,priority=1000,reg15=0x2,metadata=0x1");
     assert!(m.refresh(&mut bridges).is_empty());
-    assert!(bridges[0].gates.is_empty());
+    assert_eq!(bridges[0].gates.len(), 0);
     assert_eq!(m.gates.len(), 1);
 
     // the same trio again (finalize race / restart): bypassed at once, packet-in replayed
@@ -264,4 +264,128 @@ fn deleting_an_unactivated_gate_forgets_it() {
     m.refresh(&mut bridges);
     assert!(m.gates.is_empty());
     assert!(bridges[0].gates.is_empty());
+}
+
+const MS: u64 = 1_000_000;
+
+/// ovn-controller's DELETE_STRICTs after the activation packet-in.
+fn delete_trio(bt: &mut BridgeTables) {
+    del_strict(bt, "table=0,priority=1010,rarp,in_port=7");
+    del_strict(bt, "table=0,priority=1000,in_port=7");
+    del_strict(bt, "table=65,priority=1000,reg15=0x2,metadata=0x1");
+}
+
+/// The binding leaves the chassis (requested-chassis elsewhere): its flows go.
+fn release(bt: &mut BridgeTables) {
+    del_strict(bt, "table=0,priority=100,in_port=7");
+    del_strict(bt, "table=37,priority=100,reg15=0x2,metadata=0x1");
+    del_strict(bt, "table=65,priority=100,reg15=0x2,metadata=0x1");
+}
+
+/// An activated gate whose trio ovn-controller deleted (t = 0..2 ms).
+fn activated_gate() -> (Vec<Arc<BridgeTables>>, Migration, Arc<GateState>) {
+    let mut bt = bridge();
+    normal(&mut bt, 0, 37, 65);
+    trio(&mut bt, 0, 65, C);
+    let mut bridges = vec![Arc::new(bt)];
+    let mut m = Migration::default();
+    m.note_installed_at("vm", true, 0);
+    m.refresh_at(&mut bridges, 0);
+    let state = m.gates.values().next().unwrap().state.clone();
+    assert!(state.activate(7, Trigger::Rarp));
+    delete_trio(Arc::make_mut(&mut bridges[0]));
+    assert!(m.refresh_at(&mut bridges, MS).is_empty());
+    (bridges, m, state)
+}
+
+#[test]
+fn a_binding_back_after_the_grace_period_rearms_even_if_the_gate_comes_a_publish_later() {
+    // perf/migration.sh's failed run: after the binding had been released for 1.3 s,
+    // ovn-controller installed the port's normal flows and set ovn-installed, and only 4 ms
+    // later (another flow batch) the gate trio; that trio must block (a new migration), not
+    // be taken for a re-installation on the activated port
+    let (mut bridges, mut m, state) = activated_gate();
+    release(Arc::make_mut(&mut bridges[0]));
+    m.note_installed_at("vm", false, 10 * MS);
+    m.refresh_at(&mut bridges, 10 * MS);
+    // back 1.3 s later: normal flows first, ovn-installed, then the trio
+    normal(Arc::make_mut(&mut bridges[0]), 0, 37, 65);
+    m.refresh_at(&mut bridges, 1310 * MS);
+    m.note_installed_at("vm", true, 1311 * MS);
+    trio(Arc::make_mut(&mut bridges[0]), 0, 65, C);
+    let replays = m.refresh_at(&mut bridges, 1314 * MS);
+    assert!(
+        replays.is_empty(),
+        "the new gate's activation must not be replayed"
+    );
+    assert!(!state.is_activated(), "the gate must be armed again");
+    assert_eq!(bridges[0].gates.len(), 3);
+    let tl = m.timeline("vm").unwrap();
+    assert!(tl.contains("new migration"), "{tl}");
+    // and this one opens with its own RARP, then stays open through a finalize re-install
+    assert!(state.activate(7, Trigger::Rarp));
+    delete_trio(Arc::make_mut(&mut bridges[0]));
+    m.refresh_at(&mut bridges, 1400 * MS);
+    trio(Arc::make_mut(&mut bridges[0]), 0, 65, C);
+    assert_eq!(m.refresh_at(&mut bridges, 1402 * MS).len(), 1);
+    assert!(state.is_activated());
+}
+
+#[test]
+fn a_binding_back_within_the_grace_period_keeps_the_activation() {
+    // ovn-controller re-writing the binding (finalize: additional -> main chassis) drops
+    // the flows and ovn-installed for milliseconds: the re-installed trio is bypassed
+    let (mut bridges, mut m, state) = activated_gate();
+    release(Arc::make_mut(&mut bridges[0]));
+    m.note_installed_at("vm", false, 10 * MS);
+    m.refresh_at(&mut bridges, 10 * MS);
+    normal(Arc::make_mut(&mut bridges[0]), 0, 37, 65);
+    m.refresh_at(&mut bridges, 14 * MS);
+    m.note_installed_at("vm", true, 15 * MS);
+    trio(Arc::make_mut(&mut bridges[0]), 0, 65, C);
+    assert_eq!(m.refresh_at(&mut bridges, 16 * MS).len(), 1);
+    assert!(state.is_activated());
+    // the same trio arriving together with the normal flows, after a long release, blocks
+    let bt = Arc::make_mut(&mut bridges[0]);
+    delete_trio(bt);
+    release(bt);
+    m.refresh_at(&mut bridges, 20 * MS);
+    let bt = Arc::make_mut(&mut bridges[0]);
+    normal(bt, 0, 37, 65);
+    trio(bt, 0, 65, C);
+    assert!(m.refresh_at(&mut bridges, 2000 * MS).is_empty());
+    assert!(!state.is_activated());
+}
+
+#[test]
+fn only_ovn_installed_tells_a_release_when_the_flows_stay() {
+    // the port's flows stay (a publish never saw them gone) but ovn-controller released
+    // and re-claimed the binding: ovn-installed gone for over the grace period
+    let (mut bridges, mut m, state) = activated_gate();
+    m.note_installed_at("vm", false, 10 * MS);
+    m.note_installed_at("vm", true, 900 * MS);
+    trio(Arc::make_mut(&mut bridges[0]), 0, 65, C);
+    assert!(m.refresh_at(&mut bridges, 905 * MS).is_empty());
+    assert!(!state.is_activated());
+}
+
+#[test]
+fn first_packets_after_the_activation_are_recorded_once() {
+    let s = GateState::default();
+    assert!(!s.awaiting_first(GateDir::Egress));
+    assert!(
+        !s.first(GateDir::Egress),
+        "nothing is recorded before the activation"
+    );
+    assert!(s.activate(7, Trigger::Rarp));
+    assert!(s.awaiting_first(GateDir::Egress) && s.awaiting_first(GateDir::Ingress));
+    assert!(s.first(GateDir::Egress));
+    assert!(!s.first(GateDir::Egress));
+    assert!(!s.awaiting_first(GateDir::Egress) && s.awaiting_first(GateDir::Ingress));
+    let (act, ..) = s.activation().unwrap();
+    assert!(s.first_out().unwrap() >= act);
+    assert_eq!(s.first_in(), None);
+    s.rearm();
+    assert_eq!(s.first_out(), None);
+    assert!(!s.awaiting_first(GateDir::Egress));
 }

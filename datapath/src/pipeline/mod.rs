@@ -163,6 +163,11 @@ pub enum DpAction {
     Activate(Arc<crate::migration::GateState>, crate::migration::Trigger),
     /// The translation ended on a gate's blocking flow: counts the drop.
     GateDrop(Arc<crate::migration::GateState>, crate::migration::GateDir),
+    /// The translation went past an opened gate's blocking flow while the gate still awaits
+    /// its first packet that way: the first packet records its time (the switch-owned
+    /// activation latency) and invalidates the cached flows, so steady-state flows never
+    /// carry this. Placed before the packet's outputs.
+    GateFirst(Arc<crate::migration::GateState>, crate::migration::GateDir),
     /// Learns a flow (the `learn` action): handed to the control thread, which adds it or
     /// refreshes the identical flow already there. Every packet of the datapath flow teaches
     /// the same flow (see [`learn`]); the PMD sends it at most every ~100 ms.

@@ -879,7 +879,39 @@ impl<'a> Xlate<'a> {
         }
         let dp = p.dp;
         self.commit();
+        self.gate_first(ofport);
         self.output_dp(ofport, dp);
+    }
+
+    /// Marks an output to `ofport` when a live-migration gate awaits its first packet since
+    /// its activation: to that port, or from the input port (activation packets aside). Only
+    /// flows translated between an activation and that packet carry the marker.
+    fn gate_first(&mut self, ofport: u32) {
+        use crate::migration::GateDir;
+        if self.br.gates.is_empty() {
+            return;
+        }
+        if let Some(g) = self.br.gates.awaiting(ofport, GateDir::Egress) {
+            let g = g.clone();
+            self.out
+                .actions
+                .push(DpAction::GateFirst(g, GateDir::Egress));
+        }
+        let inp = self.in_port();
+        if let Some(g) = self.br.gates.awaiting(inp, GateDir::Ingress) {
+            let g = g.clone();
+            let announce = self.dl_type() == 0x8035
+                || self
+                    .out
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, DpAction::Activate(..)));
+            if !announce {
+                self.out
+                    .actions
+                    .push(DpAction::GateFirst(g, GateDir::Ingress));
+            }
+        }
     }
 
     /// The datapath output to port `dp` (OpenFlow `ofport`), after the checks: a tunnel port

@@ -1031,6 +1031,9 @@ impl Exec<'_> {
                     gate.count_drop(*dir);
                     cov(h, Cov::DropGate);
                 }
+                // only in flows translated while the gate awaited this: the first records
+                // its time, and the cache flush that follows removes the marker
+                DpAction::GateFirst(gate, dir) => self.activated |= gate.first(*dir),
                 DpAction::Learn(l) => self.learn.send(l, h),
                 DpAction::Ct(c) => {
                     let Some(f) = self.pools[pool].umem.data_mut(addr, len) else {

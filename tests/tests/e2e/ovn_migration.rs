@@ -200,6 +200,18 @@ fn live_migration_with_rarp_activation() {
     }
     // the destination reaches the client
     dst.ns.assert_ping(CLIENT_IP, 3);
+    if ch2.kind == SwitchKind::Xvs {
+        // and xvswitchd timed the first packets both ways after the activation
+        let js = ch2.appctl(&["port/state", &dst.port, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&js).expect("port/state --json");
+        let g = &v[0]["gates"][0];
+        for k in ["first_delivered", "first_forwarded"] {
+            assert!(
+                g[k]["after_activation_us"].as_f64().is_some(),
+                "no {k} timestamp: {js}"
+            );
+        }
+    }
     wait_for("Southbound to record the activation", WAIT, || {
         let o = pb_options(&lab);
         if o.contains("additional-chassis-activated=ch2") {
@@ -293,4 +305,170 @@ fn aborted_migration_leaves_nothing_behind() {
             "gate state left behind: {state}"
         );
     }
+}
+
+/// One leg of a migration of "vm" from `from` (on chassis `from_ch`) to `to` (on `to_ch`):
+/// multi-chassis with RARP activation while the client streams to the VM, the source stops,
+/// the destination sends QEMU's RARPs, then requested-chassis=`to_ch`. Asserts that the
+/// destination receives nothing before its first RARP (its gate is armed) and the stream
+/// after it. Returns, for xvswitchd, its own activation latency (µs from the activation to
+/// the first packet it delivered to the destination port, from `port/state --json`).
+#[allow(clippy::too_many_arguments)]
+fn migrate_leg(
+    lab: &OvnLab,
+    client: &Vif,
+    from: &Vif,
+    to: &Vif,
+    from_ch: &str,
+    to_ch: &str,
+    to_chassis: &xvs_tests::ovn::Chassis,
+    leg: usize,
+) -> Option<f64> {
+    to.ns.ip(&format!("link set {} up", to.ifname));
+    let to_raw = RawSock::open(&to.ns, &to.ifname);
+    lsp_options(
+        lab,
+        &[
+            &format!("requested-chassis={from_ch},{to_ch}"),
+            "activation-strategy=rarp",
+        ],
+    );
+    wait_until(
+        "the destination claimed as additional chassis",
+        WAIT,
+        || {
+            !lab.central
+                .sbctl(&[
+                    "--bare",
+                    "--columns=additional_chassis",
+                    "find",
+                    "Port_Binding",
+                    "logical_port=vm",
+                ])
+                .is_empty()
+        },
+    );
+    lab.sync();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (src_log, src_h) = receiver(from, stop.clone());
+    let (dst_log, dst_h) = receiver(to, stop.clone());
+    let sender_sock = client
+        .ns
+        .in_ns(|| UdpSocket::bind((CLIENT_IP, 0)).expect("client socket"));
+    let s2 = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut seq: u64 = 0;
+        while !s2.load(Ordering::Relaxed) {
+            let _ = sender_sock.send_to(&seq.to_be_bytes(), (VM_IP, PORT));
+            seq += 1;
+            std::thread::sleep(Duration::from_micros(1000));
+        }
+    });
+    wait_until("the source to receive the stream", WAIT, || {
+        src_log.lock().expect("log").len() > 200
+    });
+    if to_chassis.kind == SwitchKind::Xvs {
+        let state = to_chassis.appctl(&["port/state", &to.port]);
+        assert!(
+            state.contains("gate: armed"),
+            "leg {leg}: the destination's gate is not armed before the RARP:\n{state}\n{}",
+            to_chassis.appctl(&["migration/timeline", &to.port])
+        );
+    }
+    from.ns.ip(&format!("link set {} down", from.ifname));
+    let before = dst_log.lock().expect("log").len();
+    let t_rarp = Instant::now();
+    let announce = rarp(VM_MAC);
+    let mut last = 0;
+    for at in [0u64, 50, 200, 450, 800] {
+        std::thread::sleep(Duration::from_millis(at - last));
+        last = at;
+        to_raw.send(&announce);
+    }
+    assert_eq!(
+        before, 0,
+        "leg {leg}: the destination received the stream before its RARP (gate not armed)"
+    );
+    wait_until("the destination to receive the stream", WAIT, || {
+        dst_log.lock().expect("log").len() > 200
+    });
+    assert!(
+        dst_log.lock().expect("log")[0].1 >= t_rarp,
+        "leg {leg}: the destination received a datagram before the RARP"
+    );
+    wait_for("Southbound to record the activation", WAIT, || {
+        let o = pb_options(lab);
+        if o.contains(&format!("additional-chassis-activated={to_ch}")) {
+            Ok(())
+        } else {
+            Err(o)
+        }
+    });
+    lsp_options(lab, &[&format!("requested-chassis={to_ch}")]);
+    let n_dst = dst_log.lock().expect("log").len();
+    wait_until("more of the stream at the destination", WAIT, || {
+        dst_log.lock().expect("log").len() > n_dst + 200
+    });
+    stop.store(true, Ordering::Relaxed);
+    sender.join().expect("sender");
+    src_h.join().expect("src receiver");
+    dst_h.join().expect("dst receiver");
+    if to_chassis.kind != SwitchKind::Xvs {
+        return None;
+    }
+    let js = to_chassis.appctl(&["port/state", &to.port, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&js).expect("port/state --json");
+    let gate = &v[0]["gates"][0];
+    assert_eq!(gate["state"], "activated", "leg {leg}: {js}");
+    // the first-delivery marker lives only in flows translated before that delivery: the
+    // stream's steady-state megaflows do not carry it
+    let flows = to_chassis.appctl(&["dpctl/dump-flows"]);
+    assert!(
+        !flows.contains("gate_first"),
+        "leg {leg}: steady-state flows still carry the marker:\n{flows}"
+    );
+    let tl = to_chassis.appctl(&["migration/timeline", &to.port]);
+    let us = gate["first_delivered"]["after_activation_us"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("leg {leg}: no first delivery recorded: {js}\n{tl}"));
+    assert!(
+        tl.contains("first packet delivered to the port after the activation"),
+        "leg {leg}: {tl}"
+    );
+    eprintln!("leg {leg}: switch-owned activation latency {us:.1} us\n{tl}");
+    Some(us)
+}
+
+/// Proves the gate is armed again for every migration to a chassis whose port was activated
+/// before (perf run: 1 in 10 migrations found the destination already open): the VM goes
+/// ch1 -> ch2 -> ch1 -> ch2; before each RARP the destination receives nothing, after it
+/// the stream; xvswitchd records the first packet it delivered after each activation.
+#[test]
+fn repeated_migrations_rearm_the_gate_each_time() {
+    let lab = OvnLab::start(2, SwitchKind::from_env());
+    let nb = &lab.central;
+    nb.nbctl(&["ls-add", "ls0"]);
+    for (lsp, mac, ip) in [("client", CLIENT_MAC, CLIENT_IP), ("vm", VM_MAC, VM_IP)] {
+        nb.nbctl(&["lsp-add", "ls0", lsp]);
+        nb.nbctl(&[
+            "lsp-set-addresses",
+            lsp,
+            &format!("{} {ip}", xvs_tests::pkt::mac_str(&mac)),
+        ]);
+    }
+    nb.nbctl(&["lsp-set-options", "vm", "requested-chassis=ch1"]);
+    let (ch1, ch2) = (&lab.chassis[0], &lab.chassis[1]);
+    let client = ch1.add_vif("client", CLIENT_MAC, CLIENT_IP);
+    let on1 = ch1.add_vif("vm", VM_MAC, VM_IP);
+    ch1.wait_installed(&client);
+    ch1.wait_installed(&on1);
+    let on2 = ch2.add_vif("vm", VM_MAC, VM_IP);
+    lab.sync();
+    client.ns.assert_ping(VM_IP, 2);
+    let lat = [
+        migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 1),
+        migrate_leg(&lab, &client, &on2, &on1, "ch2", "ch1", ch1, 2),
+        migrate_leg(&lab, &client, &on1, &on2, "ch1", "ch2", ch2, 3),
+    ];
+    eprintln!("switch-owned activation latencies (us): {lat:?}");
 }

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""The report of perf/migration.sh: reads a results directory (OUT/SWITCH/mN/...), writes
+OUT.json and prints the median/worst table. Can be re-run on an existing directory:
+
+    perf/migration_report.py perf/results/migration-TS RUNS INTERVAL_S
+"""
+import glob, json, os, statistics, sys
+out, runs, iv = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+
+def veth_times(path):
+    """(first RARP leaving the destination VM, first stream frame reaching it after that),
+    kernel timestamps (s, wall clock) of the capture on the VM's interface."""
+    t_rarp = None
+    try:
+        for line in open(path):
+            p = line.split(None, 2)
+            if len(p) < 3:
+                continue
+            t = float(p[0])
+            if t_rarp is None:
+                if "Reverse Request" in p[2] or "RARP" in p[2] or "ethertype Reverse" in p[2]:
+                    t_rarp = t
+            elif ".9999:" in p[2] and "UDP" in p[2]:
+                return t_rarp, t
+    except FileNotFoundError:
+        pass
+    return t_rarp, None
+
+def switch_times(path):
+    """xvswitchd's own timestamps (s, wall clock, read by the PMD): the activation (when it
+    handled the first RARP) and the first packet it handed to the port after it."""
+    try:
+        v = json.load(open(path))
+        g = v[0]["gates"][0]
+        return g["activation"]["at_ns"] / 1e9, g["first_delivered"]["at_ns"] / 1e9
+    except Exception:
+        return None, None
+
+def stream(run):
+    """Send times by sequence number and the set of sequence numbers received anywhere."""
+    sent, got = {}, set()
+    try:
+        for line in open(f"{run}/sent.txt"):
+            p = line.split()
+            if len(p) >= 2:
+                sent[int(p[0])] = float(p[1])
+        for f in ("recv-src.txt", "recv-dst.txt"):
+            for line in open(f"{run}/{f}"):
+                p = line.split()
+                if p:
+                    got.add(int(p[0]))
+    except (FileNotFoundError, ValueError):
+        pass
+    return sent, got
+
+def lost_sent_after(sent, got, t, until=None):
+    """Datagrams sent at or after `t` (and before `until`; the sender shares the switches'
+    wall clock) and received nowhere. After the first RARP the source is down: the
+    destination must take every one of them."""
+    if t is None or not sent:
+        return None
+    return sum(1 for q, ts in sent.items()
+               if ts >= t and (until is None or ts < until) and q not in got)
+
+def t_final(run):
+    try:
+        for line in open(f"{run}/events.txt"):
+            k, v = line.split()
+            if k == "t_final":
+                return float(v)
+    except (FileNotFoundError, ValueError):
+        pass
+    return None
+
+def us(a, b):
+    return round((b - a) * 1e6, 1) if a is not None and b is not None else None
+
+def coverage_delta(m, ch):
+    def load(p):
+        d = {}
+        try:
+            for line in open(p):
+                p2 = line.split()
+                if len(p2) < 2:
+                    continue
+                if "total:" in line:
+                    d[p2[0]] = int(line.rsplit("total:", 1)[1].split()[0])
+                elif p2[-1].isdigit():
+                    d[p2[0].rstrip(":")] = int(p2[-1])
+        except FileNotFoundError:
+            pass
+        return d
+    a, b = load(f"{m}/coverage-{ch}-before.txt"), load(f"{m}/coverage-{ch}-after.txt")
+    return {k: b[k] - a.get(k, 0) for k in b if b[k] != a.get(k, 0) and ("drop" in k or "gate" in k)}
+
+res = {"runs": runs, "interval_s": iv, "switches": {}}
+for sw in ("ovs", "xvs"):
+    rows = []
+    for m in sorted(glob.glob(f"{out}/{sw}/m*"), key=lambda p: int(p.rsplit("m", 1)[1])):
+        try:
+            r = json.load(open(f"{m}/run1/result.txt"))
+        except Exception:
+            r = {"run": os.path.basename(m), "error": "no result"}
+        r["run"] = os.path.basename(m)
+        v_rarp, v_first = veth_times(f"{m}/dst.txt")
+        r["veth_rarp_to_first_us"] = us(v_rarp, v_first)
+        sent, got = stream(f"{m}/run1")
+        r["lost_sent_after_rarp"] = lost_sent_after(sent, got, v_rarp)
+        # the activation window alone: from the RARP to the finalize step
+        r["lost_rarp_to_final"] = lost_sent_after(sent, got, v_rarp, t_final(f"{m}/run1"))
+        # the sender is Python: how long after the RARP it sent its next datagram
+        nxt = min((t for t in sent.values() if v_rarp is not None and t >= v_rarp), default=None)
+        r["sender_wait_after_rarp_us"] = us(v_rarp, nxt)
+        if sw == "xvs":
+            # the same wall clock: the RARP on the VM's veth -> the PMD handling it (kernel
+            # delivery to the AF_XDP socket and PMD wake-up) -> the first packet the PMD
+            # hands to the port (the switch) -> that frame on the VM's veth (kernel)
+            s_act, s_first = switch_times(f"{m}/port-state.json")
+            r["switch_first_delivery_us"] = us(s_act, s_first)
+            r["veth_rarp_to_activation_us"] = us(v_rarp, s_act)
+            r["delivery_to_veth_us"] = us(s_first, v_first)
+            r["lost_sent_after_activation"] = lost_sent_after(sent, got, s_act)
+            nxt = min((t for t in sent.values() if s_act is not None and t >= s_act), default=None)
+            r["sender_wait_after_activation_us"] = us(s_act, nxt)
+        r["coverage_drops_ch1"] = coverage_delta(m, "ch1")
+        r["coverage_drops_ch2"] = coverage_delta(m, "ch2")
+        rows.append(r)
+    res["switches"][sw] = rows
+keys = ["switch_first_delivery_us", "sender_wait_after_activation_us",
+        "lost_sent_after_activation", "veth_rarp_to_activation_us", "delivery_to_veth_us",
+        "veth_rarp_to_first_us", "sender_wait_after_rarp_us", "lost_rarp_to_final",
+        "lost_sent_after_rarp", "rarp0_to_first_dst_ms",
+        "downtime_ms", "lost_total", "lost_after_final", "dst_before_stop", "final_reblock_ms",
+        "rarp0_to_flowdel_ms"]
+summary = {}
+print(f"migrations per switch: {runs}, stream interval {iv*1e3:.2f} ms")
+print(f"{'metric':<32} {'ovs median':>11} {'ovs worst':>10} {'xvs median':>11} {'xvs worst':>10} {'n ovs/xvs':>10}")
+for k in keys:
+    vals = {sw: [r[k] for r in rows if isinstance(r.get(k), (int, float))] for sw, rows in res["switches"].items()}
+    cells, ns = [], []
+    for sw in ("ovs", "xvs"):
+        v = vals.get(sw, [])
+        ns.append(str(len(v)))
+        cells += [f"{statistics.median(v):.2f}" if v else "-", f"{max(v):.2f}" if v else "-"]
+        if v:
+            summary.setdefault(sw, {})[k] = {"median": statistics.median(v), "worst": max(v), "n": len(v)}
+    print(f"{k:<32} {cells[0]:>11} {cells[1]:>10} {cells[2]:>11} {cells[3]:>10} {'/'.join(ns):>10}")
+res["summary"] = summary
+for sw, rows in res["switches"].items():
+    for r in rows:
+        if r.get("lost_after_final"):
+            print(f"{sw} {r['run']}: {r['lost_after_final']} lost after finalize; drops ch1 {r['coverage_drops_ch1']} ch2 {r['coverage_drops_ch2']}")
+json.dump(res, open(out + ".json", "w"), indent=1)
+print("results:", out + ".json")
