@@ -7,8 +7,7 @@
 //! the workload namespaces ([`xvs_tests::service`]): who answered, what source address the
 //! server saw (NAT is visible there), and whether a connection was refused or went
 //! unanswered. They pass on stock ovs-vswitchd (`XVS_OVN_SWITCH=ovs`) and are xvswitchd's
-//! acceptance tests for conntrack. Until xvswitchd tracks connections they are ignored; run
-//! them with `-- --include-ignored ovn_ct`.
+//! acceptance tests for conntrack.
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -68,7 +67,6 @@ fn client_and_vm(lab: &OvnLab) {
 ///   rule matches, are admitted because conntrack knows them as replies (`ct.est && ct.rpl`).
 ///   The same holds for the VM's pings.
 #[test]
-#[ignore = "needs conntrack (issue 8)"]
 fn ovn_ct_acl_allow_related() {
     let lab = OvnLab::start(1, SwitchKind::from_env());
     let nb = &lab.central;
@@ -186,7 +184,6 @@ const VIP_ONE: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 11);
 ///   group picked: by itself (then the peer is the VIP) or by the other one (then the peer
 ///   is its own address).
 #[test]
-#[ignore = "needs conntrack (issue 8)"]
 fn ovn_ct_load_balancer() {
     let lab = OvnLab::start(1, SwitchKind::from_env());
     let nb = &lab.central;
@@ -282,7 +279,6 @@ fn ovn_ct_load_balancer() {
 ///   expected at 172.16.0.100;
 /// - from 10.0.1.0/24, which has no SNAT, nothing external is answered.
 #[test]
-#[ignore = "needs conntrack (issue 8)"]
 fn ovn_ct_router_snat() {
     let lab = OvnLab::start(1, SwitchKind::from_env());
     let nb = &lab.central;
@@ -365,7 +361,6 @@ fn ovn_ct_router_snat() {
 /// place, an allowed port works and a merely dropped port goes unanswered (so the refusal is
 /// the reject ACL's doing).
 #[test]
-#[ignore = "needs conntrack (issue 8)"]
 fn ovn_ct_reject_acl() {
     let lab = OvnLab::start(1, SwitchKind::from_env());
     let nb = &lab.central;
@@ -447,7 +442,6 @@ fn ovn_ct_reject_acl() {
 /// - SNAT: the client's connection to the external namespace arrives from 172.16.0.100 (NAT
 ///   on ch2, the client on ch1) and is answered.
 #[test]
-#[ignore = "needs conntrack (issue 8)"]
 fn ovn_ct_across_chassis() {
     let lab = OvnLab::start(2, SwitchKind::from_env());
     let nb = &lab.central;
