@@ -1677,6 +1677,12 @@ fn describe_match(m: &openflow::Match) -> String {
 
 /// Translates a packet received on datapath port `in_dp` with key `key`.
 pub fn translate(inp: &XlateIn, key: &FlowKey, in_dp: DpPort) -> XlateOut {
+    // a packet back from the tracker resumes in its frozen bridge, whatever its input port
+    // (a packet-out's is CONTROLLER, in no bridge)
+    let rid = key.recirc_id();
+    if rid != 0 {
+        return translate_recirc(inp, key, in_dp, rid);
+    }
     let Some(br) = inp.pipe.bridge_of(in_dp) else {
         let mut out = XlateOut {
             drop: Some(XlateDrop::NoBridge),
@@ -1686,10 +1692,6 @@ pub fn translate(inp: &XlateIn, key: &FlowKey, in_dp: DpPort) -> XlateOut {
         out.mask.w[w::META] = u64::MAX;
         return out;
     };
-    let rid = key.recirc_id();
-    if rid != 0 {
-        return translate_recirc(inp, key, in_dp, rid);
-    }
     let of = br.of_of_dp.get(&in_dp).copied().unwrap_or(ports::ANY);
     let flow = flow::pkey_of(key, of);
     let mut x = Xlate::new(inp, br, flow, in_dp);
