@@ -437,8 +437,17 @@ pub fn check_patch_peer(name: &str, peer: Option<&str>) -> Result<String, String
     if peer == name {
         return Err(format!("{name}: patch peer must not be self"));
     }
-    validate_ifname(peer).map_err(|e| format!("{name}: patch peer: {e}"))?;
+    validate_vport_name(peer).map_err(|e| format!("{name}: patch peer: {e}"))?;
     Ok(peer.to_string())
+}
+
+/// A port that is no kernel interface (patch, tunnel) may have a longer name than IFNAMSIZ
+/// allows: ovn-controller names its patch ports `patch-br-int-to-<localnet port>`.
+fn validate_vport_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() > 255 || n.contains('/') || n.contains(char::is_whitespace) {
+        return Err(format!("{n:?} is not a valid port name"));
+    }
+    Ok(())
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -951,6 +960,11 @@ mod tests {
 
     #[test]
     fn patch_ports_take_exactly_a_peer() {
+        // ovn-controller's patch names exceed IFNAMSIZ: not kernel interfaces, accepted
+        assert_eq!(
+            check_patch_peer("patch-ext-ln-to-br-int", Some("patch-br-int-to-ext-ln")).unwrap(),
+            "patch-br-int-to-ext-ln"
+        );
         let p = parse_port("patch-a,type=patch,peer=patch-b").unwrap();
         assert_eq!(p.patch.as_deref(), Some("patch-b"));
         assert!(p.tunnel.is_none());
