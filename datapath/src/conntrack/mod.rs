@@ -482,7 +482,10 @@ impl Conntrack {
         };
         let mut state: u32 = prev_nat.map_or(0, |r| r.state & nat_bits);
         let mut conn = self.lookup(&p.key, now_ms);
-        if conn.is_none() && act.nat.is_none() && !p.related {
+        // also when this ct() carries a nat(): OVN commits with `nat(src)` (zero SNAT) after
+        // `ct_lb`'s DNAT in the same zone, and OVS then reuses the packet's cached connection
+        // (conntrack_execute's md.conn) rather than creating one for the translated tuple
+        if conn.is_none() && !p.related {
             if let Some(o) = prev_nat.and_then(|r| r.orig) {
                 conn = self.lookup_orig(&p, &o, now_ms);
             }

@@ -1042,7 +1042,9 @@ impl Exec<'_> {
                     // the packet's result of an earlier ct() (after a recirculation): same-zone
                     // NAT is not applied twice and is found by its original tuple
                     let prev = prev_ct(&self.meta);
-                    let r = self.ct.execute_md(f, lay, &c.act, self.now_ms, prev.as_ref());
+                    let r = self
+                        .ct
+                        .execute_md(f, lay, &c.act, self.now_ms, prev.as_ref());
                     cov(h, Cov::CtExecuted);
                     if r.state & crate::conntrack::cs::INVALID != 0 {
                         cov(h, Cov::CtInvalid);
