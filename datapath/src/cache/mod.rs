@@ -541,6 +541,7 @@ pub fn format_megaflow(
             DpAction::GateDrop(_, d) => format!("gate_drop({d:?})"),
             DpAction::GateFirst(_, d) => format!("gate_first({d:?})"),
             DpAction::Learn(l) => format!("learn(table={})", l.fm.table_id),
+            DpAction::CtClear => "ct_clear".into(),
             DpAction::Ct(c) => {
                 let a = &c.act;
                 let mut t = format!("ct(zone={}", a.zone);

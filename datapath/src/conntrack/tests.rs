@@ -1473,3 +1473,55 @@ fn packets_sweeps_and_flushes_race_without_deadlock() {
     // the counters agree with the table
     assert_eq!(ct.count() as usize, ct.dump(None).len());
 }
+
+#[test]
+fn ovn_lb_hairpin_through_three_zones() {
+    // b1 (A) connects to the VIP, which DNATs to A:8080 in A's zone 6; the hairpin SNAT to the
+    // VIP in zone 4; the egress commit (zero SNAT) in zone 6 again; A's answer must be +est
+    let ct = Conntrack::new(1000);
+    let vip = [172, 30, 0, 11];
+    let mut syn = ip4(A, vip, 6, &tcp_seg(43938, 80, SYN));
+    let r1 = run(
+        &ct,
+        &mut syn,
+        &with_nat(
+            6,
+            true,
+            nat(NatKind::Dst, Some(ip4a(A)), Some((8080, 8080))),
+        ),
+        0,
+    );
+    assert_eq!(syn, ip4(A, A, 6, &tcp_seg(43938, 8080, SYN)));
+    let l = lay(&syn);
+    let r2 = ct.execute_md(
+        &mut syn,
+        &l,
+        &with_nat(4, true, nat(NatKind::Src, Some(ip4a(vip)), None)),
+        0,
+        Some(&r1),
+    );
+    assert_eq!(syn, ip4(vip, A, 6, &tcp_seg(43938, 8080, SYN)), "{r2:?}");
+    let r3 = ct.execute_md(
+        &mut syn,
+        &l,
+        &with_nat(6, true, nat(NatKind::Src, None, None)),
+        0,
+        Some(&r2),
+    );
+    assert_eq!(r3.state & cs::INVALID, 0, "{r3:?}");
+    assert_eq!(syn, ip4(vip, A, 6, &tcp_seg(43938, 8080, SYN)), "{r3:?}");
+    // the answer, in zone 6 first (ingress from A's port)
+    let mut synack = ip4(A, vip, 6, &tcp_seg(8080, 43938, SYN | ACK));
+    let a1 = run(
+        &ct,
+        &mut synack,
+        &with_nat(6, false, nat(NatKind::Reapply, None, None)),
+        0,
+    );
+    assert_eq!(
+        a1.state & (cs::ESTABLISHED | cs::REPLY_DIR),
+        cs::ESTABLISHED | cs::REPLY_DIR,
+        "{a1:?} count {}",
+        ct.count()
+    );
+}

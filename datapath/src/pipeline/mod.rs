@@ -177,6 +177,9 @@ pub enum DpAction {
     /// tracked packet looks up the datapath again with `recirc_id` and the ct_* fields set; it
     /// is the packet itself when this is its last action, else a copy (OVS's fork).
     Ct(Arc<CtExec>),
+    /// `ct_clear`: the packet forgets its conntrack metadata (a later `ct()` in the same zone
+    /// looks the connection up afresh).
+    CtClear,
 }
 
 /// A datapath conntrack action.

@@ -422,6 +422,17 @@ impl<'a> Xlate<'a> {
             Ofpact::Ct(ct) => self.conntrack(ct),
             Ofpact::CtClear => {
                 self.clear_conntrack();
+                if self
+                    .out
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, DpAction::Ct(_)))
+                    || self.flow[DP + w::META] >> 32 != 0
+                {
+                    // only a packet through ct() (here or before its recirculation, whose id
+                    // every mask matches) has conntrack metadata to forget
+                    self.out.actions.push(DpAction::CtClear);
+                }
                 self.trace(|| "ct_clear".into());
             }
             Ofpact::Learn(l) => self.learn(l),

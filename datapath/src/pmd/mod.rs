@@ -1035,6 +1035,10 @@ impl Exec<'_> {
                 // its time, and the cache flush that follows removes the marker
                 DpAction::GateFirst(gate, dir) => self.activated |= gate.first(*dir),
                 DpAction::Learn(l) => self.learn.send(l, h),
+                DpAction::CtClear => {
+                    let rid = (self.meta[key::w::META] >> 32) as u32;
+                    self.meta = ct_meta(&self.meta, rid, &crate::conntrack::CtResult::default());
+                }
                 DpAction::Ct(c) => {
                     let Some(f) = self.pools[pool].umem.data_mut(addr, len) else {
                         continue;
@@ -1045,6 +1049,11 @@ impl Exec<'_> {
                     let r = self
                         .ct
                         .execute_md(f, lay, &c.act, self.now_ms, prev.as_ref());
+                    // the packet carries the result on (OVS sets the packet's ct metadata on
+                    // every ct(), recirculated or not): a later ct() in another zone then
+                    // looks up afresh, one in this zone finds this connection
+                    let rid = (self.meta[key::w::META] >> 32) as u32;
+                    self.meta = ct_meta(&self.meta, rid, &r);
                     cov(h, Cov::CtExecuted);
                     if r.state & crate::conntrack::cs::INVALID != 0 {
                         cov(h, Cov::CtInvalid);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use xvs_tests::ovn::{OvnLab, SwitchKind, Vif};
 use xvs_tests::raw::RawSock;
-use xvs_tests::{wait_until, ChildGuard, WAIT};
+use xvs_tests::{wait_for, wait_until, ChildGuard, WAIT};
 
 use crate::ovn_migration::rarp;
 
@@ -26,10 +26,28 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tcpmig.py")
 }
 
-fn py(vif: &Vif, args: &[&str], what: &str) -> ChildGuard {
+/// Runs the script in `vif`'s namespace, its output into `log`.
+fn py(vif: &Vif, args: &[&str], what: &str, log: &std::path::Path) -> ChildGuard {
     let mut c = vif.ns.cmd("python3");
-    c.arg(script()).args(args);
+    let f = std::fs::File::create(log).expect("log file");
+    c.arg(script())
+        .args(args)
+        .stdout(f.try_clone().expect("log"))
+        .stderr(f);
     ChildGuard::spawn(&mut c, what)
+}
+
+fn logs(dir: &std::path::Path) -> String {
+    ["server", "client", "restore"]
+        .iter()
+        .map(|n| {
+            format!(
+                "--- {n}:\n{}",
+                std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Proves: with ACLs on both ports (allow-related to-lport TCP to the VM's port 7000, drop
@@ -77,6 +95,7 @@ fn tcp_connection_survives_live_migration_through_stateful_acls() {
         &src,
         &["serve", &VM_IP.to_string(), "7000", ck.to_str().unwrap()],
         "tcp server",
+        &dir.path().join("server.log"),
     );
     wait_until("the VM's server to listen", WAIT, || {
         src.ns
@@ -94,6 +113,7 @@ fn tcp_connection_survives_live_migration_through_stateful_acls() {
             out.to_str().unwrap(),
         ],
         "tcp client",
+        &dir.path().join("client.log"),
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -125,12 +145,19 @@ fn tcp_connection_survives_live_migration_through_stateful_acls() {
     // RST), restored at the destination, which then announces itself
     src.ns.ip(&format!("link set {} down", src.ifname));
     xvs_tests::signal(_server.pid(), libc::SIGUSR1);
-    let _restored = py(&dst, &["restore", ck.to_str().unwrap()], "tcp restore");
-    wait_until("the socket to be restored at the destination", WAIT, || {
-        dst.ns
-            .try_run("ss -tn")
-            .map(|s| s.contains(&format!("{VM_IP}:7000")))
-            .unwrap_or(false)
+    let _restored = py(
+        &dst,
+        &["restore", ck.to_str().unwrap()],
+        "tcp restore",
+        &dir.path().join("restore.log"),
+    );
+    wait_for("the socket to be restored at the destination", WAIT, || {
+        let ss = dst.ns.try_run("ss -tn").unwrap_or_default();
+        if ss.contains(&format!("{VM_IP}:7000")) {
+            Ok(())
+        } else {
+            Err(format!("{ss}\n{}", logs(dir.path())))
+        }
     });
     let dst_raw = RawSock::open(&dst.ns, &dst.ifname);
     let mut last = 0;
@@ -150,12 +177,13 @@ fn tcp_connection_survives_live_migration_through_stateful_acls() {
     assert_eq!(
         verdict.join(" "),
         "ok",
-        "the TCP session broke after {lines} echoes ({})",
+        "the TCP session broke after {lines} echoes ({})\n{}",
         if ch2.kind == SwitchKind::Xvs {
             ch2.appctl(&["dpctl/dump-conntrack"])
         } else {
             String::new()
-        }
+        },
+        logs(dir.path())
     );
     assert!(lines > 200, "only {lines} echoes in 12 s");
     // the destination's ACLs still drop what was not allowed
