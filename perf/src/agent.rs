@@ -14,6 +14,10 @@
 //! * `sink`   XDP program counting (per-CPU) and dropping everything arriving on IF.
 //! * `kfwd`   kernel-only forwarder: `bpf_redirect_map(devmap)` IN -> OUT, with a per-CPU counter.
 //! * `minfwd` the minimal AF_XDP forwarder (see `minfwd.rs`).
+//! * `tcps`   TCP server: accepts on `--listen ADDR`, writes one byte, closes (the server closes
+//!   first, so the TIME_WAIT sockets stay on its side); STATS count the connections accepted.
+//! * `tcpc`   TCP client: `--threads T` loops of connect to `--dst ADDR`, read to EOF, close, for
+//!   `--secs S`; prints `DONE ok failed seconds` (connection setup rate through a switch).
 
 use std::io::{BufRead, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -94,6 +98,8 @@ pub fn main(kind: &str, args: &[String]) -> ! {
         "sink" => sink(&a),
         "kfwd" => kfwd(&a),
         "minfwd" => crate::minfwd::agent(&a),
+        "tcps" => tcp_server(&a),
+        "tcpc" => tcp_client(&a),
         _ => Err(format!("unknown agent {kind:?}")),
     };
     match r {
@@ -485,6 +491,83 @@ fn kfwd(a: &Args) -> std::result::Result<(), String> {
         json!({"in": inif, "out": outif, "xdp": mode, "program": "bpf_redirect_map(devmap) + per-CPU counter"})
     ));
     serve_stats(|| json!({"pkts": cnt.total(0)}));
+    Ok(())
+}
+
+fn tcp_server(a: &Args) -> std::result::Result<(), String> {
+    let addr = a.req("listen")?;
+    let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            loop {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let _ = c.write_all(b"x");
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // e.g. out of descriptors: let the TIME_WAIT sockets drain
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+    }
+    out(&format!("READY {}", json!({"listen": addr})));
+    serve_stats(|| json!({"accepted": accepted.load(Ordering::Relaxed)}));
+    Ok(())
+}
+
+fn tcp_client(a: &Args) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let dst: std::net::SocketAddr = a
+        .req("dst")?
+        .parse()
+        .map_err(|_| "--dst: IP:PORT".to_string())?;
+    let secs: f64 = a.num("secs", 5.0)?;
+    let threads: usize = a.num("threads", 4)?;
+    if let Some(c) = a.get("cpu").and_then(|c| c.parse::<usize>().ok()) {
+        util::set_affinity(0, &[c]).map_err(|e| e.to_string())?;
+    }
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let t0 = std::time::Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (ok, failed) = (ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16];
+                while std::time::Instant::now() < end {
+                    let r = std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(1))
+                        .and_then(|mut s| {
+                            s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                            let mut n = 0;
+                            loop {
+                                match s.read(&mut buf)? {
+                                    0 => break,
+                                    k => n += k,
+                                }
+                            }
+                            Ok(n)
+                        });
+                    match r {
+                        Ok(n) if n > 0 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    out(&format!(
+        "DONE {} {} {:.6}",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        t0.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 

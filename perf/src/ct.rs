@@ -61,6 +61,9 @@ and writes JSON to perf/results/ct-<UTC time>.json. Needs root.
   --prime-pps R       rate of the priming packets, each way (default 20000 frames/s)
   --zone Z            conntrack zone (default 5)
   --no-reply          do not answer the connections: measure +new (commit) traffic instead
+  --lb-secs S         load-balancer part: seconds of new TCP connections to a VIP DNATed by a
+                      select group to two backends (default 5; 0 skips it)
+  --lb-threads T      client threads opening connections (default 4)
   --pmd-cpus N        switch core (default 1)
   --gen-cpu N         generator core (default 0)
   --sink-cpu N        sink core (default 0)
@@ -156,6 +159,8 @@ struct Opts {
     prime_pps: f64,
     zone: u16,
     reply: bool,
+    lb_secs: f64,
+    lb_threads: usize,
     pmd_cpu: usize,
     gen_cpu: usize,
     sink_cpu: usize,
@@ -187,6 +192,8 @@ impl Opts {
             prime_pps: 20_000.0,
             zone: 5,
             reply: true,
+            lb_secs: 5.0,
+            lb_threads: 4,
             pmd_cpu: 1,
             gen_cpu: 0,
             sink_cpu: 0,
@@ -223,6 +230,8 @@ impl Opts {
                     o.zone = z as u16;
                 }
                 "--no-reply" => o.reply = false,
+                "--lb-secs" => o.lb_secs = num(&val()?, "--lb-secs")?,
+                "--lb-threads" => o.lb_threads = (num(&val()?, "--lb-threads")? as usize).max(1),
                 "--pmd-cpus" | "--pmd-cpu" => o.pmd_cpu = num(&val()?, "--pmd-cpus")? as usize,
                 "--gen-cpu" => o.gen_cpu = num(&val()?, "--gen-cpu")? as usize,
                 "--sink-cpu" => o.sink_cpu = num(&val()?, "--sink-cpu")? as usize,
@@ -380,6 +389,9 @@ struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         Topo::delete_namespaces();
+        if self.o.lb_secs > 0.0 {
+            lb_delete_namespaces();
+        }
         if !self.o.keep_logs {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
@@ -856,6 +868,396 @@ impl Session {
     }
 }
 
+// ------------------------------------------------------------------ part 2: load-balancer VIP
+
+/// Namespaces of the load-balancer part: client, backend 1, backend 2 (the switch runs in the
+/// p2p switch namespace).
+const LB_NS: [&str; 3] = ["xplbc", "xplb1", "xplb2"];
+/// Interface in each of them; its peer in the switch namespace is `xpsl0..2` (ports 1..3).
+const LB_IF: [&str; 3] = ["xplc", "xplb", "xplb"];
+const LB_SW_IF: [&str; 3] = ["xpsl0", "xpsl1", "xpsl2"];
+const LB_MAC: [&str; 3] = [
+    "02:00:00:00:01:01",
+    "02:00:00:00:01:11",
+    "02:00:00:00:01:12",
+];
+const LB_IP: [&str; 3] = ["10.213.0.1", "10.213.0.11", "10.213.0.12"];
+const LB_VIP: &str = "10.213.0.100";
+/// The MAC the client resolves the VIP to (statically: no ARP in the measurement).
+const LB_VIP_MAC: &str = "02:00:00:00:01:64";
+const LB_PORT: u16 = 80;
+const LB_BACKEND_PORT: u16 = 8080;
+const LB_ZONE: u16 = 7;
+
+/// The load balancer as OVN builds one: every IP packet goes through `ct(nat)` (bare `nat`
+/// re-applies a known connection's translation, both ways); a new connection to the VIP goes to
+/// a select group whose buckets commit it with `nat(dst=backend)` and recirculate; table 2
+/// delivers by (translated) destination address.
+pub fn lb_flows() -> String {
+    let z = LB_ZONE;
+    [
+        format!("table=0,priority=100,ip,ct_state=-trk,actions=ct(table=1,zone={z},nat)"),
+        "table=0,priority=0,actions=drop".to_string(),
+        format!("table=1,priority=100,ct_state=+trk+new,tcp,nw_dst={LB_VIP},tp_dst={LB_PORT},actions=group:1"),
+        "table=1,priority=90,ct_state=+trk+est,ip,actions=resubmit(,2)".to_string(),
+        "table=1,priority=0,actions=drop".to_string(),
+        format!("table=2,priority=100,ip,nw_dst={},actions=mod_dl_dst:{},output:2", LB_IP[1], LB_MAC[1]),
+        format!("table=2,priority=100,ip,nw_dst={},actions=mod_dl_dst:{},output:3", LB_IP[2], LB_MAC[2]),
+        format!("table=2,priority=100,ip,nw_dst={},actions=output:1", LB_IP[0]),
+        "table=2,priority=0,actions=drop".to_string(),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// The VIP's select group (dp_hash, as OVN emits for load balancers).
+pub fn lb_group() -> String {
+    let b = |i: usize, ip: &str| {
+        format!(
+            "bucket=bucket_id:{i},weight:100,actions=ct(commit,table=2,zone={LB_ZONE},nat(dst={ip}:{LB_BACKEND_PORT}))"
+        )
+    };
+    format!(
+        "group_id=1,type=select,selection_method=dp_hash,{},{}\n",
+        b(0, LB_IP[1]),
+        b(1, LB_IP[2])
+    )
+}
+
+fn lb_create_namespaces() -> Result<()> {
+    lb_delete_namespaces();
+    for n in LB_NS {
+        util::ip(&["netns", "add", n])?;
+        util::ip(&["-n", n, "link", "set", "lo", "up"])?;
+        let _ = util::sh(
+            Some(n),
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+        );
+    }
+    Ok(())
+}
+
+fn lb_delete_namespaces() {
+    let list = util::run_always(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
+    for n in LB_NS {
+        if list.lines().any(|l| l.split_whitespace().next() == Some(n)) {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// Fresh veths client/backends <-> switch namespace, addresses, static neighbours, and no
+/// checksum offload (a partial checksum would make the trackers call the segment invalid).
+fn lb_reset_links(sw_ns: &str) -> Result<()> {
+    for i in 0..3 {
+        let _ = Command::new("ip")
+            .args(["-n", sw_ns, "link", "del", LB_SW_IF[i]])
+            .stderr(std::process::Stdio::null())
+            .status();
+        util::ip(&[
+            "link",
+            "add",
+            LB_IF[i],
+            "netns",
+            LB_NS[i],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            LB_SW_IF[i],
+            "netns",
+            sw_ns,
+        ])?;
+        let (n, d) = (LB_NS[i], LB_IF[i]);
+        let peer = if i == 0 {
+            format!("{LB_VIP} lladdr {LB_VIP_MAC}")
+        } else {
+            format!("{} lladdr {}", LB_IP[0], LB_MAC[0])
+        };
+        util::sh(
+            Some(n),
+            &format!(
+                "ip link set {d} address {mac} up && ip addr add {ip}/24 dev {d} && \
+                 ethtool -K {d} tx off tso off gso off gro off >/dev/null 2>&1; \
+                 ip neigh replace {peer} dev {d} nud permanent && \
+                 sysctl -qw net.ipv4.ip_local_port_range='1024 65000'",
+                mac = LB_MAC[i],
+                ip = LB_IP[i]
+            ),
+        )?;
+        util::sh(
+            Some(sw_ns),
+            &format!(
+                "ip link set {} up && ethtool -K {} tx off tso off gso off gro off >/dev/null 2>&1; true",
+                LB_SW_IF[i], LB_SW_IF[i]
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// One load-balancer run.
+#[derive(Clone, Debug, Default)]
+struct Lb {
+    case: Option<Case>,
+    round: usize,
+    ok: u64,
+    failed: u64,
+    secs: f64,
+    /// Connections accepted per backend.
+    accepted: [u64; 2],
+    /// Switch-core busy cycles (xvswitchd "busy cycles", OVS "processing cycles") per
+    /// completed connection, in µs.
+    us_per_conn: Option<f64>,
+    pkts_per_conn: Option<f64>,
+    upcalls: Option<u64>,
+    preempted: Option<f64>,
+    conns_end: Option<u64>,
+    dump_lines_end: Option<u64>,
+    dump_sample: String,
+    groups: String,
+    stats: String,
+    notes: Vec<String>,
+}
+
+impl Lb {
+    fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.ok as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What one load-balancer run starts, stopped in field order.
+#[derive(Default)]
+struct LbRes {
+    xvs: Option<Xvs>,
+    ovs: Option<Ovs>,
+    backends: Vec<Agent>,
+}
+
+impl Drop for LbRes {
+    fn drop(&mut self) {
+        if let Some(mut x) = self.xvs.take() {
+            x.stop();
+        }
+        if let Some(mut o) = self.ovs.take() {
+            o.stop();
+        }
+        for mut b in self.backends.drain(..) {
+            b.stop();
+        }
+    }
+}
+
+impl Session {
+    fn lb_appctl(&self, case: Case, r: &LbRes, cmd: &str, params: &[&str]) -> Result<String> {
+        match case {
+            Case::Xvs => r.xvs.as_ref().expect("xvs").call(cmd, params),
+            Case::Ovs => {
+                let mut a = vec![cmd];
+                a.extend_from_slice(params);
+                r.ovs.as_ref().expect("ovs").appctl(&a)
+            }
+        }
+    }
+
+    fn run_lb(&self, case: Case, round: usize) -> Result<Lb> {
+        let o = &self.o;
+        let tag = format!("{}.{round}.lb", case.name());
+        let sw_ns = self.topo.inp.ns.clone().unwrap_or_else(|| "xpsw".into());
+        lb_reset_links(&sw_ns)?;
+        let mut rr = LbRes::default();
+        let mut notes = Vec::new();
+        for i in 1..3 {
+            rr.backends.push(Agent::start(
+                &self.exe,
+                Some(LB_NS[i]),
+                "tcps",
+                &["--listen".into(), format!("{}:{LB_BACKEND_PORT}", LB_IP[i])],
+                self.tmp.join(format!("{tag}.backend{i}.log")),
+            )?);
+        }
+        let ports: Vec<String> = LB_SW_IF.iter().map(|s| s.to_string()).collect();
+        let (target, pid) = match case {
+            Case::Xvs => {
+                let mut extra = vec!["--fail-mode".to_string(), "secure".to_string()];
+                extra.extend(o.xvs_args.iter().cloned());
+                let rundir = self.tmp.join(format!("{tag}.xvs"));
+                let x = Xvs::start(&XvsOpts {
+                    bin: &o.xvswitchd,
+                    ns: Some(&sw_ns),
+                    rundir: &rundir,
+                    ports: &ports,
+                    pmd_cpus: &[o.pmd_cpu],
+                    idle: "busy",
+                    extra: &extra,
+                })?;
+                util::wait_for(Duration::from_secs(10), || x.mgmt.exists().then_some(()))?
+                    .ok_or("xvswitchd: no OpenFlow management socket")?;
+                let t = format!("unix:{}", x.mgmt.display());
+                let pid = util::read_pidfile(&rundir.join("xvswitchd.pid"))
+                    .or(x.pid())
+                    .ok_or("xvswitchd pid unknown")?;
+                rr.xvs = Some(x);
+                (t, pid)
+            }
+            Case::Ovs => {
+                let ovs = Ovs::start(
+                    &self.tmp.join(format!("{tag}.ovs")),
+                    &OvsOpts {
+                        ns: Some(&sw_ns),
+                        pmd_cpus: &[o.pmd_cpu],
+                        ports: ports
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| (p.clone(), i as u32 + 1))
+                            .collect(),
+                        xdp_mode: o.ovs_xdp_mode.clone(),
+                        fallback_best_effort: true,
+                        n_rxq: None,
+                        flows: Vec::new(),
+                        fail_secure: true,
+                        other_config: Vec::new(),
+                    },
+                )?;
+                notes.extend(ovs.notes.iter().cloned());
+                let t = ovs.mgmt();
+                let pid = ovs.daemon_pid().ok_or("ovs-vswitchd pid unknown")?;
+                rr.ovs = Some(ovs);
+                (t, pid)
+            }
+        };
+        let pmd_threads = util::threads_named(pid, "pmd");
+        let gfile = self.tmp.join("lb-groups.txt");
+        let ffile = self.tmp.join("lb-flows.txt");
+        std::fs::write(&gfile, lb_group()).map_err(|e| format!("{}: {e}", gfile.display()))?;
+        std::fs::write(&ffile, lb_flows()).map_err(|e| format!("{}: {e}", ffile.display()))?;
+        util::run(&mut self.ofctl(&target, "add-groups", Some(&gfile)))?;
+        util::run(&mut self.ofctl(&target, "add-flows", Some(&ffile)))?;
+        let groups = util::run(&mut self.ofctl(&target, "dump-groups", None))?;
+        let listed = util::run(&mut self.ofctl(&target, "dump-flows", None))?;
+        let n = listed.lines().filter(|l| l.contains(" actions=")).count();
+        if n != lb_flows().lines().count() || !groups.contains("group_id=1") {
+            bail!("{target}: dump-flows lists {n} flows, groups:\n{groups}");
+        }
+        // one connection first: the cache warm, the path proven (or not) before the window
+        let probe = self.lb_client(1.0, 1)?;
+        if probe.0 == 0 {
+            notes.push(format!(
+                "no connection through the VIP in a 1 s probe ({} failed)",
+                probe.1
+            ));
+        }
+        let acc0: Vec<u64> = rr
+            .backends
+            .iter_mut()
+            .map(|b| b.stat_u64("accepted").unwrap_or(0))
+            .collect();
+        match case {
+            Case::Xvs => self.lb_appctl(case, &rr, "pmd/stats-clear", &[])?,
+            Case::Ovs => self.lb_appctl(case, &rr, "dpif-netdev/pmd-stats-clear", &[])?,
+        };
+        let sched0 = util::sched_run_wait_ns(&pmd_threads);
+        let (ok, failed, secs) = self.lb_client(o.lb_secs, o.lb_threads)?;
+        let stats = match case {
+            Case::Xvs => self.lb_appctl(case, &rr, "pmd/stats", &[])?,
+            Case::Ovs => self.lb_appctl(case, &rr, "dpif-netdev/pmd-stats-show", &[])?,
+        };
+        let sched1 = util::sched_run_wait_ns(&pmd_threads);
+        let accepted: Vec<u64> = rr
+            .backends
+            .iter_mut()
+            .zip(acc0)
+            .map(|(b, a0)| b.stat_u64("accepted").unwrap_or(0).saturating_sub(a0))
+            .collect();
+        let secs_pmd = parse_pmd_stats(&stats);
+        let busy: u64 = secs_pmd.iter().map(|s| s.busy_cycles).sum();
+        let pk: u64 = secs_pmd.iter().map(|s| s.packets).sum();
+        let run_ns = sched1.0.saturating_sub(sched0.0);
+        let wait_ns = sched1.1.saturating_sub(sched0.1);
+        let conns_end = match self.lb_appctl(case, &rr, "dpctl/ct-get-nconns", &[]) {
+            Ok(t) => t.trim().parse().ok(),
+            Err(_) => None,
+        };
+        let zone = format!("zone={LB_ZONE}");
+        let dump = self
+            .lb_appctl(case, &rr, "dpctl/dump-conntrack", &[&zone])
+            .unwrap_or_else(|e| format!("dump-conntrack failed: {e}"));
+        if let Some(x) = rr.xvs.as_mut() {
+            if !x.alive() {
+                bail!("xvswitchd exited during the load-balancer run");
+            }
+        }
+        if ok > 0 && accepted.contains(&0) {
+            notes.push(format!(
+                "one backend got no connection (accepted {accepted:?}): the select group did not spread them"
+            ));
+        }
+        Ok(Lb {
+            case: Some(case),
+            round,
+            ok,
+            failed,
+            secs,
+            accepted: [accepted[0], accepted[1]],
+            us_per_conn: (ok > 0).then(|| busy as f64 / self.hz * 1e6 / ok as f64),
+            pkts_per_conn: (ok > 0).then(|| pk as f64 / ok as f64),
+            upcalls: match case {
+                Case::Xvs => crate::miss::parse_xvs_upcalls(&stats).map(|u| u.0),
+                Case::Ovs => sum_key(&stats, "miss with success upcall"),
+            },
+            preempted: (!pmd_threads.is_empty() && run_ns + wait_ns > 0)
+                .then(|| wait_ns as f64 / (run_ns + wait_ns) as f64),
+            conns_end,
+            dump_lines_end: Some(conntrack_lines(&dump)),
+            dump_sample: dump.lines().take(3).collect::<Vec<_>>().join("\n"),
+            groups,
+            stats,
+            notes,
+        })
+    }
+
+    /// Runs the TCP client in the client namespace: (completed, failed, seconds).
+    fn lb_client(&self, secs: f64, threads: usize) -> Result<(u64, u64, f64)> {
+        let mut cmd = util::ns_cmd(Some(LB_NS[0]), &self.exe);
+        cmd.args(["agent", "tcpc", "--dst", &format!("{LB_VIP}:{LB_PORT}")])
+            .args(["--secs", &secs.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--cpu", &self.o.gen_cpu.to_string()]);
+        let out = util::run(&mut cmd)?;
+        let done = out
+            .lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .ok_or_else(|| format!("TCP client: {}", out.trim()))?;
+        let v: Vec<&str> = done.split_whitespace().collect();
+        let num = |i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+        Ok((num(0) as u64, num(1) as u64, num(2)))
+    }
+}
+
+fn lb_json(l: &Lb) -> Value {
+    json!({
+        "connections_ok": l.ok,
+        "connections_failed": l.failed,
+        "seconds": l.secs,
+        "connections_per_s": l.rate(),
+        "accepted_per_backend": l.accepted,
+        "switch_us_per_connection": l.us_per_conn,
+        "switch_packets_per_connection": l.pkts_per_conn,
+        "upcalls": l.upcalls,
+        "pmd_preempted_fraction": l.preempted,
+        "conns_end": l.conns_end,
+        "dump_conntrack_lines_end": l.dump_lines_end,
+        "dump_conntrack_sample": l.dump_sample,
+        "groups": l.groups,
+        "pmd_stats": l.stats,
+        "notes": l.notes,
+    })
+}
+
 fn pass_json(p: &Pass) -> Value {
     json!({"sent": p.sent, "send_s": p.send_s, "switch_received": p.received, "delivered": p.delivered})
 }
@@ -979,6 +1381,9 @@ fn run(o: Opts) -> Result<i32> {
         _lock: lock,
     };
     Topo::create_namespaces()?;
+    if o.lb_secs > 0.0 {
+        lb_create_namespaces()?;
+    }
     let (started, stamp) = util::utc_now();
     let load_start = util::loadavg();
     say!(
@@ -998,6 +1403,7 @@ fn run(o: Opts) -> Result<i32> {
         hz / 1e9
     );
     let mut runs: Vec<Run> = Vec::new();
+    let mut lbs: Vec<Lb> = Vec::new();
     let mut failed: Vec<Value> = Vec::new();
     let mut interrupted = false;
     let mut quiet_log = Vec::new();
@@ -1051,10 +1457,45 @@ fn run(o: Opts) -> Result<i32> {
                     failed.push(json!({"case": c.name(), "round": round, "error": e}));
                 }
             }
+            if o.lb_secs <= 0.0 {
+                continue;
+            }
+            match s.run_lb(c, round) {
+                Ok(l) => {
+                    say!(
+                        "  round {round} {:<4} LB VIP: {} connections in {:.1} s = {:.0}/s ({} failed; backends {}/{}), switch {} us/conn, {} pkts/conn, {} upcalls, preempted {}; end: {} conns",
+                        c.name(),
+                        l.ok,
+                        l.secs,
+                        l.rate(),
+                        l.failed,
+                        l.accepted[0],
+                        l.accepted[1],
+                        l.us_per_conn.map(|u| format!("{u:.2}")).unwrap_or("-".into()),
+                        l.pkts_per_conn.map(|u| format!("{u:.1}")).unwrap_or("-".into()),
+                        l.upcalls.map(|u| u.to_string()).unwrap_or("-".into()),
+                        l.preempted.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or("-".into()),
+                        l.conns_end.map(|u| u.to_string()).unwrap_or("-".into()),
+                    );
+                    for n in &l.notes {
+                        say!("      note: {n}");
+                    }
+                    lbs.push(l);
+                }
+                Err(Error::Interrupted) => {
+                    interrupted = true;
+                    break 'rounds;
+                }
+                Err(Error::Msg(e)) => {
+                    say!("  round {round} {:<4} LB FAILED: {e}", c.name());
+                    failed
+                        .push(json!({"case": c.name(), "round": round, "part": "lb", "error": e}));
+                }
+            }
         }
     }
 
-    if runs.is_empty() {
+    if runs.is_empty() && lbs.is_empty() {
         say!("no run completed: no results written");
         if o.keep_logs {
             say!("logs: {}", s.tmp.display());
@@ -1069,6 +1510,15 @@ fn run(o: Opts) -> Result<i32> {
 
     // ---- table
     say!();
+    say!(
+        "stateful ACL, {} {} UDP connections, 64-byte frames port 1 -> port 2",
+        o.conns,
+        if o.reply {
+            "established"
+        } else {
+            "new (not answered)"
+        }
+    );
     say!(
         "{:<34} {:>24} {:>24} {:>22}",
         "median (min..max) over rounds",
@@ -1153,6 +1603,106 @@ fn run(o: Opts) -> Result<i32> {
             }
         );
     }
+    // ---- part 2: load-balancer VIP
+    type LbMetric = (&'static str, &'static str, usize, fn(&Lb) -> Option<f64>);
+    let lb_metrics: [LbMetric; 7] = [
+        ("LB new connections/s", "lb_conns_per_s", 0, |l| {
+            Some(l.rate())
+        }),
+        ("  switch us per connection", "lb_us_per_conn", 2, |l| {
+            l.us_per_conn
+        }),
+        (
+            "  switch packets per connection",
+            "lb_pkts_per_conn",
+            1,
+            |l| l.pkts_per_conn,
+        ),
+        ("  failed connections", "lb_failed", 0, |l| {
+            Some(l.failed as f64)
+        }),
+        ("  backend 1 share %", "lb_backend1_pct", 1, |l| {
+            let t = l.accepted[0] + l.accepted[1];
+            (t > 0).then(|| l.accepted[0] as f64 * 100.0 / t as f64)
+        }),
+        ("  ct-get-nconns at the end", "lb_conns_end", 0, |l| {
+            l.conns_end.map(|x| x as f64)
+        }),
+        ("  PMD preempted %", "lb_preempted_pct", 1, |l| {
+            l.preempted.map(|p| p * 100.0)
+        }),
+    ];
+    if !lbs.is_empty() {
+        say!();
+        say!(
+            "load-balancer VIP {LB_VIP}:{LB_PORT} -> 2 backends (select group, ct(commit,nat(dst))), {} client threads, {} s",
+            o.lb_threads,
+            o.lb_secs
+        );
+        let lsumm = |case: Case, f: fn(&Lb) -> Option<f64>| {
+            util::summary(
+                &lbs.iter()
+                    .filter(|l| l.case == Some(case))
+                    .filter_map(f)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        for (label, key, prec, f) in lb_metrics {
+            let xs = lsumm(Case::Xvs, f);
+            let os = lsumm(Case::Ovs, f);
+            let mut rs = String::new();
+            if let (Some(a), Some(b)) = (xs, os) {
+                if b.0 > 0.0 {
+                    let per: Vec<f64> = lbs
+                        .iter()
+                        .filter(|l| l.case == Some(Case::Xvs))
+                        .filter_map(|la| {
+                            let lb = lbs
+                                .iter()
+                                .find(|l| l.case == Some(Case::Ovs) && l.round == la.round)?;
+                            let (x, y) = (f(la)?, f(lb)?);
+                            (y > 0.0).then_some(x / y)
+                        })
+                        .collect();
+                    let pr = util::summary(&per);
+                    rs = format!(
+                        "{:.2} ({})",
+                        a.0 / b.0,
+                        pr.map(|p| format!("{:.2}..{:.2}", p.1, p.2))
+                            .unwrap_or_else(|| "-".into())
+                    );
+                    ratios.insert(
+                        key.into(),
+                        json!({"of_medians": a.0 / b.0, "per_round": tri(pr)}),
+                    );
+                }
+            }
+            say!(
+                "{:<34} {:>24} {:>24} {:>22}",
+                label,
+                fmt3(xs, prec),
+                fmt3(os, prec),
+                rs
+            );
+            summary.insert(key.into(), json!({"xvs": tri(xs), "ovs": tri(os)}));
+        }
+        if let Some(r) = ratios
+            .get("lb_conns_per_s")
+            .and_then(|r| r["of_medians"].as_f64())
+        {
+            let t = json!({
+                "target": "connection setup rate through a load-balancer VIP: xvs >= ovs",
+                "ratio": r,
+                "met": r >= 1.0,
+            });
+            say!(
+                "target {}: {r:.2} -> {}",
+                t["target"].as_str().unwrap_or(""),
+                if r >= 1.0 { "met" } else { "NOT met" }
+            );
+            targets.push(t);
+        }
+    }
     let mut warnings = Vec::new();
     for c in &o.cases {
         let tracked = summ(*c, |r| r.conns_end.map(|x| x as f64));
@@ -1221,10 +1771,19 @@ fn run(o: Opts) -> Result<i32> {
             "cost_method": "PMD 'avg processing cycles per packet' over the window (xvswitchd pmd/stats, OVS dpif-netdev/pmd-stats-show), statistics cleared at the window start; a recirculated packet counts once in both",
             "est_method": "ovs-ofctl dump-flows n_packets of the +trk+est (cookie 0x2) and +trk+new (cookie 0x1) rules, difference over warm-up + window",
             "conns_method": "dpctl/ct-get-nconns and the lines of dpctl/dump-conntrack zone=Z after the window",
+            "lb_secs": o.lb_secs, "lb_threads": o.lb_threads,
+            "lb_flows": lb_flows().lines().collect::<Vec<_>>(), "lb_group": lb_group().trim(),
+            "lb_method": "client namespace (port 1): T threads loop connect(VIP:80) / read to EOF / close for S seconds (agent tcpc, on the generator core); backends (ports 2, 3): accept, write one byte, close (agent tcps); connections/s = completed / seconds; switch us per connection = PMD busy cycles (xvswitchd 'busy cycles', OVS 'processing cycles') over the run / completed connections",
         },
         "summary": summary,
         "ratios_xvs_over_ovs": ratios,
         "targets": targets,
+        "lb_runs": lbs.iter().map(|l| {
+            let mut v = lb_json(l);
+            v["case"] = json!(l.case.map(Case::name));
+            v["round"] = json!(l.round);
+            v
+        }).collect::<Vec<_>>(),
         "runs": runs.iter().map(|r| json!({
             "case": r.case.name(),
             "round": r.round,
@@ -1285,6 +1844,18 @@ mod tests {
         assert!(f.contains("ct_state=-trk,actions=ct(table=1,zone=5)"));
         assert!(f.contains("ct_state=+trk+new,in_port=1,actions=ct(commit,zone=5),output:2"));
         assert!(f.contains("ct_state=+trk+est,in_port=2,actions=output:1"));
+    }
+
+    #[test]
+    fn lb_is_a_select_group_with_dnat_buckets() {
+        let g = lb_group();
+        assert!(g.starts_with("group_id=1,type=select,selection_method=dp_hash,"));
+        assert!(g.contains("ct(commit,table=2,zone=7,nat(dst=10.213.0.11:8080))"));
+        assert!(g.contains("ct(commit,table=2,zone=7,nat(dst=10.213.0.12:8080))"));
+        let f = lb_flows();
+        assert!(f.contains("ct_state=-trk,actions=ct(table=1,zone=7,nat)"));
+        assert!(f.contains("tcp,nw_dst=10.213.0.100,tp_dst=80,actions=group:1"));
+        assert_eq!(f.lines().filter(|l| l.contains("output:")).count(), 3);
     }
 
     #[test]
