@@ -1121,6 +1121,9 @@ impl Session {
         let o = &self.o;
         let tag = format!("{}.{round}.lb", case.name());
         let sw_ns = self.topo.inp.ns.clone().unwrap_or_else(|| "xpsw".into());
+        // fresh client and backend namespaces: no TIME_WAIT / LAST_ACK sockets of an earlier
+        // run holding 4-tuples the client is about to reuse
+        lb_create_namespaces()?;
         lb_reset_links(&sw_ns)?;
         let mut rr = LbRes::default();
         let mut notes = Vec::new();
@@ -1435,9 +1438,6 @@ fn run(o: Opts) -> Result<i32> {
         _lock: lock,
     };
     Topo::create_namespaces()?;
-    if o.lb_secs > 0.0 {
-        lb_create_namespaces()?;
-    }
     let (started, stamp) = util::utc_now();
     let load_start = util::loadavg();
     say!(
