@@ -870,10 +870,18 @@ impl Session {
         // 3. what the tracker holds
         let conns_end = self.nconns(case, &rr);
         let zone = format!("zone={}", o.zone);
-        let dump = self
-            .appctl(case, &rr, "dpctl/dump-conntrack", &[&zone])
-            .unwrap_or_else(|e| format!("dump-conntrack failed: {e}"));
-        let dump_lines_end = Some(conntrack_lines(&dump));
+        // a failed dump is no figure (not 0 lines): say why
+        let (dump, dump_lines_end) = match self.appctl(case, &rr, "dpctl/dump-conntrack", &[&zone])
+        {
+            Ok(d) => {
+                let n = conntrack_lines(&d);
+                (d, Some(n))
+            }
+            Err(e) => {
+                notes.push(format!("dpctl/dump-conntrack failed: {e}"));
+                (format!("dump-conntrack failed: {e}"), None)
+            }
+        };
         let dump_sample = dump.lines().take(3).collect::<Vec<_>>().join("\n");
         if let Some(x) = rr.xvs.as_mut() {
             if !x.alive() {
@@ -1239,9 +1247,17 @@ impl Session {
             Err(_) => None,
         };
         let zone = format!("zone={LB_ZONE}");
-        let dump = self
-            .lb_appctl(case, &rr, "dpctl/dump-conntrack", &[&zone])
-            .unwrap_or_else(|e| format!("dump-conntrack failed: {e}"));
+        let (dump, dump_lines_end) =
+            match self.lb_appctl(case, &rr, "dpctl/dump-conntrack", &[&zone]) {
+                Ok(d) => {
+                    let n = conntrack_lines(&d);
+                    (d, Some(n))
+                }
+                Err(e) => {
+                    notes.push(format!("dpctl/dump-conntrack failed: {e}"));
+                    (format!("dump-conntrack failed: {e}"), None)
+                }
+            };
         if let Some(x) = rr.xvs.as_mut() {
             if !x.alive() {
                 bail!("xvswitchd exited during the load-balancer run");
@@ -1268,7 +1284,7 @@ impl Session {
             preempted: (!pmd_threads.is_empty() && run_ns + wait_ns > 0)
                 .then(|| wait_ns as f64 / (run_ns + wait_ns) as f64),
             conns_end,
-            dump_lines_end: Some(conntrack_lines(&dump)),
+            dump_lines_end,
             dump_sample: dump.lines().take(3).collect::<Vec<_>>().join("\n"),
             groups,
             stats,
