@@ -8,10 +8,16 @@
 //!   `bpf_redirect(IF)` on a 60-byte IPv4/UDP frame (64 B on the wire), batch 64, pinned;
 //!   `--count N` sends N frames and exits (used to announce a MAC to the switch); `--flows N`
 //!   round-robins over N flows (distinct source address and port, rewritten per frame by the
-//!   XDP program), or with `--pps R` sends each of them once, paced.
+//!   XDP program), or with `--pps R` sends each of them once, paced; `--reply` with `--pps`
+//!   sends the reply of each flow instead (addresses and ports swapped: the conntrack scenario
+//!   answers every connection once from the sink side so it becomes established).
 //! * `sink`   XDP program counting (per-CPU) and dropping everything arriving on IF.
 //! * `kfwd`   kernel-only forwarder: `bpf_redirect_map(devmap)` IN -> OUT, with a per-CPU counter.
 //! * `minfwd` the minimal AF_XDP forwarder (see `minfwd.rs`).
+//! * `tcps`   TCP server: accepts on `--listen ADDR`, writes one byte, closes (the server closes
+//!   first, so the TIME_WAIT sockets stay on its side); STATS count the connections accepted.
+//! * `tcpc`   TCP client: `--threads T` loops of connect to `--dst ADDR`, read to EOF, close, for
+//!   `--secs S`; prints `DONE ok failed seconds` (connection setup rate through a switch).
 
 use std::io::{BufRead, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -92,6 +98,8 @@ pub fn main(kind: &str, args: &[String]) -> ! {
         "sink" => sink(&a),
         "kfwd" => kfwd(&a),
         "minfwd" => crate::minfwd::agent(&a),
+        "tcps" => tcp_server(&a),
+        "tcpc" => tcp_client(&a),
         _ => Err(format!("unknown agent {kind:?}")),
     };
     match r {
@@ -271,6 +279,20 @@ pub fn flow_frame(base: &[u8], i: u16) -> Vec<u8> {
     f
 }
 
+/// The reply to a frame of [`flow_frame`]: IPv4 addresses and UDP ports swapped (the MACs are
+/// the caller's: build the stream with the reply's source and destination MACs). Swapping
+/// 16-bit words inside the header keeps the IPv4 checksum valid; the UDP checksum is 0.
+pub fn reply_frame(f: &[u8]) -> Vec<u8> {
+    let mut r = f.to_vec();
+    if r.len() >= 38 {
+        r[26..30].copy_from_slice(&f[30..34]);
+        r[30..34].copy_from_slice(&f[26..30]);
+        r[34..36].copy_from_slice(&f[36..38]);
+        r[36..38].copy_from_slice(&f[34..36]);
+    }
+    r
+}
+
 /// Low 16 bits of flow 0's source address (198.18.0.1), its IPv4 id and UDP source port.
 const FLOW_SRC_LO: u16 = 1;
 const FLOW_ID_BASE: u16 = 0xffff;
@@ -367,8 +389,10 @@ fn gen_flows(
         }
         let prog = bpf::prog_load_xdp(&asm::ifindex_redirect(idx), "xvsperf_gen")
             .map_err(|e| format!("load generator program: {e}"))?;
+        let reply = a.flag("reply");
         let frames: Vec<Vec<u8>> = (first..first + n)
             .map(|i| flow_frame(&base, i as u16))
+            .map(|f| if reply { reply_frame(&f) } else { f })
             .collect();
         let gap = std::time::Duration::from_secs_f64(1.0 / pps.max(1.0));
         let t0 = std::time::Instant::now();
@@ -467,6 +491,83 @@ fn kfwd(a: &Args) -> std::result::Result<(), String> {
         json!({"in": inif, "out": outif, "xdp": mode, "program": "bpf_redirect_map(devmap) + per-CPU counter"})
     ));
     serve_stats(|| json!({"pkts": cnt.total(0)}));
+    Ok(())
+}
+
+fn tcp_server(a: &Args) -> std::result::Result<(), String> {
+    let addr = a.req("listen")?;
+    let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            loop {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let _ = c.write_all(b"x");
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // e.g. out of descriptors: let the TIME_WAIT sockets drain
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+    }
+    out(&format!("READY {}", json!({"listen": addr})));
+    serve_stats(|| json!({"accepted": accepted.load(Ordering::Relaxed)}));
+    Ok(())
+}
+
+fn tcp_client(a: &Args) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let dst: std::net::SocketAddr = a
+        .req("dst")?
+        .parse()
+        .map_err(|_| "--dst: IP:PORT".to_string())?;
+    let secs: f64 = a.num("secs", 5.0)?;
+    let threads: usize = a.num("threads", 4)?;
+    if let Some(c) = a.get("cpu").and_then(|c| c.parse::<usize>().ok()) {
+        util::set_affinity(0, &[c]).map_err(|e| e.to_string())?;
+    }
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let t0 = std::time::Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (ok, failed) = (ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16];
+                while std::time::Instant::now() < end {
+                    let r = std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(1))
+                        .and_then(|mut s| {
+                            s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                            let mut n = 0;
+                            loop {
+                                match s.read(&mut buf)? {
+                                    0 => break,
+                                    k => n += k,
+                                }
+                            }
+                            Ok(n)
+                        });
+                    match r {
+                        Ok(n) if n > 0 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    out(&format!(
+        "DONE {} {} {:.6}",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        t0.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -590,6 +691,14 @@ mod tests {
             assert_eq!(&f[26..30], &want, "flow {i}: source address");
             assert_eq!(u16::from_be_bytes([f[34], f[35]]), 1024 + i);
         }
+        let f = flow_frame(&base, 7);
+        let r = reply_frame(&f);
+        assert_eq!(ck(&r), 0xffff, "reply: checksum still verifies");
+        assert_eq!(&r[26..30], &[198, 19, 0, 1], "reply: from the destination");
+        assert_eq!(&r[30..34], &f[26..30], "reply: to flow 7's source");
+        assert_eq!(u16::from_be_bytes([r[34], r[35]]), 9);
+        assert_eq!(u16::from_be_bytes([r[36], r[37]]), 1024 + 7);
+        assert_eq!(reply_frame(&r), f, "the reply of the reply is the frame");
         let p = flows_program(7, 3, 1000);
         assert_eq!(*p.last().unwrap(), 0x95, "ends with exit");
     }

@@ -5,10 +5,12 @@
 //! xvs-perf flowmod [OPTIONS]      100k OVN-shaped flows: add/dump/del with ovs-ofctl, vs OVS
 //! xvs-perf miss [OPTIONS]         cost of a megaflow miss through a 10-table chain, vs OVS
 //! xvs-perf ovn [OPTIONS]          OVN-scale pipeline: cache hits with 1 and 1000 flows, misses, RSS
+//! xvs-perf ct [OPTIONS]           64-byte UDP through a stateful ACL, 10k established conns, vs OVS
 //! xvs-perf agent KIND [ARGS]      (internal) helpers the scenarios start in namespaces
 //! ```
 
 mod agent;
+mod ct;
 mod flowmod;
 mod flows;
 mod minfwd;
@@ -35,6 +37,9 @@ Scenarios:
   ovn     flow caching at OVN scale: ~25,000 OVN-shaped flows over 44 tables; cache-hit
           ns/packet and rate with 1 and 1000 concurrent flows, upcall cost, resident memory;
           xvswitchd vs OVS 3.1 afxdp (xvs-perf ovn --help)
+  ct      connection tracking: 64-byte UDP through a stateful ACL (ct, commit, established)
+          over 10,000 connections primed both ways; switch-core ns/packet and rate, connections
+          tracked; xvswitchd vs OVS 3.1 afxdp (xvs-perf ct --help)
 
 Results go to perf/results/ as JSON; see perf/README.md.
 ";
@@ -46,6 +51,7 @@ fn main() {
         Some("flowmod") => std::process::exit(flowmod::main(&args[1..])),
         Some("miss") => std::process::exit(miss::main(&args[1..])),
         Some("ovn") => std::process::exit(ovn::main(&args[1..])),
+        Some("ct") => std::process::exit(ct::main(&args[1..])),
         Some("agent") if args.len() >= 2 => agent::main(&args[1], &args[2..]),
         Some("-h") | Some("--help") | None => print!("{USAGE}"),
         Some("-V") | Some("--version") => println!("xvs-perf {}", env!("CARGO_PKG_VERSION")),

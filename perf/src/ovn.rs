@@ -347,7 +347,7 @@ impl Drop for Session {
 }
 
 /// xvswitchd's "megaflows: N (masks: M)".
-fn parse_xvs_megaflows(s: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_xvs_megaflows(s: &str) -> Option<(u64, u64)> {
     let l = s
         .lines()
         .map(str::trim)
@@ -369,7 +369,7 @@ fn parse_xvs_megaflows(s: &str) -> Option<(u64, u64)> {
 }
 
 /// "(... ns; rx+processing X ns, tx Y ns)" of xvswitchd's "avg processing cycles per packet".
-fn parse_xvs_split(s: &str) -> Option<(f64, f64)> {
+pub(crate) fn parse_xvs_split(s: &str) -> Option<(f64, f64)> {
     let l = s
         .lines()
         .find(|l| l.trim().starts_with("avg processing cycles per packet"))?;
@@ -380,7 +380,7 @@ fn parse_xvs_split(s: &str) -> Option<(f64, f64)> {
 
 /// Distinct masks among datapath flow lines (`ufid:...  recirc_id(0),in_port(2),...`): the
 /// match with every value dropped and only the masks kept.
-fn count_masks(dump: &str) -> usize {
+pub(crate) fn count_masks(dump: &str) -> usize {
     let mut set = std::collections::HashSet::new();
     for l in dump.lines().filter(|l| l.contains("actions:")) {
         let m = l.split(" packets:").next().unwrap_or(l);
