@@ -763,7 +763,7 @@ impl OvnLab {
             );
         }
         for c in &self.chassis {
-            // where packets died: xvswitchd's drop counters (drop_ct_not_implemented,
+            // where packets died: xvswitchd's drop counters (drop_recirc_lost,
             // drop_resubmit_limit, ...) and the datapath flows that sent them there
             for cmd in ["coverage/show", "dpctl/dump-flows"] {
                 if let Ok(o) = Command::new("ovs-appctl")
