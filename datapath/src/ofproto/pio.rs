@@ -321,15 +321,25 @@ fn run_control_actions(
 ) -> Vec<crate::pipeline::DpAction> {
     use crate::pipeline::DpAction;
     let mut out = Vec::with_capacity(actions.len());
+    // the packet as the actions so far have edited it: a packet-in (e.g. a pausing
+    // controller action in OVN's icmp4_error packet-out) carries that, as from a PMD
+    let mut pkt = data.to_vec();
+    let lay = extract(data, 0).map(|(_, l)| l).ok();
     let mut i = 0;
     while let Some(a) = actions.get(i) {
         match a {
+            DpAction::Set { field, value, mask } => {
+                if let Some(l) = &lay {
+                    crate::packet::edit::set_field(&mut pkt, l, *field, *value, *mask);
+                }
+                out.push(a.clone());
+            }
             DpAction::Userspace(spec) => packet_in(
                 st,
-                data,
+                &pkt,
                 PinMeta {
                     spec: Some(spec.clone()),
-                    total_len: data.len() as u32,
+                    total_len: pkt.len() as u32,
                 },
             ),
             DpAction::Learn(l) => super::apply_learned(st, l),

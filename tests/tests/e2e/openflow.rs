@@ -1990,3 +1990,29 @@ pub(crate) fn meters_enforced(s: &Sut) -> Vec<String> {
     s.reset();
     problems
 }
+
+/// Proves: a packet-out whose actions edit the packet before a controller action sends the
+/// edited packet in its packet-in (as a packet from a port would): OVN's `icmp4_error`
+/// packet-out rewrites addresses and ICMP type, then pauses for ovn-controller to put the MTU in.
+/// `packet-out ... actions=set_field:MAC->eth_dst,controller` reaches `ovs-ofctl monitor`
+/// with dl_dst=MAC.
+#[test]
+fn packet_out_edits_reach_the_packet_in_it_sends() {
+    let l = OfLab::secure(2, &[]);
+    let (a, b) = (l.host(0), l.host(1));
+    let mut m = l.ofctl.monitor(&["br0", "65535"]);
+    m.sync(&l.ofctl, "br0");
+    let f = udp(a, b, 100, 7300, b"edited before the packet-in");
+    l.ofctl.v(Of::V15).ok(&[
+        "packet-out",
+        "br0",
+        &format!(
+            "in_port=CONTROLLER,packet={},actions=set_field:0a:0b:0c:0d:0e:0f->eth_dst,controller",
+            hex(&f)
+        ),
+    ]);
+    let pin = m.wait_message("the packet-out's packet-in", |x| {
+        x.contains("PACKET_IN") && x.contains("tp_dst=7300")
+    });
+    assert!(pin.contains("dl_dst=0a:0b:0c:0d:0e:0f"), "{pin}");
+}
