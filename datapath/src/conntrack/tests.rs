@@ -1525,3 +1525,39 @@ fn ovn_lb_hairpin_through_three_zones() {
         ct.count()
     );
 }
+
+#[test]
+fn all_zero_snat_only_moves_the_port_on_a_collision() {
+    // OVN's ct_zero_snat: nat(src) with no address keeps the address and resolves reply-tuple
+    // collisions (here with a load-balanced connection that already answers as C:80 → A:1000)
+    let ct = Conntrack::new(1000);
+    let vip = [172, 16, 0, 1];
+    let lb = with_nat(0, true, nat(NatKind::Dst, Some(ip4a(C)), Some((80, 80))));
+    let mut via_vip = ip4(A, vip, 6, &tcp_seg(1000, 80, SYN));
+    run(&ct, &mut via_vip, &lb, 0);
+    assert_eq!(via_vip, ip4(A, C, 6, &tcp_seg(1000, 80, SYN)));
+    let zero = with_nat(0, true, nat(NatKind::Src, None, None));
+    let mut direct = ip4(A, C, 6, &tcp_seg(1000, 80, SYN));
+    let r = run(&ct, &mut direct, &zero, 0);
+    assert_eq!(r.state, NEW_T | cs::SRC_NAT);
+    assert_eq!(&direct[26..30], &A, "address kept");
+    let moved = rd16(&direct, 34);
+    // OVS keeps a port in its class: below 1024 → 600..=1023
+    assert!(
+        moved != 1000 && (600..=1023).contains(&moved),
+        "port moved: {moved}"
+    );
+    assert_checksums(&direct);
+    // each answer goes back to its own connection
+    let mut ans1 = ip4(C, A, 6, &tcp_seg(80, 1000, SYN | ACK));
+    run(&ct, &mut ans1, &lb, 1);
+    assert_eq!(ans1, ip4(vip, A, 6, &tcp_seg(80, 1000, SYN | ACK)));
+    let mut ans2 = ip4(C, A, 6, &tcp_seg(80, moved, SYN | ACK));
+    run(&ct, &mut ans2, &zero, 1);
+    assert_eq!(ans2, ip4(C, A, 6, &tcp_seg(80, 1000, SYN | ACK)));
+    // without a collision nothing changes
+    let mut other = ip4(B, C, 6, &tcp_seg(1000, 80, SYN));
+    let before = other.clone();
+    run(&ct, &mut other, &zero, 2);
+    assert_eq!(other, before);
+}
