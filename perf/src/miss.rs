@@ -749,21 +749,18 @@ fn run(o: Opts) -> Result<i32> {
     let mut interrupted = false;
     let mut quiet_log = Vec::new();
     'rounds: for round in 1..=o.runs {
-        let mut order = o.cases.clone();
-        if round % 2 == 0 {
-            order.reverse();
-        }
-        for c in order {
-            if o.wait_quiet > 0.0 {
-                match util::wait_quiet(o.wait_quiet, o.quiet_pct) {
-                    Ok((w, b)) => quiet_log.push(
-                        json!({"case": c.name(), "round": round, "waited_s": w, "cpu_busy_pct": b}),
-                    ),
-                    Err(_) => {
-                        interrupted = true;
-                        break 'rounds;
-                    }
-                }
+        for c in util::round_order(&o.cases, round as u64) {
+            if util::quiet_before(
+                o.wait_quiet,
+                o.quiet_pct,
+                c.name(),
+                round as u64,
+                &mut quiet_log,
+            )
+            .is_err()
+            {
+                interrupted = true;
+                break 'rounds;
             }
             match s.run_case(c, round) {
                 Ok(r) => {

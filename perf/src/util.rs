@@ -771,6 +771,34 @@ pub fn read_pidfile(p: &Path) -> Option<i32> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
+/// The cases of round `round` in the order they run: reversed every other round, so that no
+/// switch always goes first.
+pub fn round_order<C: Clone>(cases: &[C], round: u64) -> Vec<C> {
+    let mut order = cases.to_vec();
+    if round.is_multiple_of(2) {
+        order.reverse();
+    }
+    order
+}
+
+/// `--wait-quiet` before one run (nothing when `max_s` is 0): waits for a quiet second and
+/// records how long it took in `log`; `Err` when interrupted.
+pub fn quiet_before(
+    max_s: f64,
+    pct: f64,
+    case: &str,
+    round: u64,
+    log: &mut Vec<serde_json::Value>,
+) -> Result<()> {
+    if max_s > 0.0 {
+        let (w, b) = wait_quiet(max_s, pct)?;
+        log.push(
+            serde_json::json!({"case": case, "round": round, "waited_s": w, "cpu_busy_pct": b}),
+        );
+    }
+    Ok(())
+}
+
 /// Waits (at most `max_s` seconds) for a second in which the CPUs, all together, are busy less
 /// than `pct` %. Returns (seconds waited, busy % of the last one-second sample).
 pub fn wait_quiet(max_s: f64, pct: f64) -> Result<(f64, f64)> {
@@ -1044,6 +1072,16 @@ pub fn fmt3(v: Option<(f64, f64, f64)>, prec: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rounds_alternate_the_case_order() {
+        assert_eq!(round_order(&["xvs", "ovs"], 1), ["xvs", "ovs"]);
+        assert_eq!(round_order(&["xvs", "ovs"], 2), ["ovs", "xvs"]);
+        let mut log = Vec::new();
+        quiet_before(0.0, 25.0, "xvs", 1, &mut log).unwrap();
+        assert!(log.is_empty(), "no wait asked, nothing logged");
+    }
+
     use super::*;
 
     #[test]
