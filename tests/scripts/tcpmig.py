@@ -51,6 +51,12 @@ def checkpoint(c, path):
     c.close()
 
 
+def u32(v):
+    """A sequence number or timestamp as the kernel's u32 option value. Python's int form of
+    setsockopt takes a C int, so values >= 2**31 (half of all random ISNs) must go as bytes."""
+    return struct.pack("I", v & 0xFFFFFFFF)
+
+
 def restore(path):
     st = json.load(open(path))
     c = socket.socket()
@@ -61,9 +67,9 @@ def restore(path):
     # queue's unacknowledged bytes are queued again from where they started
     unsent = len(bytes.fromhex(st["send_data"]))
     c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
-    c.setsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, st["recv_seq"])
+    c.setsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, u32(st["recv_seq"]))
     c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
-    c.setsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, (st["send_seq"] - unsent) & 0xFFFFFFFF)
+    c.setsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, u32(st["send_seq"] - unsent))
     c.connect(tuple(st["peer"]))
     opts = struct.pack("II", TCPOPT_MSS, st["mss"])
     o = st["options"]
@@ -74,7 +80,7 @@ def restore(path):
     if o & 1:  # TCPI_OPT_TIMESTAMPS
         opts += struct.pack("II", TCPOPT_TIMESTAMP, 0)
     c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts)
-    c.setsockopt(socket.IPPROTO_TCP, TCP_TIMESTAMP, st["timestamp"])
+    c.setsockopt(socket.IPPROTO_TCP, TCP_TIMESTAMP, u32(st["timestamp"]))
     # queued data: the send queue is re-queued in repair mode; the receive queue is handed to
     # the echo loop directly
     c.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
