@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{encode_request, Decoder};
+use crate::{encode_request, Decoder, MAX_REPLY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -41,7 +41,7 @@ pub fn call(
     })?;
     s.set_read_timeout(timeout)?;
     s.write_all(&encode_request(method, params, 0))?;
-    let mut d = Decoder::new();
+    let mut d = Decoder::with_limit(MAX_REPLY);
     let mut buf = [0u8; 65536];
     loop {
         if let Some(v) = d

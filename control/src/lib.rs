@@ -32,23 +32,53 @@ pub enum ProtocolError {
     TooLarge(usize),
 }
 
-/// Largest message we buffer before giving up on a peer.
+/// Largest request the daemon buffers before giving up on a peer (requests are a command and
+/// a few arguments).
 pub const MAX_MESSAGE: usize = 1 << 20;
 
+/// Largest reply a client accepts: replies are whole dumps (`dpctl/dump-conntrack` of 100,000
+/// connections is ~20 MB, `dpctl/dump-flows` of as many megaflows more), so the limit only
+/// guards against a runaway peer.
+pub const MAX_REPLY: usize = 1 << 30;
+
 /// Accumulates bytes from a stream and yields complete JSON values.
-#[derive(Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    limit: usize,
+    /// Whether a `}` or `]` arrived since the last parse attempt that found the buffer
+    /// incomplete. A JSON-RPC message ends with one, so without it there is nothing new to
+    /// parse: a large reply arriving in 64 KiB reads is parsed once, not once per read (which
+    /// made receiving N bytes cost O(N²)).
+    maybe_complete: bool,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_limit(MAX_MESSAGE)
+    }
 }
 
 impl Decoder {
+    /// A decoder for requests (limit [`MAX_MESSAGE`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that gives up once `limit` bytes are buffered without a complete message.
+    pub fn with_limit(limit: usize) -> Self {
+        Decoder {
+            buf: Vec::new(),
+            limit,
+            maybe_complete: false,
+        }
     }
 
     /// Appends received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+        if bytes.iter().any(|&b| b == b'}' || b == b']') {
+            self.maybe_complete = true;
+        }
     }
 
     /// The next complete request, `Ok(None)` when more bytes are needed.
@@ -70,6 +100,9 @@ impl Decoder {
             self.buf.clear();
             return Ok(None);
         }
+        if !self.maybe_complete {
+            return self.incomplete();
+        }
         let mut it = serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<Value>();
         match it.next() {
             Some(Ok(v)) => {
@@ -78,14 +111,19 @@ impl Decoder {
                 Ok(Some(v))
             }
             Some(Err(e)) if e.is_eof() => {
-                if self.buf.len() > MAX_MESSAGE {
-                    Err(ProtocolError::TooLarge(MAX_MESSAGE))
-                } else {
-                    Ok(None)
-                }
+                self.maybe_complete = false;
+                self.incomplete()
             }
             Some(Err(e)) => Err(ProtocolError::Json(e.to_string())),
             None => Ok(None),
+        }
+    }
+
+    fn incomplete(&self) -> Result<Option<Value>, ProtocolError> {
+        if self.buf.len() > self.limit {
+            Err(ProtocolError::TooLarge(self.limit))
+        } else {
+            Ok(None)
         }
     }
 }
@@ -248,6 +286,28 @@ mod tests {
         let r = d.next_request().unwrap().unwrap();
         assert_eq!(r.method, "fdb/show");
         assert_eq!(r.params, vec!["br0"]);
+    }
+
+    #[test]
+    fn a_reply_larger_than_a_request_may_be_is_decoded_by_a_client_decoder() {
+        let text = "x".repeat(3 * MAX_MESSAGE);
+        let reply = encode_reply(&serde_json::json!(0), &Ok(text.clone()));
+        let mut small = Decoder::new();
+        let mut big = Decoder::with_limit(MAX_REPLY);
+        let mut small_err = None;
+        for chunk in reply.chunks(65536) {
+            small.feed(chunk);
+            if let Err(e) = small.next_value() {
+                small_err.get_or_insert(e);
+            }
+            big.feed(chunk);
+            if let Some(v) = big.next_value().unwrap() {
+                assert_eq!(v["result"], serde_json::json!(format!("{text}\n")));
+                assert!(small_err.is_some(), "the request limit still applies");
+                return;
+            }
+        }
+        panic!("reply never decoded");
     }
 
     #[test]
