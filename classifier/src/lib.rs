@@ -153,6 +153,12 @@ pub struct RuleId {
 }
 
 impl RuleId {
+    /// The smallest id in `Ord` order (a range bound for ordered sets of ids; names no rule).
+    pub const MIN: RuleId = RuleId {
+        index: 0,
+        generation: 0,
+    };
+
     /// Dense slot index (`< Classifier::slot_capacity()`), reused after the
     /// rule is removed: usable to index side tables such as counters.
     pub fn index(self) -> u32 {
@@ -239,8 +245,8 @@ pub enum Outcome {
 pub struct RuleRef<'a, T, const W: usize> {
     /// Its handle.
     pub id: RuleId,
-    /// Masked value.
-    pub value: &'a Key<W>,
+    /// Masked value (rules store only the words their mask examines; this is the whole key).
+    pub value: Key<W>,
     /// Mask.
     pub mask: &'a Key<W>,
     /// Priority.
@@ -264,7 +270,8 @@ const NONE: u32 = u32::MAX;
 
 #[derive(Clone, Debug)]
 struct Rule<T, const W: usize> {
-    value: Key<W>,
+    /// The masked value at the subtable's [`Subtable::words`].
+    value: Box<[u64]>,
     priority: u32,
     /// Next rule (slot index) in this rule's bucket chain, or [`NONE`].
     next: u32,
@@ -520,7 +527,7 @@ impl<T, const W: usize> Classifier<T, W> {
         };
         let slot = &mut self.slots[slot_idx as usize];
         slot.rule = Some(Rule {
-            value,
+            value: st.compress(&value),
             priority,
             next,
             seq,
@@ -621,7 +628,8 @@ impl<T, const W: usize> Classifier<T, W> {
         let st = self.subtables[st_idx as usize]
             .as_mut()
             .expect("subtable of a live rule");
-        let h = st.remove_prefixes(self.hashing, &rule.value);
+        let full = st.expand(&rule.value);
+        let h = st.remove_prefixes(self.hashing, &full);
         match st.buckets.get(h) {
             Some(head) if head == id.index => {
                 if rule.next == NONE {
@@ -722,13 +730,13 @@ impl<T, const W: usize> Classifier<T, W> {
     }
 
     fn view<'a>(&'a self, id: RuleId, r: &'a Rule<T, W>) -> RuleRef<'a, T, W> {
+        let st = self.subtables[r.subtable as usize]
+            .as_ref()
+            .expect("subtable of a live rule");
         RuleRef {
             id,
-            value: &r.value,
-            mask: &self.subtables[r.subtable as usize]
-                .as_ref()
-                .expect("subtable of a live rule")
-                .mask,
+            value: st.expand(&r.value),
+            mask: &st.mask,
             priority: r.priority,
             clauses: r.clauses.as_deref().unwrap_or(&[]),
             payload: &r.payload,
@@ -776,7 +784,7 @@ impl<T, const W: usize> Classifier<T, W> {
         let value = masked(value, mask);
         let head = st.buckets.get(st.final_hash(self.hashing, &value));
         chain(&self.slots, head)
-            .find(|&(_, r)| r.priority == priority && r.value == value)
+            .find(|&(_, r)| r.priority == priority && st.same_value(&r.value, &value))
             .map(|(i, _)| self.id_of(i))
     }
 
@@ -796,12 +804,18 @@ impl<T, const W: usize> Classifier<T, W> {
             .iter()
             .flatten()
             .filter(move |st| (0..W).all(|w| st.mask[w] & mask[w] == mask[w]))
-            .flat_map(|st| {
+            .flat_map(move |st| {
+                // every word `mask` examines is one of the subtable's words
                 st.buckets
                     .values()
                     .flat_map(|h| chain(&self.slots, Some(h)))
+                    .filter(move |(_, r)| {
+                        st.words
+                            .iter()
+                            .zip(r.value.iter())
+                            .all(|(&w, &v)| v & mask[w] == value[w])
+                    })
             })
-            .filter(move |(_, r)| (0..W).all(|w| r.value[w] & mask[w] == value[w]))
             .map(move |(i, _)| self.view_slot(i))
     }
 
@@ -821,13 +835,17 @@ impl<T, const W: usize> Classifier<T, W> {
                     // only rules of value `value & st.mask` can overlap.
                     let v = masked(&value, &st.mask);
                     let head = st.buckets.get(st.final_hash(self.hashing, &v));
-                    chain(&self.slots, head).any(|(_, r)| r.priority == priority && r.value == v)
+                    chain(&self.slots, head)
+                        .any(|(_, r)| r.priority == priority && st.same_value(&r.value, &v))
                 } else {
                     st.buckets.values().any(|h| {
                         chain(&self.slots, Some(h)).any(|(_, r)| {
                             r.priority == priority
-                                && (0..W)
-                                    .all(|w| (r.value[w] ^ value[w]) & st.mask[w] & mask[w] == 0)
+                                && st
+                                    .words
+                                    .iter()
+                                    .zip(r.value.iter())
+                                    .all(|(&w, &v)| (v ^ value[w]) & st.mask[w] & mask[w] == 0)
                         })
                     })
                 }

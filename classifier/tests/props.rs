@@ -353,7 +353,7 @@ fn check_structure(cls: &Classifier<u32, W>, refs: &[TRule], queries: &[(Key, Ke
     for r in cls.iter() {
         let t = by_id[&r.id];
         assert_eq!(
-            (*r.value, *r.mask, r.priority),
+            (r.value, *r.mask, r.priority),
             (t.value, t.mask, t.priority)
         );
         assert_eq!(r.clauses, &t.clauses[..]);

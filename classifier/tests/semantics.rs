@@ -116,7 +116,7 @@ fn empty_subtables_are_dropped_and_ids_go_stale() {
 fn value_is_masked_on_insert() {
     let mut c = cls();
     let r = c.insert([1, 99, 99, 99], META, 1, "a");
-    assert_eq!(*c.rule(r).unwrap().value, [1, 0, 0, 0]);
+    assert_eq!(c.rule(r).unwrap().value, [1, 0, 0, 0]);
     assert_eq!(c.lookup(&pkt(1, 5, 5, 5), &mut [0; W]), Some(r));
     assert_eq!(c.find_exact(&[1, 7, 7, 7], &META, 1), Some(r));
 }

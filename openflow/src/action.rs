@@ -1688,6 +1688,19 @@ pub(crate) fn parse_instructions(r: &mut Reader, version: u8) -> Result<Vec<Inst
     Ok(out)
 }
 
+/// Decodes a list of instructions from a byte slice (what [`encode_instructions`] wrote).
+pub fn decode_instructions(bytes: &[u8], version: u8) -> Result<Vec<Instruction>> {
+    parse_instructions(&mut Reader::new(bytes, OfpErr::OFPBIC_BAD_LEN), version)
+}
+
+/// Encodes a list of instructions for `version` (for OpenFlow 1.0 the instruction framing
+/// is kept around the actions: a storage form, not a message body).
+pub fn encode_instructions(ins: &[Instruction], version: u8) -> Vec<u8> {
+    let mut w = Writer::new();
+    emit_instructions(ins, version, &mut w);
+    w.buf
+}
+
 pub(crate) fn emit_instructions(ins: &[Instruction], version: u8, w: &mut Writer) {
     for i in ins {
         let start = w.len();

@@ -332,28 +332,22 @@ fn mask_of(fields: &[Field]) -> PKey {
 /// ingress flows are installed on this chassis.
 fn port_bound(bt: &BridgeTables, cookie: u64, ofport: u32) -> bool {
     bt.tables.iter().any(|table| {
-        table
-            .gate_index()
-            .by_cookie
-            .get(&cookie)
-            .is_some_and(|ids| {
-                ids.iter().any(|&id| {
-                    table.cls().get(id).is_some_and(|r| {
-                        lf(Field::InPortOxm).get(&r.key.mask()) != 0
-                            && lf(Field::InPortOxm).get(&r.key.value()) == ofport as u128
-                    })
-                })
+        table.gate_index().with_cookie(cookie).any(|id| {
+            table.key_of(id).is_some_and(|(value, mask)| {
+                lf(Field::InPortOxm).get(&mask) != 0
+                    && lf(Field::InPortOxm).get(&value) == ofport as u128
             })
+        })
     })
 }
 
-/// Full-mask value of `f` in a rule's match, if matched exactly.
-fn exact(r: &Rule, f: Field) -> Option<u128> {
+/// Full-mask value of `f` in a rule's match (value, mask), if matched exactly.
+fn exact(r: &(PKey, PKey), f: Field) -> Option<u128> {
     let l = lf(f);
-    (l.get(&r.key.mask()) == l.full()).then(|| l.get(&r.key.value()))
+    (l.get(&r.1) == l.full()).then(|| l.get(&r.0))
 }
 
-fn trigger_of(r: &Rule) -> Option<Trigger> {
+fn trigger_of(r: &(PKey, PKey)) -> Option<Trigger> {
     match exact(r, Field::EthType)? {
         0x8035 => Some(Trigger::Rarp),
         0x0806 => Some(Trigger::Garp),
@@ -401,10 +395,11 @@ pub fn recognize(bt: &BridgeTables) -> Vec<Recognized> {
     let mut found: BTreeMap<(u32, u64), Recognized> = BTreeMap::new();
     for (t, table) in bt.tables.iter().enumerate() {
         for &aid in &table.gate_index().activators {
-            let Some(a) = table.cls().get(aid) else {
+            let (Some(a), Some(akey)) = (table.cls().get(aid), table.key_of(aid)) else {
                 continue;
             };
-            let (Some(p), Some(trigger)) = (exact(a, Field::InPortOxm), trigger_of(a)) else {
+            let (Some(p), Some(trigger)) = (exact(&akey, Field::InPortOxm), trigger_of(&akey))
+            else {
                 continue;
             };
             let Some(spec) = activation_controller(&a.ofpacts) else {
@@ -442,15 +437,10 @@ pub fn recognize(bt: &BridgeTables) -> Vec<Recognized> {
     let mut out = Vec::new();
     for ((ofport, cookie), mut g) in found {
         for (t, table) in bt.tables.iter().enumerate() {
-            let Some(ids) = table.gate_index().by_cookie.get(&cookie) else {
-                continue;
-            };
-            for &id in ids {
-                let Some(r) = table.cls().get(id) else {
+            for id in table.gate_index().with_cookie(cookie) {
+                let (Some(r), Some((value, mask))) = (table.cls().get(id), table.key_of(id)) else {
                     continue;
                 };
-                let mask = r.key.mask();
-                let value = r.key.value();
                 let is_drop = r.ofpacts.is_empty();
                 if is_drop
                     && mask == in_port_only
@@ -503,14 +493,10 @@ fn copies(bt: &BridgeTables, cookie: u64, dp: u64, port: u32, ofport: u32) -> Ve
     let dp_port_only = mask_of(&[Field::Metadata, Field::Reg(15)]);
     let mut v = Vec::new();
     for table in &bt.tables {
-        let Some(ids) = table.gate_index().by_cookie.get(&cookie) else {
-            continue;
-        };
-        for &id in ids {
-            let Some(r) = table.cls().get(id) else {
+        for id in table.gate_index().with_cookie(cookie) {
+            let (Some(r), Some((value, mask))) = (table.cls().get(id), table.key_of(id)) else {
                 continue;
             };
-            let (mask, value) = (r.key.mask(), r.key.value());
             if (0..PKEY_WORDS).all(|i| mask[i] & dp_port_only[i] == dp_port_only[i])
                 && lf(Field::Metadata).get(&value) == dp as u128
                 && lf(Field::Reg(15)).get(&value) == port as u128

@@ -985,7 +985,7 @@ pub fn apply_learned(st: &mut State, l: &Learned) {
     let same = bt.table(l.fm.table_id).and_then(|t| {
         let id = t.cls().find_exact(&value, &mask, l.fm.priority as u32)?;
         let r = t.cls().get(id)?;
-        (r.instructions == l.fm.instructions
+        (r.instructions() == l.fm.instructions
             && r.cookie == l.fm.cookie
             && r.idle_timeout == l.fm.idle_timeout
             && r.hard_timeout == l.fm.hard_timeout

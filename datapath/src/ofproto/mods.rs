@@ -14,7 +14,7 @@ use openflow::{Field, Match, OfpErr};
 
 use crate::pipeline::flow::{loc, PKey, PKEY_WORDS};
 use crate::pipeline::ofpact::{self, Ofpact};
-use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, SparseKey, Table};
+use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, RuleWire, Table};
 
 /// The last table, read-only (OVS uses it for internal flows and hides it).
 pub const HIDDEN_TABLE: u8 = 254;
@@ -223,8 +223,7 @@ pub fn flow_mod(
                         } else {
                             old.cookie
                         },
-                        match_: old.match_.clone(),
-                        key: old.key.clone(),
+                        wire: old.wire.with_instructions(&fm.instructions, version),
                         clauses: Rule::conjunction_clauses(&ofpacts),
                         ofpacts,
                         flags: old.flags,
@@ -237,7 +236,6 @@ pub fn flow_mod(
                         } else {
                             old.stats.clone()
                         },
-                        instructions: fm.instructions.clone(),
                         of_version: version,
                     };
                     let tab = Arc::make_mut(tab);
@@ -359,8 +357,7 @@ fn add(
         table,
         priority: fm.priority,
         cookie: fm.cookie,
-        match_: m,
-        key: SparseKey::new(&value, &mask),
+        wire: RuleWire::new(&m, &fm.instructions, version),
         clauses: Rule::conjunction_clauses(&ofpacts),
         ofpacts,
         flags: openflow::compat::flow_flags_kept(fm.flags, version, fm.command),
@@ -369,14 +366,14 @@ fn add(
         importance: fm.importance,
         created_ms: now_ms,
         stats,
-        instructions: fm.instructions.clone(),
         of_version: version,
     };
     let rule = Arc::new(rule);
-    tab.insert(rule.clone()).map_err(|e| ModError {
-        err: OfpErr::NXBAC_BAD_CONJUNCTION,
-        why: e,
-    })?;
+    tab.insert(rule.clone(), &value, &mask)
+        .map_err(|e| ModError {
+            err: OfpErr::NXBAC_BAD_CONJUNCTION,
+            why: e,
+        })?;
     changes.added.push(rule);
     Ok(())
 }

@@ -16,6 +16,7 @@ use openflow::OfpErr;
 use super::conn::Conn;
 use super::mods::{match_to_key, Changes};
 use crate::pipeline::flow::PKey;
+use crate::pipeline::flow::PKEY_WORDS;
 use crate::pipeline::ofpact;
 use crate::pipeline::tables::Rule;
 
@@ -56,8 +57,13 @@ impl Monitor {
         {
             return false;
         }
-        // loose: the flow is at least as specific as the criteria and agrees with them
-        r.key.covered_by(&self.value, &self.mask)
+        // loose: the flow is at least as specific as the criteria and agrees with them (the
+        // rule keeps its match encoded; monitors are rare enough to decode it here)
+        let Ok((v, m, _)) = match_to_key(&r.match_()) else {
+            return false;
+        };
+        (0..PKEY_WORDS)
+            .all(|i| m[i] & self.mask[i] == self.mask[i] && v[i] & self.mask[i] == self.value[i])
     }
 }
 
@@ -178,6 +184,7 @@ fn update_full(r: &Rule, ev: u16, reason: u16, with_actions: bool, version: u8) 
             e => e,
         }
     };
+    let m = r.match_();
     FlowUpdate::Full(FlowUpdateFull {
         event,
         reason,
@@ -186,11 +193,11 @@ fn update_full(r: &Rule, ev: u16, reason: u16, with_actions: bool, version: u8) 
         hard_timeout: r.hard_timeout,
         table_id: r.table,
         cookie: r.cookie,
-        match_: r.match_.clone(),
+        match_: m.clone(),
         instructions: if with_actions {
             openflow::compat::instructions_for(
-                &r.instructions,
-                openflow::compat::Added::flow(r.of_version, &r.match_),
+                &r.instructions(),
+                openflow::compat::Added::flow(r.of_version, &m),
                 version,
             )
         } else {

@@ -240,13 +240,14 @@ fn send_flow_stats(c: &mut Conn, xid: u32, rules: &[&Arc<Rule>], v: u8, nx: bool
         let used = r.stats.used_ms.load(Ordering::Relaxed).max(r.created_ms);
         let dur = duration(now_ms, r.created_ms);
         let of10;
+        let m = r.match_();
         let match_ = if v == 1 && !nx {
-            of10 = openflow::oxm::Of10Match::from_match(&r.match_);
+            of10 = openflow::oxm::Of10Match::from_match(&m);
             MatchReprRef::Of10(&of10)
         } else if nx {
-            MatchReprRef::Nxm(&r.match_)
+            MatchReprRef::Nxm(&m)
         } else {
-            MatchReprRef::Oxm(&r.match_)
+            MatchReprRef::Oxm(&m)
         };
         let oxs_stats = if v >= 6 {
             oxs(dur, duration(now_ms, used), packets, bytes)
@@ -254,8 +255,8 @@ fn send_flow_stats(c: &mut Conn, xid: u32, rules: &[&Arc<Rule>], v: u8, nx: bool
             OxsStats::default()
         };
         let instructions = openflow::compat::instructions_for(
-            &r.instructions,
-            openflow::compat::Added::flow(r.of_version, &r.match_),
+            &r.instructions(),
+            openflow::compat::Added::flow(r.of_version, &m),
             v,
         );
         let e = FlowStatsRef {
@@ -303,7 +304,7 @@ pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
         hard_timeout: r.hard_timeout,
         packet_count: packets,
         byte_count: bytes,
-        match_: match_repr(&r.match_, c.version, nx),
+        match_: match_repr(&r.match_(), c.version, nx),
         oxs_stats: if c.version >= 6 {
             oxs(dur, duration(now_ms, used), packets, bytes)
         } else {

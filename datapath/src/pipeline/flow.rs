@@ -31,24 +31,41 @@ pub const PKEY_WORDS: usize = DP + KEY_WORDS;
 /// The pipeline key.
 pub type PKey = [u64; PKEY_WORDS];
 
+// `Loc` names words with a byte
+const _: () = assert!(PKEY_WORDS <= 256);
+
 /// Where a field lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Bytes, not `usize`s: a `Loc` sits in every compiled `set_field`/`move` of every flow, and
+/// with `usize`s it made each action 80 bytes instead of 48.
 pub enum Loc {
     /// `bits` bits at `shift` in word `word`.
-    Bits { word: usize, shift: u32, bits: u32 },
+    Bits { word: u8, shift: u8, bits: u8 },
     /// A 128-bit field: high 64 bits in `hi`, low in `lo`.
-    Wide { hi: usize, lo: usize },
+    Wide { hi: u8, lo: u8 },
 }
 
 impl Loc {
     pub const fn bits(word: usize, shift: u32, bits: u32) -> Loc {
-        Loc::Bits { word, shift, bits }
+        Loc::Bits {
+            word: word as u8,
+            shift: shift as u8,
+            bits: bits as u8,
+        }
+    }
+
+    pub const fn wide(hi: usize, lo: usize) -> Loc {
+        Loc::Wide {
+            hi: hi as u8,
+            lo: lo as u8,
+        }
     }
 
     /// Width in bits.
     pub fn width(&self) -> u32 {
         match self {
-            Loc::Bits { bits, .. } => *bits,
+            Loc::Bits { bits, .. } => *bits as u32,
             Loc::Wide { .. } => 128,
         }
     }
@@ -56,8 +73,10 @@ impl Loc {
     #[inline]
     pub fn get(&self, k: &PKey) -> u128 {
         match *self {
-            Loc::Bits { word, shift, bits } => ((k[word] >> shift) & low_bits(bits)) as u128,
-            Loc::Wide { hi, lo } => ((k[hi] as u128) << 64) | k[lo] as u128,
+            Loc::Bits { word, shift, bits } => {
+                ((k[word as usize] >> shift) & low_bits(bits as u32)) as u128
+            }
+            Loc::Wide { hi, lo } => ((k[hi as usize] as u128) << 64) | k[lo as usize] as u128,
         }
     }
 
@@ -66,12 +85,13 @@ impl Loc {
     pub fn set(&self, k: &mut PKey, value: u128) {
         match *self {
             Loc::Bits { word, shift, bits } => {
-                let m = low_bits(bits) << shift;
+                let m = low_bits(bits as u32) << shift;
+                let word = word as usize;
                 k[word] = (k[word] & !m) | (((value as u64) << shift) & m);
             }
             Loc::Wide { hi, lo } => {
-                k[hi] = (value >> 64) as u64;
-                k[lo] = value as u64;
+                k[hi as usize] = (value >> 64) as u64;
+                k[lo as usize] = value as u64;
             }
         }
     }
@@ -87,10 +107,12 @@ impl Loc {
     #[inline]
     pub fn or_mask(&self, m: &mut PKey, mask: u128) {
         match *self {
-            Loc::Bits { word, shift, bits } => m[word] |= ((mask as u64) & low_bits(bits)) << shift,
+            Loc::Bits { word, shift, bits } => {
+                m[word as usize] |= ((mask as u64) & low_bits(bits as u32)) << shift
+            }
             Loc::Wide { hi, lo } => {
-                m[hi] |= (mask >> 64) as u64;
-                m[lo] |= mask as u64;
+                m[hi as usize] |= (mask >> 64) as u64;
+                m[lo as usize] |= mask as u64;
             }
         }
     }
@@ -98,7 +120,7 @@ impl Loc {
     /// The full-width mask of this field.
     pub fn full(&self) -> u128 {
         match self {
-            Loc::Bits { bits, .. } => low_bits(*bits) as u128,
+            Loc::Bits { bits, .. } => low_bits(*bits as u32) as u128,
             Loc::Wide { .. } => u128::MAX,
         }
     }
@@ -127,10 +149,9 @@ pub fn loc(f: Field) -> Option<Loc> {
             32,
         ),
         Xreg(n) if n < 8 => Loc::bits(PIPE_XREG0 + n as usize, 0, 64),
-        Xxreg(n) if n < 4 => Loc::Wide {
-            hi: PIPE_XREG0 + 2 * n as usize,
-            lo: PIPE_XREG0 + 2 * n as usize + 1,
-        },
+        Xxreg(n) if n < 4 => {
+            Loc::wide(PIPE_XREG0 + 2 * n as usize, PIPE_XREG0 + 2 * n as usize + 1)
+        }
         ConjId => Loc::bits(PIPE_PORT_CONJ, 32, 32),
         ActsetOutput => Loc::bits(PIPE_ACTSET, 0, 32),
         PacketType => Loc::bits(PIPE_ACTSET, 32, 32),
@@ -144,10 +165,7 @@ pub fn loc(f: Field) -> Option<Loc> {
         CtState => Loc::bits(DP + w::TUN_CT, 32, 32),
         PktMark => Loc::bits(DP + w::MARKS, 0, 32),
         CtMark => Loc::bits(DP + w::MARKS, 32, 32),
-        CtLabel => Loc::Wide {
-            hi: DP + w::CT_LABEL_HI,
-            lo: DP + w::CT_LABEL_LO,
-        },
+        CtLabel => Loc::wide(DP + w::CT_LABEL_HI, DP + w::CT_LABEL_LO),
         DpHash => Loc::bits(DP + w::HASH, 0, 32),
         CtNwProto => Loc::bits(DP + w::HASH, 32, 8),
         CtNwSrc => Loc::bits(DP + w::CT_NW, 0, 32),
@@ -172,20 +190,11 @@ pub fn loc(f: Field) -> Option<Loc> {
         Ipv6Label => Loc::bits(DP + w::L3, 32, 20),
         IpSrc | ArpSpa => Loc::bits(DP + w::NW_SRC_LO, 0, 32),
         IpDst | ArpTpa => Loc::bits(DP + w::NW_DST_LO, 0, 32),
-        Ipv6Src => Loc::Wide {
-            hi: DP + w::NW_SRC_HI,
-            lo: DP + w::NW_SRC_LO,
-        },
-        Ipv6Dst => Loc::Wide {
-            hi: DP + w::NW_DST_HI,
-            lo: DP + w::NW_DST_LO,
-        },
+        Ipv6Src => Loc::wide(DP + w::NW_SRC_HI, DP + w::NW_SRC_LO),
+        Ipv6Dst => Loc::wide(DP + w::NW_DST_HI, DP + w::NW_DST_LO),
         ArpSha | NdSll => Loc::bits(DP + w::ARP_SHA, 0, 48),
         ArpTha | NdTll => Loc::bits(DP + w::ARP_THA, 0, 48),
-        NdTarget => Loc::Wide {
-            hi: DP + w::ND_TARGET_HI,
-            lo: DP + w::ND_TARGET_LO,
-        },
+        NdTarget => Loc::wide(DP + w::ND_TARGET_HI, DP + w::ND_TARGET_LO),
         TcpSrc | UdpSrc | SctpSrc => Loc::bits(DP + w::L4, 0, 16),
         TcpDst | UdpDst | SctpDst => Loc::bits(DP + w::L4, 16, 16),
         IcmpType | Icmpv6Type => Loc::bits(DP + w::L4, 0, 8),

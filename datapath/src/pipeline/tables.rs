@@ -5,7 +5,7 @@
 //! snapshot is published (arc-swap) before a barrier or bundle commit is answered. Tables are
 //! behind `Arc`s so a publish copies only the tables that changed since the last one.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -39,7 +39,8 @@ impl RuleStats {
     }
 }
 
-/// A pipeline key's (value, mask) with only the words whose mask is not zero.
+/// A pipeline key's (value, mask) with only the words whose mask is not zero: how the journal
+/// carries an inserted rule's match to the other copy of the tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SparseKey(Box<[(u8, u64, u64)]>);
 
@@ -79,11 +80,9 @@ pub struct Rule {
     pub table: u8,
     pub priority: u16,
     pub cookie: u64,
-    /// The match as the controller sent it (dumps print it back).
-    pub match_: Match,
-    /// The match as pipeline-key words (value, mask), only the matched words kept: a full
-    /// key is 280 bytes and a flow matches a handful of words.
-    pub key: SparseKey,
+    /// The match and instructions as the controller sent them (dumps print them back), kept
+    /// encoded: see [`RuleWire`].
+    pub wire: RuleWire,
     pub ofpacts: Vec<Ofpact>,
     /// OFPFF_* flags (send_flow_rem 1, check_overlap 2, reset_counts 4, no_pkt/byt counts).
     pub flags: u16,
@@ -95,9 +94,75 @@ pub struct Rule {
     pub stats: Arc<RuleStats>,
     /// Conjunction clauses when the actions are only `conjunction(...)`.
     pub clauses: Vec<ConjClause>,
-    /// The instructions as received and the OpenFlow version they came in (dumps print them).
-    pub instructions: Vec<openflow::Instruction>,
+    /// The OpenFlow version the instructions came in (dumps convert them to the reader's).
     pub of_version: u8,
+}
+
+/// A rule's match (NXM/OXM TLVs, headers as received) and instructions (in the version they
+/// came in), encoded back to back. Only dumps, flow monitors and flow-removed messages read
+/// them, while decoded (`Vec<MatchField>`, `Vec<Instruction>`) they took ~670 of a flow's
+/// ~2,000 bytes; encoded they take ~100.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RuleWire {
+    bytes: Box<[u8]>,
+    match_len: u32,
+}
+
+impl RuleWire {
+    /// Encodes `m` and `instructions` (the OpenFlow version the instructions are in).
+    pub fn new(m: &Match, instructions: &[openflow::Instruction], version: u8) -> RuleWire {
+        let mut bytes = m.tlv_bytes();
+        let match_len = bytes.len() as u32;
+        bytes.extend(openflow::action::encode_instructions(instructions, version));
+        RuleWire {
+            bytes: bytes.into_boxed_slice(),
+            match_len,
+        }
+    }
+
+    /// The same match with other instructions (a modify keeps the match).
+    pub fn with_instructions(
+        &self,
+        instructions: &[openflow::Instruction],
+        version: u8,
+    ) -> RuleWire {
+        let mut bytes = self.bytes[..self.match_len as usize].to_vec();
+        bytes.extend(openflow::action::encode_instructions(instructions, version));
+        RuleWire {
+            bytes: bytes.into_boxed_slice(),
+            match_len: self.match_len,
+        }
+    }
+
+    /// The match. What was encoded from a decoded match decodes again, so this cannot fail
+    /// short of a codec bug; such a bug shows as an empty match in dumps, not a crash.
+    pub fn match_(&self) -> Match {
+        let r = Match::from_tlv_bytes(&self.bytes[..self.match_len as usize]);
+        debug_assert!(r.is_ok(), "stored match decodes: {r:?}");
+        r.unwrap_or_default()
+    }
+
+    /// The instructions, in the version they were encoded in (see [`RuleWire::match_`]).
+    pub fn instructions(&self, version: u8) -> Vec<openflow::Instruction> {
+        let r =
+            openflow::action::decode_instructions(&self.bytes[self.match_len as usize..], version);
+        debug_assert!(r.is_ok(), "stored instructions decode: {r:?}");
+        r.unwrap_or_default()
+    }
+
+    /// Heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl std::fmt::Debug for RuleWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleWire")
+            .field("match", &self.match_())
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl Rule {
@@ -124,6 +189,16 @@ impl Rule {
 }
 
 impl Rule {
+    /// The match as the controller sent it.
+    pub fn match_(&self) -> Match {
+        self.wire.match_()
+    }
+
+    /// The instructions as the controller sent them (in [`Rule::of_version`]).
+    pub fn instructions(&self) -> Vec<openflow::Instruction> {
+        self.wire.instructions(self.of_version)
+    }
+
     /// A rule with no match at `priority` in `table` (e.g. the standalone `priority=0
     /// actions=NORMAL`).
     pub fn catch_all(table: u8, priority: u16, ofpacts: Vec<Ofpact>, now_ms: u64) -> Rule {
@@ -131,8 +206,7 @@ impl Rule {
             table,
             priority,
             cookie: 0,
-            match_: Match::default(),
-            key: SparseKey::default(),
+            wire: RuleWire::default(),
             ofpacts,
             flags: 0,
             idle_timeout: 0,
@@ -141,7 +215,6 @@ impl Rule {
             created_ms: now_ms,
             stats: Arc::new(RuleStats::default()),
             clauses: Vec::new(),
-            instructions: Vec::new(),
             of_version: 6,
         }
     }
@@ -171,8 +244,10 @@ pub struct GateIndex {
     /// Rules whose actions send to the controller with userdata starting with OVN's
     /// activation-strategy opcode (26).
     pub activators: BTreeSet<RuleId>,
-    /// Every rule by cookie (OVN gives all flows of a port binding the binding's cookie).
-    pub by_cookie: HashMap<u64, HashSet<RuleId>>,
+    /// Every rule by cookie (OVN gives all flows of a port binding the binding's cookie), as
+    /// (cookie, rule) pairs: a set of pairs costs ~20 bytes per rule where a set of rules per
+    /// cookie cost ~90 (OVN's cookies are nearly unique per flow, so most sets held one rule).
+    by_cookie: BTreeSet<(u64, RuleId)>,
 }
 
 impl GateIndex {
@@ -180,17 +255,20 @@ impl GateIndex {
         if crate::migration::is_activator(&r.ofpacts) {
             self.activators.insert(id);
         }
-        self.by_cookie.entry(r.cookie).or_default().insert(id);
+        self.by_cookie.insert((r.cookie, id));
     }
 
     fn del(&mut self, id: RuleId, r: &Rule) {
         self.activators.remove(&id);
-        if let Some(set) = self.by_cookie.get_mut(&r.cookie) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_cookie.remove(&r.cookie);
-            }
-        }
+        self.by_cookie.remove(&(r.cookie, id));
+    }
+
+    /// The rules with `cookie`.
+    pub fn with_cookie(&self, cookie: u64) -> impl Iterator<Item = RuleId> + '_ {
+        self.by_cookie
+            .range((cookie, RuleId::MIN)..)
+            .take_while(move |(c, _)| *c == cookie)
+            .map(|&(_, id)| id)
     }
 }
 
@@ -198,7 +276,8 @@ impl GateIndex {
 /// copies: both start equal and the classifier allocates ids deterministically.
 #[derive(Clone)]
 pub enum TableOp {
-    Insert(Arc<Rule>),
+    /// A rule and its match (value, mask).
+    Insert(Arc<Rule>, SparseKey),
     Remove(RuleId),
     Replace(RuleId, Arc<Rule>),
 }
@@ -278,16 +357,23 @@ impl Table {
         &self.cls
     }
 
-    /// Inserts a rule (conjunctive when it carries clauses; they were validated when the
-    /// actions were normalized).
-    pub fn insert(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
-        let id = self.insert_quiet(rule.clone())?;
-        self.journal.push(TableOp::Insert(rule));
+    /// Inserts a rule matching (`value`, `mask`) (conjunctive when it carries clauses; they
+    /// were validated when the actions were normalized). The classifier keeps the match; the
+    /// rule itself does not (see [`Table::key_of`]).
+    pub fn insert(&mut self, rule: Arc<Rule>, value: &PKey, mask: &PKey) -> Result<RuleId, String> {
+        let id = self.insert_quiet(rule.clone(), *value, *mask)?;
+        self.journal
+            .push(TableOp::Insert(rule, SparseKey::new(value, mask)));
         Ok(id)
     }
 
-    fn insert_quiet(&mut self, rule: Arc<Rule>) -> Result<RuleId, String> {
-        let (v, m, p) = (rule.key.value(), rule.key.mask(), rule.priority as u32);
+    /// The (value, mask) rule `id` matches.
+    pub fn key_of(&self, id: RuleId) -> Option<(PKey, PKey)> {
+        self.cls.rule(id).map(|r| (r.value, *r.mask))
+    }
+
+    fn insert_quiet(&mut self, rule: Arc<Rule>, v: PKey, m: PKey) -> Result<RuleId, String> {
+        let p = rule.priority as u32;
         let r = rule.clone();
         let id = if rule.clauses.is_empty() {
             self.cls.insert(v, m, p, rule)
@@ -348,7 +434,7 @@ impl Table {
     fn replay<'a>(&mut self, ops: impl IntoIterator<Item = &'a TableOp>) -> bool {
         for op in ops {
             let ok = match op {
-                TableOp::Insert(r) => self.insert_quiet(r.clone()).is_ok(),
+                TableOp::Insert(r, k) => self.insert_quiet(r.clone(), k.value(), k.mask()).is_ok(),
                 TableOp::Remove(id) => self.remove_quiet(*id).is_some(),
                 TableOp::Replace(id, r) => self.replace_quiet(*id, r.clone()),
             };
@@ -465,13 +551,18 @@ impl BridgeTables {
             }],
             now_ms,
         );
-        r.instructions = vec![openflow::Instruction::ApplyActions(vec![
-            openflow::Action::Output {
-                port: openflow::action::ports::NORMAL,
-                max_len: 0,
-            },
-        ])];
-        let _ = Arc::make_mut(&mut self.tables[0]).insert(Arc::new(r));
+        r.wire = RuleWire::new(
+            &Match::default(),
+            &[openflow::Instruction::ApplyActions(vec![
+                openflow::Action::Output {
+                    port: openflow::action::ports::NORMAL,
+                    max_len: 0,
+                },
+            ])],
+            r.of_version,
+        );
+        let zero = [0; PKEY_WORDS];
+        let _ = Arc::make_mut(&mut self.tables[0]).insert(Arc::new(r), &zero, &zero);
     }
 
     /// Removes the flow [`Self::add_normal_flow`] adds (cookie 0, no match, priority 0,
@@ -613,6 +704,8 @@ pub type Journal = Vec<(usize, usize, Vec<TableOp>)>;
 mod tests {
     use super::*;
 
+    const Z: PKey = [0; PKEY_WORDS];
+
     fn rules(p: &Pipeline) -> Vec<(RuleId, u16, usize)> {
         let mut v: Vec<_> = p.bridges[0].tables[0]
             .cls()
@@ -647,7 +740,7 @@ mod tests {
         let ids: Vec<RuleId> = (1..=4u16)
             .map(|p| {
                 table0(&mut master)
-                    .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)))
+                    .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)), &Z, &Z)
                     .unwrap()
             })
             .collect();
@@ -663,7 +756,7 @@ mod tests {
         table0(&mut back).remove(ids[1]).unwrap();
         assert!(table0(&mut back).replace(ids[2], Arc::new(Rule::catch_all(0, 3, Vec::new(), 7))));
         table0(&mut back)
-            .insert(Arc::new(Rule::catch_all(0, 9, Vec::new(), 0)))
+            .insert(Arc::new(Rule::catch_all(0, 9, Vec::new(), 0)), &Z, &Z)
             .unwrap();
         assert_eq!(Arc::as_ptr(&back.bridges[0].tables[0]), before);
         // and the next round replays remove, replace and insert onto front1
@@ -682,7 +775,7 @@ mod tests {
         let (front0, _) = publish(&mut master);
         for p in 1..=3u16 {
             table0(&mut master)
-                .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)))
+                .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)), &Z, &Z)
                 .unwrap();
         }
         let (front1, mut j1) = publish(&mut master);

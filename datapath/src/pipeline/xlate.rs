@@ -273,7 +273,7 @@ impl<'a> Xlate<'a> {
         self.trace(|| {
             format!(
                 "{table}. {}, priority {}, cookie {:#x}",
-                describe_match(&rule.match_),
+                describe_match(&rule.match_()),
                 rule.priority,
                 rule.cookie
             )
