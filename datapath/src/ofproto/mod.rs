@@ -881,7 +881,7 @@ pub fn expire_flows(st: &mut State) {
         let bt = Arc::make_mut(&mut st.pipeline_mut().bridges[bi]);
         let mut removed = Vec::new();
         for (t, id, why) in victims {
-            let tab = Arc::make_mut(&mut bt.tables[t as usize]);
+            let tab = bt.table_mut(t as usize);
             if let Some(rule) = tab.remove(id) {
                 removed.push(mods::Removed { rule, reason: why });
             }

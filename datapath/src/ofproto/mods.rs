@@ -14,7 +14,9 @@ use openflow::{Field, Match, OfpErr};
 
 use crate::pipeline::flow::{loc, PKey, PKEY_WORDS};
 use crate::pipeline::ofpact::{self, Ofpact};
-use crate::pipeline::tables::{BridgeTables, Bucket, Group, Rule, RuleStats, RuleWire, Table};
+use crate::pipeline::tables::{
+    mark_dirty, BridgeTables, Bucket, Group, Rule, RuleStats, RuleWire, Table,
+};
 
 /// The last table, read-only (OVS uses it for internal flows and hides it).
 pub const HIDDEN_TABLE: u8 = 254;
@@ -183,6 +185,8 @@ pub fn flow_mod(
                 let Some(tab) = bt.tables.get_mut(t as usize) else {
                     continue;
                 };
+                // (marked even if nothing matches: take_journal then finds an empty journal)
+                mark_dirty(&mut bt.dirty, t as usize);
                 if tab.is_empty() {
                     continue;
                 }
@@ -267,6 +271,8 @@ pub fn flow_mod(
                 let Some(tab) = bt.tables.get_mut(t as usize) else {
                     continue;
                 };
+                // (marked even if nothing matches: take_journal then finds an empty journal)
+                mark_dirty(&mut bt.dirty, t as usize);
                 if tab.is_empty() {
                     continue;
                 }
@@ -331,7 +337,7 @@ fn add(
         why: r.why,
     })?;
     check_conjunction(&ofpacts)?;
-    let tab = Arc::make_mut(&mut bt.tables[table as usize]);
+    let tab = bt.table_mut(table as usize);
     if fm.flags & flags::CHECK_OVERLAP != 0
         && tab.cls().has_overlap(&value, &mask, fm.priority as u32)
     {
@@ -568,10 +574,11 @@ fn delete_flows_where(
     why: u8,
     changes: &mut Changes,
 ) {
-    for tab in bt.tables.iter_mut() {
+    for (t, tab) in bt.tables.iter_mut().enumerate() {
         if tab.is_empty() {
             continue;
         }
+        mark_dirty(&mut bt.dirty, t);
         let ids: Vec<_> = tab
             .cls()
             .iter()
