@@ -807,11 +807,17 @@ mod tests {
         let mut tables: Vec<usize> = j1.iter().map(|(_, t, _)| *t).collect();
         tables.sort();
         assert_eq!(tables, vec![3, 137, 254]);
-        assert_eq!(front1.bridges[0].dirty, [0; 4], "a publish clears the marks");
+        assert_eq!(
+            front1.bridges[0].dirty, [0; 4],
+            "a publish clears the marks"
+        );
         let back = Arc::try_unwrap(front0).ok().unwrap().reclaim(&front1, &j1);
         for t in [3usize, 137, 254] {
             assert_eq!(back.bridges[0].tables[t].len(), 1);
-            assert!(!Arc::ptr_eq(&back.bridges[0].tables[t], &front1.bridges[0].tables[t]));
+            assert!(!Arc::ptr_eq(
+                &back.bridges[0].tables[t],
+                &front1.bridges[0].tables[t]
+            ));
         }
     }
 

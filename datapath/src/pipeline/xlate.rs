@@ -219,16 +219,45 @@ impl<'a> Xlate<'a> {
     /// Looks `table` up and runs the matching rule's actions; a miss does nothing (as a
     /// resubmit to an empty table does in OVS).
     fn run_table(&mut self, table: u8) {
+        self.run_table_as(table, false)
+    }
+
+    /// [`Self::run_table`]; with `ct_orig` (`resubmit(,T,ct)`) the lookup sees the packet's
+    /// 5-tuple replaced by its connection's original-direction tuple (ct_nw_src/dst,
+    /// ct_nw_proto, ct_tp_src/dst), and the wildcards of what it examined land on those fields;
+    /// the actions then run on the packet's own fields (OVS xlate_table_action, tuple_swap).
+    /// Without a tuple (untracked, or not IP) the resubmit does nothing, as in OVS. IPv6
+    /// tuples are not kept by this switch's key, so an IPv6 packet does nothing either.
+    fn run_table_as(&mut self, table: u8, ct_orig: bool) {
         let Some(t) = self.br.table(table) else {
             return;
         };
+        if ct_orig {
+            self.read(Field::CtNwProto, 0xff);
+            let dl_type = self.dl_type();
+            if self.get(Field::CtNwProto) == 0 || dl_type != 0x0800 {
+                self.trace(|| {
+                    if dl_type == 0x86dd {
+                        "resubmit(ct) of an IPv6 packet: not supported (no IPv6 conntrack tuple)"
+                            .into()
+                    } else {
+                        "resubmit(ct) with non-tracked or non-IP packet!".into()
+                    }
+                });
+                return;
+            }
+            self.tuple_swap();
+        }
         t.stats
             .lookups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some((mut id, mut rule)) = t
+        let found = t
             .lookup_id(&self.flow, &mut self.wc)
-            .map(|(id, r)| (id, r.clone()))
-        else {
+            .map(|(id, r)| (id, r.clone()));
+        if ct_orig {
+            self.tuple_swap();
+        }
+        let Some((mut id, mut rule)) = found else {
             self.trace(|| format!("{table}. No match."));
             return;
         };
@@ -286,7 +315,30 @@ impl<'a> Xlate<'a> {
         self.cookie = saved_cookie;
     }
 
+    /// Swaps the IPv4 5-tuple with the conntrack original tuple, in the packet and in the
+    /// wildcards (what a lookup examines while swapped is a ct_* field).
+    fn tuple_swap(&mut self) {
+        for (a, b) in [
+            (Field::IpSrc, Field::CtNwSrc),
+            (Field::IpDst, Field::CtNwDst),
+            (Field::IpProto, Field::CtNwProto),
+            (Field::TcpSrc, Field::CtTpSrc),
+            (Field::TcpDst, Field::CtTpDst),
+        ] {
+            let (la, lb) = (lf(a), lf(b));
+            for k in [&mut self.flow, &mut self.wc] {
+                let (va, vb) = (la.get(k), lb.get(k));
+                la.set(k, vb);
+                lb.set(k, va);
+            }
+        }
+    }
+
     fn resubmit(&mut self, in_port: Option<u32>, table: Option<u8>) {
+        self.resubmit_as(in_port, table, false)
+    }
+
+    fn resubmit_as(&mut self, in_port: Option<u32>, table: Option<u8>, ct_orig: bool) {
         if self.depth >= MAX_DEPTH || self.resubmits >= MAX_RESUBMITS || self.nest >= MAX_NEST {
             self.trace(|| "resubmit limit reached: dropping".into());
             self.out.drop = Some(XlateDrop::ResubmitLimit);
@@ -303,7 +355,7 @@ impl<'a> Xlate<'a> {
         let deepens = (table <= self.table_id) as u32;
         self.depth += deepens;
         self.nest += 1;
-        self.run_table(table);
+        self.run_table_as(table, ct_orig);
         self.nest -= 1;
         self.depth -= deepens;
         if in_port.is_some() {
@@ -397,12 +449,7 @@ impl<'a> Xlate<'a> {
                 l.or_mask(&mut self.dirty, 0xffff);
             }
             Ofpact::DecTtl(_) => self.dec_ttl(),
-            Ofpact::Resubmit { in_port, table, ct } => {
-                if *ct {
-                    // resubmit(,T,ct) matches on the conntrack tuple: none without conntrack
-                }
-                self.resubmit(*in_port, *table);
-            }
+            Ofpact::Resubmit { in_port, table, ct } => self.resubmit_as(*in_port, *table, *ct),
             Ofpact::GotoTable(t) => {
                 let t = *t;
                 // goto_table only goes forward: it never deepens (OVS)
@@ -2937,6 +2984,94 @@ mod tests {
         let d = translate(&inp, &k4, 0);
         assert!(d.actions.is_empty());
         assert_eq!(d.drop, Some(XlateDrop::RecircLost));
+    }
+
+    #[test]
+    fn resubmit_ct_looks_up_with_the_original_tuple_and_acts_on_the_packet() {
+        let mut bt = bridge();
+        add(
+            &mut bt,
+            0,
+            1,
+            vec![],
+            vec![Action::ResubmitTable {
+                in_port: 0xfff8,
+                table: 1,
+                ct: true,
+            }],
+        );
+        // table 1: the VIP the client dialled (the connection's original destination)
+        add(
+            &mut bt,
+            1,
+            10,
+            vec![
+                f(Field::EthType, 0x0800),
+                f(Field::IpProto, 17),
+                f(Field::IpDst, 0x0a00_0009),
+                f(Field::UdpDst, 53),
+            ],
+            vec![out(2)],
+        );
+        add(&mut bt, 1, 1, vec![], vec![out(3)]);
+        let bt = Arc::new(bt);
+        // a DNATed packet 10.0.0.1:1000 -> 10.0.0.2:53 of the connection to 10.0.0.9:53
+        let mut k = FlowKey::default();
+        let mut l = Layout::default();
+        extract(&udp(), 0, &mut k, &mut l).unwrap();
+        let mut tracked = k;
+        tracked.w[w::CT_NW] = 0x0a00_0001 | (0x0a00_0009u64 << 32);
+        tracked.w[w::CT_TP] = 1000 | (53 << 16);
+        tracked.w[w::HASH] |= 17u64 << 32;
+        tracked.w[w::TUN_CT] |= 0x22u64 << 32;
+        let x = run_key(bt.clone(), &tracked);
+        assert_eq!(x.actions, vec![DpAction::Output(1)], "{:?}", x.trace);
+        assert_eq!(
+            x.mask.w[w::CT_NW] >> 32,
+            0xffff_ffff,
+            "the lookup examined ct_nw_dst"
+        );
+        assert_eq!(
+            x.mask.w[w::NW_DST_LO] & 0xffff_ffff,
+            0,
+            "and not the packet's nw_dst"
+        );
+        // the packet's own tuple selects the other flow: the swap is undone after the lookup
+        let mut plain = tracked;
+        plain.w[w::CT_NW] = 0x0a00_0001 | (0x0a00_0002u64 << 32);
+        let y = run_key(bt.clone(), &plain);
+        assert_eq!(y.actions, vec![DpAction::Output(2)]);
+        // untracked: the resubmit does nothing (OVS: "non-tracked or non-IP packet")
+        let z = run_key(bt, &k);
+        assert!(z.actions.is_empty(), "{:?}", z.actions);
+        assert!(
+            z.trace.iter().any(|t| t.contains("non-tracked")),
+            "{:?}",
+            z.trace
+        );
+    }
+
+    /// Translates an already extracted key with tracing on.
+    fn run_key(bt: Arc<BridgeTables>, k: &FlowKey) -> XlateOut {
+        let mut pipe = Pipeline::default();
+        pipe.bridges.push(bt);
+        for d in 0..3 {
+            pipe.bridge_of_dp.insert(d, 0);
+        }
+        let cfg = DpConfig::default();
+        let macs = MacTable::new(64);
+        let rt = RecircTable::default();
+        let inp = XlateIn {
+            pipe: &pipe,
+            cfg: &cfg,
+            macs: &macs,
+            now: 1,
+            now_ms: 1000,
+            pkt_len: 60,
+            trace: true,
+            recirc: &rt,
+        };
+        translate(&inp, k, 0)
     }
 
     #[test]
