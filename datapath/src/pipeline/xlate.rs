@@ -2923,29 +2923,11 @@ mod tests {
             vec![out(2)],
         );
         add(&mut bt, 5, 1, vec![], vec![out(3)]);
-        let bt = Arc::new(bt);
-        let mut pipe = Pipeline::default();
-        pipe.bridges.push(bt.clone());
-        for d in 0..3 {
-            pipe.bridge_of_dp.insert(d, 0);
-        }
-        let cfg = DpConfig::default();
-        let macs = MacTable::new(64);
-        let rt = RecircTable::default();
-        let inp = XlateIn {
-            pipe: &pipe,
-            cfg: &cfg,
-            macs: &macs,
-            now: 1,
-            now_ms: 1000,
-            pkt_len: 60,
-            trace: true,
-            recirc: &rt,
-        };
+        let rig = Rig::new(bt);
         let mut k = FlowKey::default();
         let mut l = Layout::default();
         extract(&udp(), 0, &mut k, &mut l).unwrap();
-        let x = translate(&inp, &k, 0);
+        let x = rig.xlate(&k);
         let [DpAction::Ct(c)] = &x.actions[..] else {
             panic!("{:?} {:?}", x.actions, x.trace);
         };
@@ -2960,7 +2942,7 @@ mod tests {
             "recirc_id and in_port always exact"
         );
         // the same state again: the same id (no id per packet)
-        let x2 = translate(&inp, &k, 0);
+        let x2 = rig.xlate(&k);
         let [DpAction::Ct(c2)] = &x2.actions[..] else {
             panic!()
         };
@@ -2969,19 +2951,19 @@ mod tests {
         let mut k2 = k;
         k2.w[w::META] |= (c.recirc as u64) << 32;
         k2.w[w::TUN_CT] |= 0x22u64 << 32;
-        let y = translate(&inp, &k2, 0);
+        let y = rig.xlate(&k2);
         assert_eq!(y.actions, vec![DpAction::Output(1)], "{:?}", y.trace);
         assert_ne!(y.mask.w[w::TUN_CT] >> 32, 0, "ct_state is matched");
         // new (not established): the other flow
         let mut k3 = k;
         k3.w[w::META] |= (c.recirc as u64) << 32;
         k3.w[w::TUN_CT] |= 0x21u64 << 32;
-        let z = translate(&inp, &k3, 0);
+        let z = rig.xlate(&k3);
         assert_eq!(z.actions, vec![DpAction::Output(2)]);
         // an unknown recirculation id drops, counted
         let mut k4 = k;
         k4.w[w::META] |= 999u64 << 32;
-        let d = translate(&inp, &k4, 0);
+        let d = rig.xlate(&k4);
         assert!(d.actions.is_empty());
         assert_eq!(d.drop, Some(XlateDrop::RecircLost));
     }
@@ -3014,7 +2996,7 @@ mod tests {
             vec![out(2)],
         );
         add(&mut bt, 1, 1, vec![], vec![out(3)]);
-        let bt = Arc::new(bt);
+        let rig = Rig::new(bt);
         // a DNATed packet 10.0.0.1:1000 -> 10.0.0.2:53 of the connection to 10.0.0.9:53
         let mut k = FlowKey::default();
         let mut l = Layout::default();
@@ -3024,7 +3006,7 @@ mod tests {
         tracked.w[w::CT_TP] = 1000 | (53 << 16);
         tracked.w[w::HASH] |= 17u64 << 32;
         tracked.w[w::TUN_CT] |= 0x22u64 << 32;
-        let x = run_key(bt.clone(), &tracked);
+        let x = rig.xlate(&tracked);
         assert_eq!(x.actions, vec![DpAction::Output(1)], "{:?}", x.trace);
         assert_eq!(
             x.mask.w[w::CT_NW] >> 32,
@@ -3039,10 +3021,10 @@ mod tests {
         // the packet's own tuple selects the other flow: the swap is undone after the lookup
         let mut plain = tracked;
         plain.w[w::CT_NW] = 0x0a00_0001 | (0x0a00_0002u64 << 32);
-        let y = run_key(bt.clone(), &plain);
+        let y = rig.xlate(&plain);
         assert_eq!(y.actions, vec![DpAction::Output(2)]);
         // untracked: the resubmit does nothing (OVS: "non-tracked or non-IP packet")
-        let z = run_key(bt, &k);
+        let z = rig.xlate(&k);
         assert!(z.actions.is_empty(), "{:?}", z.actions);
         assert!(
             z.trace.iter().any(|t| t.contains("non-tracked")),
@@ -3051,27 +3033,43 @@ mod tests {
         );
     }
 
-    /// Translates an already extracted key with tracing on.
-    fn run_key(bt: Arc<BridgeTables>, k: &FlowKey) -> XlateOut {
-        let mut pipe = Pipeline::default();
-        pipe.bridges.push(bt);
-        for d in 0..3 {
-            pipe.bridge_of_dp.insert(d, 0);
+    /// A bridge's tables and what translation needs around them, kept between translations
+    /// (recirculation ids stay valid), with tracing on.
+    struct Rig {
+        pipe: Pipeline,
+        cfg: DpConfig,
+        macs: MacTable,
+        rt: RecircTable,
+    }
+
+    impl Rig {
+        fn new(bt: BridgeTables) -> Rig {
+            let mut pipe = Pipeline::default();
+            pipe.bridges.push(Arc::new(bt));
+            for d in 0..3 {
+                pipe.bridge_of_dp.insert(d, 0);
+            }
+            Rig {
+                pipe,
+                cfg: DpConfig::default(),
+                macs: MacTable::new(64),
+                rt: RecircTable::default(),
+            }
         }
-        let cfg = DpConfig::default();
-        let macs = MacTable::new(64);
-        let rt = RecircTable::default();
-        let inp = XlateIn {
-            pipe: &pipe,
-            cfg: &cfg,
-            macs: &macs,
-            now: 1,
-            now_ms: 1000,
-            pkt_len: 60,
-            trace: true,
-            recirc: &rt,
-        };
-        translate(&inp, k, 0)
+
+        fn xlate(&self, k: &FlowKey) -> XlateOut {
+            let inp = XlateIn {
+                pipe: &self.pipe,
+                cfg: &self.cfg,
+                macs: &self.macs,
+                now: 1,
+                now_ms: 1000,
+                pkt_len: 60,
+                trace: true,
+                recirc: &self.rt,
+            };
+            translate(&inp, k, 0)
+        }
     }
 
     #[test]
