@@ -13,7 +13,7 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use xvs_tests::ovn::{OvnLab, SwitchKind};
+use xvs_tests::ovn::{Central, OvnLab, SwitchKind};
 use xvs_tests::ovn_net::{
     acl_add, external_gateway, lb_add, lr_join, ls_add, lsp_add, pg_add, snat_add, vif, vm_ip,
     vm_mac,
@@ -55,6 +55,27 @@ fn client_and_vm(lab: &OvnLab) {
     pg_add(nb, "pg_vm", &["vm"]);
 }
 
+/// The VM's stateful policy: IPv4 traffic to it matching `allowed` is allow-related, all other
+/// IP to it is dropped.
+fn allow_related_else_drop(nb: &Central, allowed: &str) {
+    acl_add(
+        nb,
+        "pg_vm",
+        "to-lport",
+        1001,
+        &format!("outport == @pg_vm && ip4 && {allowed}"),
+        "allow-related",
+    );
+    acl_add(
+        nb,
+        "pg_vm",
+        "to-lport",
+        1000,
+        "outport == @pg_vm && ip",
+        "drop",
+    );
+}
+
 /// Proves: with a stateful ACL set on the VM's port group (TCP and UDP to port 5201 from
 /// anywhere allow-related, all other IP to the VM dropped):
 /// - the client's TCP connections to the VM's port 5201 complete and carry 64 KiB both ways,
@@ -71,22 +92,7 @@ fn ovn_ct_acl_allow_related() {
     let lab = OvnLab::start(1, SwitchKind::from_env());
     let nb = &lab.central;
     client_and_vm(&lab);
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1001,
-        "outport == @pg_vm && ip4 && (tcp.dst == 5201 || udp.dst == 5201)",
-        "allow-related",
-    );
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1000,
-        "outport == @pg_vm && ip",
-        "drop",
-    );
+    allow_related_else_drop(nb, "(tcp.dst == 5201 || udp.dst == 5201)");
     let ch = &lab.chassis[0];
     let client = vif(ch, "client", 0, 1, false);
     let vm = vif(ch, "vm", 0, 2, false);
@@ -373,22 +379,7 @@ fn ovn_ct_reject_acl() {
         "outport == @pg_vm && (tcp.dst == 7777 || udp.dst == 7777)",
         "reject",
     );
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1001,
-        "outport == @pg_vm && ip4 && tcp.dst == 5201",
-        "allow-related",
-    );
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1000,
-        "outport == @pg_vm && ip",
-        "drop",
-    );
+    allow_related_else_drop(nb, "tcp.dst == 5201");
     let ch = &lab.chassis[0];
     let client = vif(ch, "client", 0, 1, false);
     let vm = vif(ch, "vm", 0, 2, false);
@@ -448,22 +439,7 @@ fn ovn_ct_across_chassis() {
     client_and_vm(&lab);
     lsp_add(nb, "ls0", "b1", vm_mac(0, 11), vm_ip(0, 11));
     lsp_add(nb, "ls0", "b2", vm_mac(0, 12), vm_ip(0, 12));
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1001,
-        "outport == @pg_vm && ip4 && tcp.dst == 5201",
-        "allow-related",
-    );
-    acl_add(
-        nb,
-        "pg_vm",
-        "to-lport",
-        1000,
-        "outport == @pg_vm && ip",
-        "drop",
-    );
+    allow_related_else_drop(nb, "tcp.dst == 5201");
     lr_join(nb, "lr0", "ls0", 0);
     let (b1_ip, b2_ip) = (vm_ip(0, 11), vm_ip(0, 12));
     lb_add(
