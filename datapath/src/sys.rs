@@ -97,6 +97,16 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// Gives the heap's free pages back to the kernel (glibc `malloc_trim`). After a large
+/// transient allocation — a 100k-flow bundle holds every decoded message until its commit —
+/// the freed memory otherwise stays resident, counted as the daemon's for its whole life.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only walks glibc's own arenas; any argument is valid.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -757,7 +757,13 @@ fn bundle_control(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], bc: &Bundl
                 send_error(st, c, raw, OfpErr::OFPBFC_BAD_ID, "no such bundle");
                 return;
             };
-            match commit_bundle(st, c, b) {
+            let big = b.msgs.len() >= TRIM_AFTER_MSGS;
+            let r = commit_bundle(st, c, b);
+            if big {
+                // the bundle's decoded messages are gone now
+                crate::sys::trim_heap();
+            }
+            match r {
                 Ok(changes) => {
                     let b = c.bridge;
                     after_changes(st, Some(&mut *c), b, xid, changes);
@@ -787,6 +793,10 @@ fn bundle_control(st: &mut State, c: &mut Conn, xid: u32, raw: &[u8], bc: &Bundl
         _ => send_error(st, c, raw, OfpErr::OFPBFC_BAD_TYPE, "bundle control type"),
     }
 }
+
+/// Bundles at least this long give their memory back when committed or discarded
+/// ([`crate::sys::trim_heap`]).
+const TRIM_AFTER_MSGS: usize = 1000;
 
 /// Applies a bundle all-or-nothing: on a scratch copy of the bridge's tables, swapped in only
 /// when every message succeeded.

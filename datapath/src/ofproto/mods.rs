@@ -301,6 +301,17 @@ pub fn flow_mod(
                 if ids.is_empty() {
                     continue;
                 }
+                if ids.len() == tab.len() {
+                    // every rule goes (`del-flows`): a fresh table, not a copy of the shared
+                    // one emptied rule by rule and replayed so on the other copy
+                    for r in Table::clear(tab) {
+                        changes.removed.push(Removed {
+                            rule: r,
+                            reason: reason::DELETE,
+                        });
+                    }
+                    continue;
+                }
                 let tab = Arc::make_mut(tab);
                 for id in ids {
                     if let Some(r) = tab.remove(id) {

@@ -280,6 +280,8 @@ pub enum TableOp {
     Insert(Arc<Rule>, SparseKey),
     Remove(RuleId),
     Replace(RuleId, Arc<Rule>),
+    /// Every rule removed.
+    Clear,
 }
 
 impl Clone for Table {
@@ -388,6 +390,33 @@ impl Table {
         Ok(id)
     }
 
+    /// Empties the table `t` points at and returns its rules. A shared table is not copied
+    /// first: `t` gets a new, empty table (same counters) whose journal says `Clear`, so the
+    /// other copy of the tables replays one step, not one removal per rule.
+    pub fn clear(t: &mut Arc<Table>) -> Vec<Arc<Rule>> {
+        let rules: Vec<Arc<Rule>> = t.cls.iter().map(|r| r.payload.clone()).collect();
+        // a private table keeps its unpublished changes ahead of the clear (a shared one has
+        // none: a publish took them)
+        let mut journal = Arc::get_mut(t)
+            .map(|t| std::mem::take(&mut t.journal))
+            .unwrap_or_default();
+        journal.push(TableOp::Clear);
+        *t = Arc::new(Table {
+            cls: Classifier::new(&flow::stages()),
+            stats: t.stats.clone(),
+            version: t.version + 1,
+            journal,
+            gate_index: GateIndex::default(),
+        });
+        rules
+    }
+
+    fn clear_quiet(&mut self) {
+        self.cls = Classifier::new(&flow::stages());
+        self.gate_index = GateIndex::default();
+        self.version += 1;
+    }
+
     /// Removes a rule.
     pub fn remove(&mut self, id: RuleId) -> Option<Arc<Rule>> {
         let r = self.remove_quiet(id)?;
@@ -437,6 +466,10 @@ impl Table {
                 TableOp::Insert(r, k) => self.insert_quiet(r.clone(), k.value(), k.mask()).is_ok(),
                 TableOp::Remove(id) => self.remove_quiet(*id).is_some(),
                 TableOp::Replace(id, r) => self.replace_quiet(*id, r.clone()),
+                TableOp::Clear => {
+                    self.clear_quiet();
+                    true
+                }
             };
             if !ok {
                 return false;
@@ -819,6 +852,51 @@ mod tests {
                 &front1.bridges[0].tables[t]
             ));
         }
+    }
+
+    #[test]
+    fn a_cleared_table_replays_as_one_step_and_later_changes_follow() {
+        let mut master = Pipeline::default();
+        master
+            .bridges
+            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
+        let (front0, _) = publish(&mut master);
+        for p in 1..=5u16 {
+            table0(&mut master)
+                .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)), &Z, &Z)
+                .unwrap();
+        }
+        let (front1, j1) = publish(&mut master);
+        // the master shares table 0 with front1 now: clearing it must not copy 5 rules
+        let bt = Arc::make_mut(&mut master.bridges[0]);
+        mark_dirty(&mut bt.dirty, 0);
+        let gone = Table::clear(&mut bt.tables[0]);
+        assert_eq!(gone.len(), 5);
+        assert_eq!(
+            front1.bridges[0].tables[0].len(),
+            5,
+            "the snapshot keeps its rules"
+        );
+        bt.table_mut(0)
+            .insert(Arc::new(Rule::catch_all(0, 9, Vec::new(), 0)), &Z, &Z)
+            .unwrap();
+        let back0 = Arc::try_unwrap(front0).ok().unwrap().reclaim(&front1, &j1);
+        assert_eq!(rules(&back0), rules(&front1));
+        drop(back0);
+        let (front2, j2) = publish(&mut master);
+        let ops: Vec<_> = j2[0]
+            .2
+            .iter()
+            .map(|o| matches!(o, TableOp::Clear))
+            .collect();
+        assert_eq!(ops, vec![true, false], "clear, then the insert");
+        let back = Arc::try_unwrap(front1).ok().unwrap().reclaim(&front2, &j2);
+        assert_eq!(rules(&back), rules(&front2));
+        assert_eq!(rules(&back).len(), 1);
+        assert!(!Arc::ptr_eq(
+            &back.bridges[0].tables[0],
+            &front2.bridges[0].tables[0]
+        ));
     }
 
     #[test]
