@@ -329,6 +329,9 @@ impl State {
 
 /// How long the control loop keeps polling without blocking after OpenFlow input.
 const OF_SPIN: Duration = Duration::from_micros(200);
+
+/// How long after the last OpenFlow input the heap is trimmed (once per burst).
+const TRIM_AFTER_QUIET: Duration = Duration::from_secs(10);
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const PACKET_INS: Token = Token(2);
@@ -520,6 +523,7 @@ fn control_loop(
     let mut last_tick = Instant::now();
     let mut last_connect = Instant::now() - Duration::from_secs(60);
     let mut last_of_input = Instant::now() - OF_SPIN;
+    let mut trimmed = true;
     loop {
         if last_connect.elapsed() >= Duration::from_secs(5) {
             last_connect = Instant::now();
@@ -591,6 +595,7 @@ fn control_loop(
                         };
                         if !msgs.is_empty() {
                             last_of_input = Instant::now();
+                            trimmed = false;
                         }
                         ofproto::handle(st, t, msgs);
                     }
@@ -665,6 +670,13 @@ fn control_loop(
             }
             ofproto::expire_flows(st);
             ofproto::probe_connections(st);
+            // after a burst of OpenFlow changes, once things are quiet: give the memory that
+            // burst freed (deleted rules, messages, journals) back to the kernel, as
+            // ovn-controller does after 30 s of inactivity
+            if !trimmed && last_of_input.elapsed() >= TRIM_AFTER_QUIET {
+                crate::sys::trim_heap();
+                trimmed = true;
+            }
             st.shared.conntrack.sweep(now as u64 * 1000);
             if st.shared.recirc.take_cleared() {
                 // recirculation ids were forgotten: drop the megaflows that name them
