@@ -655,67 +655,41 @@ fn run(o: Opts) -> Result<i32> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut runs: Vec<Run> = Vec::new();
-    let mut failed: Vec<Value> = Vec::new();
-    let mut interrupted = false;
-    let mut quiet_log: Vec<Value> = Vec::new();
-    'rounds: for round in 1..=o.runs {
-        for c in util::round_order(&o.cases, round as u64) {
-            if util::quiet_before(
-                o.wait_quiet,
-                o.quiet_pct,
+    let util::Rounds {
+        runs,
+        failed,
+        interrupted,
+        quiet_log,
+    } = util::rounds(
+        o.runs,
+        &o.cases,
+        |c| c.name(),
+        o.wait_quiet,
+        o.quiet_pct,
+        |c, round| s.run_case(c, round),
+        |round, c, r| {
+            let g = |k: &str| match r.steps.get(k) {
+                Some(x) if x.error.is_none() => format!("{:.2}", x.wall_s),
+                Some(x) => format!("FAILED({:.2})", x.wall_s),
+                None => "-".into(),
+            };
+            say!(
+                "  round {round} {:<4} add {} s  bundle {} s  dump {} s  del {} s  RSS {:.0} MiB -> {:.0} MiB  other load {:.0}%",
                 c.name(),
-                round as u64,
-                &mut quiet_log,
-            )
-            .is_err()
-            {
-                interrupted = true;
-                break 'rounds;
-            }
-            match s.run_case(c, round) {
-                Ok(r) => {
-                    let g = |k: &str| match r.steps.get(k) {
-                        Some(x) if x.error.is_none() => format!("{:.2}", x.wall_s),
-                        Some(x) => format!("FAILED({:.2})", x.wall_s),
-                        None => "-".into(),
-                    };
-                    say!(
-                        "  round {round} {:<4} add {} s  bundle {} s  dump {} s  del {} s  RSS {:.0} MiB -> {:.0} MiB  other load {:.0}%",
-                        c.name(),
-                        g("add"),
-                        g("add_bundle"),
-                        g("dump"),
-                        g("del"),
-                        kib_mib(r.rss_start_kib),
-                        kib_mib(r.rss_kib.get("add").map(|x| x.0).unwrap_or(0)),
-                        r.steps.values().map(|x| x.others_pct).fold(0.0, f64::max)
-                    );
-                    runs.push(r);
-                }
-                Err(Error::Interrupted) => {
-                    interrupted = true;
-                    break 'rounds;
-                }
-                Err(Error::Msg(e)) => {
-                    say!("  round {round} {:<4} FAILED: {e}", c.name());
-                    failed.push(json!({"case": c.name(), "round": round, "error": e}));
-                }
-            }
-        }
-    }
-
-    if runs.is_empty() {
-        say!("no run completed: no results written");
-        if o.keep_logs {
-            say!("logs: {}", s.tmp.display());
-        }
+                g("add"),
+                g("add_bundle"),
+                g("dump"),
+                g("del"),
+                kib_mib(r.rss_start_kib),
+                kib_mib(r.rss_kib.get("add").map(|x| x.0).unwrap_or(0)),
+                r.steps.values().map(|x| x.others_pct).fold(0.0, f64::max)
+            );
+        },
+    );
+    let logs = o.keep_logs.then_some(s.tmp.as_path());
+    if let Some(exit) = util::none_completed(runs.len(), interrupted, logs) {
         drop(s);
-        return if interrupted {
-            Err(Error::Interrupted)
-        } else {
-            Ok(1)
-        };
+        return exit;
     }
 
     // ---- table

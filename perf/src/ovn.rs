@@ -1159,85 +1159,61 @@ fn run(o: Opts) -> Result<i32> {
         o.gen_cpu,
         hz / 1e9
     );
-    let mut runs: Vec<Run> = Vec::new();
-    let mut failed: Vec<Value> = Vec::new();
-    let mut interrupted = false;
-    let mut quiet_log = Vec::new();
-    'rounds: for round in 1..=o.runs {
-        for c in util::round_order(&o.cases, round as u64) {
-            if util::quiet_before(
-                o.wait_quiet,
-                o.quiet_pct,
+    let util::Rounds {
+        runs,
+        failed,
+        interrupted,
+        quiet_log,
+    } = util::rounds(
+        o.runs,
+        &o.cases,
+        |c| c.name(),
+        o.wait_quiet,
+        o.quiet_pct,
+        |c, round| s.run_case(c, round),
+        |round, c, r| {
+            let ws: Vec<String> = r
+                .windows
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} flows: {} ns/pkt {:.3} Mpps ({} megaflows, {} masks, preempted {})",
+                        w.conc,
+                        w.ns_per_pkt
+                            .map(|n| format!("{n:.0}"))
+                            .unwrap_or("-".into()),
+                        w.delivered_pps / 1e6,
+                        w.megaflows.map(|n| n.to_string()).unwrap_or("-".into()),
+                        w.masks.map(|n| n.to_string()).unwrap_or("-".into()),
+                        w.preempted
+                            .map(|p| format!("{:.0}%", p * 100.0))
+                            .unwrap_or("-".into()),
+                    )
+                })
+                .collect();
+            say!(
+                "  round {round} {:<4} {}; miss: {} upcalls {}; RSS {:.1} -> {:.1} -> {:.1} MiB; trace {} tables",
                 c.name(),
-                round as u64,
-                &mut quiet_log,
-            )
-            .is_err()
-            {
-                interrupted = true;
-                break 'rounds;
+                ws.join("; "),
+                r.miss.upcalls,
+                r.miss
+                    .upcall_us
+                    .map(|u| format!("{u:.2} us each"))
+                    .unwrap_or_else(|| "-".into()),
+                r.rss_start_kib as f64 / 1024.0,
+                r.rss_loaded_kib as f64 / 1024.0,
+                r.rss_after_kib as f64 / 1024.0,
+                r.trace_tables
+            );
+            for n in &r.notes {
+                say!("      note: {n}");
             }
-            match s.run_case(c, round) {
-                Ok(r) => {
-                    let ws: Vec<String> = r
-                        .windows
-                        .iter()
-                        .map(|w| {
-                            format!(
-                                "{} flows: {} ns/pkt {:.3} Mpps ({} megaflows, {} masks, preempted {})",
-                                w.conc,
-                                w.ns_per_pkt.map(|n| format!("{n:.0}")).unwrap_or("-".into()),
-                                w.delivered_pps / 1e6,
-                                w.megaflows.map(|n| n.to_string()).unwrap_or("-".into()),
-                                w.masks.map(|n| n.to_string()).unwrap_or("-".into()),
-                                w.preempted
-                                    .map(|p| format!("{:.0}%", p * 100.0))
-                                    .unwrap_or("-".into()),
-                            )
-                        })
-                        .collect();
-                    say!(
-                        "  round {round} {:<4} {}; miss: {} upcalls {}; RSS {:.1} -> {:.1} -> {:.1} MiB; trace {} tables",
-                        c.name(),
-                        ws.join("; "),
-                        r.miss.upcalls,
-                        r.miss
-                            .upcall_us
-                            .map(|u| format!("{u:.2} us each"))
-                            .unwrap_or_else(|| "-".into()),
-                        r.rss_start_kib as f64 / 1024.0,
-                        r.rss_loaded_kib as f64 / 1024.0,
-                        r.rss_after_kib as f64 / 1024.0,
-                        r.trace_tables
-                    );
-                    for n in &r.notes {
-                        say!("      note: {n}");
-                    }
-                    runs.push(r);
-                }
-                Err(Error::Interrupted) => {
-                    interrupted = true;
-                    break 'rounds;
-                }
-                Err(Error::Msg(e)) => {
-                    say!("  round {round} {:<4} FAILED: {e}", c.name());
-                    failed.push(json!({"case": c.name(), "round": round, "error": e}));
-                }
-            }
-        }
-    }
-
-    if runs.is_empty() {
-        say!("no run completed: no results written");
-        if o.keep_logs {
-            say!("logs: {}", s.tmp.display());
-        }
+        },
+    );
+    let logs = o.keep_logs.then_some(s.tmp.as_path());
+    if let Some(exit) = util::none_completed(runs.len(), interrupted, logs) {
         drop(s);
-        return if interrupted {
-            Err(Error::Interrupted)
-        } else {
-            Ok(1)
-        };
+        return exit;
     }
 
     // ---- table

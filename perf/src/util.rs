@@ -781,6 +781,92 @@ pub fn round_order<C: Clone>(cases: &[C], round: u64) -> Vec<C> {
     order
 }
 
+/// What the interleaved rounds of a scenario produced.
+pub struct Rounds<R> {
+    pub runs: Vec<R>,
+    /// `{"case", "round", "error"}` of each run that failed.
+    pub failed: Vec<serde_json::Value>,
+    /// Ctrl-C stopped the rounds.
+    pub interrupted: bool,
+    /// `--wait-quiet` waits, see [`quiet_before`].
+    pub quiet_log: Vec<serde_json::Value>,
+}
+
+/// When no run completed: says so (and where the logs are) and gives the scenario's exit.
+pub fn none_completed(
+    n_runs: usize,
+    interrupted: bool,
+    logs: Option<&Path>,
+) -> Option<Result<i32>> {
+    if n_runs > 0 {
+        return None;
+    }
+    crate::say!("no run completed: no results written");
+    if let Some(l) = logs {
+        crate::say!("logs: {}", l.display());
+    }
+    Some(if interrupted {
+        Err(Error::Interrupted)
+    } else {
+        Ok(1)
+    })
+}
+
+/// Runs `n` rounds of `cases`, the order alternating per round ([`round_order`]), each run
+/// after a quiet second if asked ([`quiet_before`]): `run` measures one case in one round,
+/// `show` prints a completed run. A failed run is printed and recorded, and the rounds go on;
+/// Ctrl-C ends them.
+#[allow(clippy::too_many_arguments)]
+pub fn rounds<C: Clone, R>(
+    n: usize,
+    cases: &[C],
+    name: impl Fn(&C) -> &'static str,
+    wait_quiet: f64,
+    quiet_pct: f64,
+    mut run: impl FnMut(C, usize) -> Result<R>,
+    mut show: impl FnMut(usize, &C, &R),
+) -> Rounds<R> {
+    let mut out = Rounds {
+        runs: Vec::new(),
+        failed: Vec::new(),
+        interrupted: false,
+        quiet_log: Vec::new(),
+    };
+    'rounds: for round in 1..=n {
+        for c in round_order(cases, round as u64) {
+            let case = name(&c);
+            if quiet_before(
+                wait_quiet,
+                quiet_pct,
+                case,
+                round as u64,
+                &mut out.quiet_log,
+            )
+            .is_err()
+            {
+                out.interrupted = true;
+                break 'rounds;
+            }
+            match run(c.clone(), round) {
+                Ok(r) => {
+                    show(round, &c, &r);
+                    out.runs.push(r);
+                }
+                Err(Error::Interrupted) => {
+                    out.interrupted = true;
+                    break 'rounds;
+                }
+                Err(Error::Msg(e)) => {
+                    crate::say!("  round {round} {case:<4} FAILED: {e}");
+                    out.failed
+                        .push(serde_json::json!({"case": case, "round": round, "error": e}));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `--wait-quiet` before one run (nothing when `max_s` is 0): waits for a quiet second and
 /// records how long it took in `log`; `Err` when interrupted.
 pub fn quiet_before(
