@@ -39,9 +39,16 @@ pub struct Megaflow {
     pub folded_bytes: u64,
     pub created: u32,
     pub used: u32,
+    /// The OpenFlow tables its translation looked up (`xlate::table_tag` bits).
+    pub tables: [u64; 4],
 }
 
 impl Megaflow {
+    /// Whether a change of the tables in `changed` may alter this flow's translation.
+    pub fn depends_on(&self, changed: &[u64; 4]) -> bool {
+        self.tables.iter().zip(changed).any(|(a, b)| a & b != 0)
+    }
+
     /// Credits the hits since the last fold to the OpenFlow rules.
     pub fn fold(&mut self, now_ms: u64) {
         let (p, b) = (
@@ -272,6 +279,7 @@ impl FlowCache {
 
     /// Inserts a flow for `key` under `mask`. When full, the cache is emptied first (bounded
     /// memory; the working set refills on the next misses).
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
         key: &FlowKey,
@@ -279,6 +287,7 @@ impl FlowCache {
         actions: Vec<DpAction>,
         learn: Option<LearnRef>,
         rules: Vec<Arc<RuleStats>>,
+        tables: [u64; 4],
         now: u32,
     ) -> u32 {
         if self.flows.len() >= self.capacity {
@@ -310,6 +319,7 @@ impl FlowCache {
             folded_bytes: 0,
             created: now,
             used: now,
+            tables,
         });
         st.insert(h, idx, &self.flows);
         self.stats.inserts += 1;
@@ -336,13 +346,38 @@ impl FlowCache {
         if idle == 0 || (self.flows.len() > 1024 && idle * 4 < self.flows.len()) {
             return 0;
         }
+        self.retain(|f| now.saturating_sub(f.used) < max_idle)
+    }
+
+    /// Drops the flows whose translation looked up a table in `changed` (a flow mod there
+    /// may change their result) and keeps the others, which no change touched. Counters of
+    /// the dropped flows are credited first. Returns how many went.
+    pub fn invalidate_tables(&mut self, changed: &[u64; 4], now_ms: u64) -> usize {
+        for f in self.flows.iter_mut().filter(|f| f.depends_on(changed)) {
+            f.fold(now_ms);
+        }
+        let n = self.retain(|f| !f.depends_on(changed));
+        if n > 0 {
+            self.stats.flushes += 1;
+        }
+        n
+    }
+
+    /// Keeps the flows `keep` accepts, rebuilding the hash tables (and forgetting every
+    /// exact-match entry); returns how many went. Counters of the others must be folded
+    /// first.
+    fn retain(&mut self, keep: impl Fn(&Megaflow) -> bool) -> usize {
+        let before = self.flows.len();
+        if self.flows.iter().all(&keep) {
+            return 0;
+        }
         let old = std::mem::take(&mut self.flows);
         let masks: Vec<FlowKey> = self.subtables.iter().map(|s| s.mask).collect();
         let hits: Vec<u64> = self.subtables.iter().map(|s| s.hits).collect();
         self.subtables.clear();
         self.epoch = self.epoch.wrapping_add(1).max(1);
         for f in old {
-            if now.saturating_sub(f.used) >= max_idle {
+            if !keep(&f) {
                 continue;
             }
             let mask = masks[f.mask as usize];
@@ -364,7 +399,7 @@ impl FlowCache {
             });
             st.insert(h, idx, &self.flows);
         }
-        idle
+        before - self.flows.len()
     }
 
     /// Forgets every cached flow (fold first if their counters matter).
@@ -593,6 +628,7 @@ impl FlowCache {
 mod tests {
     use super::*;
     use crate::packet::key::w;
+    use crate::pipeline::tables::RuleStats;
 
     fn key(in_port: u32, src: u64, dst: u64, tp: u64) -> FlowKey {
         let mut k = FlowKey::default();
@@ -612,6 +648,60 @@ mod tests {
     }
 
     #[test]
+    fn a_table_change_drops_only_the_flows_that_looked_it_up() {
+        use crate::pipeline::xlate::table_tag;
+        let tags = |ts: &[u8]| {
+            let mut t = [0u64; 4];
+            for &x in ts {
+                let (w, b) = table_tag(0, x);
+                t[w] |= b;
+            }
+            t
+        };
+        let stats = Arc::new(RuleStats::default());
+        let mut c = FlowCache::new(1000);
+        c.set_emc(true);
+        let a = c.insert(
+            &key(1, 0xa, 0xb, 5),
+            &l2mask(),
+            vec![DpAction::Output(2)],
+            None,
+            vec![stats.clone()],
+            tags(&[0, 8, 10]),
+            0,
+        );
+        c.insert(
+            &key(2, 0xa, 0xb, 5),
+            &l2mask(),
+            vec![DpAction::Output(3)],
+            None,
+            vec![],
+            tags(&[0, 9]),
+            0,
+        );
+        for _ in 0..3 {
+            let f = c.lookup(&key(1, 0xa, 0xb, 5)).unwrap();
+            c.flow_mut(f).packets += 1;
+        }
+        assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(a));
+        // table 10 changed: the first flow goes (its hits credited first), the second stays
+        assert_eq!(c.invalidate_tables(&tags(&[10]), 1000), 1);
+        assert_eq!(stats.packets.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(
+            c.lookup(&key(1, 0xa, 0xb, 5)),
+            None,
+            "not even from the EMC"
+        );
+        let kept = c
+            .lookup(&key(2, 0xa, 0xb, 5))
+            .expect("untouched flow still cached");
+        assert_eq!(c.flow(kept).actions, vec![DpAction::Output(3)]);
+        // a table neither looked up: nothing goes
+        assert_eq!(c.invalidate_tables(&tags(&[40]), 1000), 0);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
     fn wildcarded_fields_share_a_flow() {
         let mut c = FlowCache::new(1000);
         assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), None);
@@ -621,6 +711,7 @@ mod tests {
             vec![DpAction::Output(2)],
             None,
             vec![],
+            [0; 4],
             0,
         );
         assert_eq!(c.lookup(&key(1, 0xa, 0xb, 5)), Some(f));
@@ -637,7 +728,15 @@ mod tests {
         for i in 0..3000u64 {
             let m = if i % 2 == 0 { l2mask() } else { exact };
             let k = key(1, i, i + 1, i);
-            c.insert(&k, &m, vec![DpAction::Output(i as u16)], None, vec![], 0);
+            c.insert(
+                &k,
+                &m,
+                vec![DpAction::Output(i as u16)],
+                None,
+                vec![],
+                [0; 4],
+                0,
+            );
         }
         assert_eq!(c.masks(), 2);
         for i in 0..3000u64 {
@@ -645,7 +744,7 @@ mod tests {
             assert_eq!(c.flow(f).actions, vec![DpAction::Output(i as u16)]);
         }
         for i in 3000..6000u64 {
-            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, vec![], 0);
+            c.insert(&key(1, i, i, i), &l2mask(), vec![], None, vec![], [0; 4], 0);
         }
         assert!(c.len() <= 5000);
         assert_eq!(c.stats.flushes, 1);
@@ -665,6 +764,7 @@ mod tests {
                 vec![DpAction::Output(i as u16)],
                 None,
                 vec![],
+                [0; 4],
                 0,
             );
             c.flow_mut(f).packets = i;

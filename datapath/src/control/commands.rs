@@ -704,6 +704,7 @@ fn trace(st: &State, params: &[String]) -> Result<String, String> {
         folded_bytes: 0,
         created: 0,
         used: 0,
+        tables: x.tables,
     };
     let line = crate::cache::format_megaflow(&mf, &x.mask, 0, &name);
     let (flow_part, acts) = line

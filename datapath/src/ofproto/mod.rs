@@ -647,7 +647,12 @@ pub fn publish(st: &mut State) {
     st.ofproto.dirty = false;
     st.ofproto.last_publish = Instant::now();
     st.publish_pipeline();
-    st.shared.invalidate();
+    // flow mods invalidate only the cached flows that looked up a changed table
+    let scope = match &st.retired {
+        Some((old, _)) => crate::pipeline::tables::change_scope(old, &st.shared.pipeline.load()),
+        None => crate::pmd::Scope::All,
+    };
+    st.shared.invalidate_scope(scope);
 }
 
 /// Answers barriers whose generation every PMD has seen (or that no PMD can hold back: a PMD

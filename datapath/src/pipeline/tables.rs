@@ -390,6 +390,11 @@ impl Table {
         Ok(id)
     }
 
+    /// Counts the changes (equal versions of the two copies of a table: equal rules).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// Empties the table `t` points at and returns its rules. A shared table is not copied
     /// first: `t` gets a new, empty table (same counters) whose journal says `Clear`, so the
     /// other copy of the tables replays one step, not one removal per rule.
@@ -523,7 +528,7 @@ pub struct Group {
 }
 
 /// A port as the pipeline knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfPort {
     pub ofport: u32,
     pub dp: DpPort,
@@ -754,6 +759,46 @@ impl Pipeline {
     }
 }
 
+/// What cached translations a change from `old` to `new` may have made stale: the tables whose
+/// rules changed when nothing else did, else everything. Anything not shown equal here
+/// (bridges, ports, groups, meters, gates) counts as changed.
+pub fn change_scope(old: &Pipeline, new: &Pipeline) -> crate::pmd::Scope {
+    use crate::pmd::Scope;
+    if old.bridges.len() != new.bridges.len() || old.bridge_of_dp != new.bridge_of_dp {
+        return Scope::All;
+    }
+    fn same_arcs<T>(a: &HashMap<u32, Arc<T>>, b: &HashMap<u32, Arc<T>>) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .all(|(k, v)| b.get(k).is_some_and(|w| Arc::ptr_eq(v, w)))
+    }
+    let mut tags = [0u64; 4];
+    for (o, n) in old.bridges.iter().zip(&new.bridges) {
+        if Arc::ptr_eq(o, n) {
+            continue;
+        }
+        let same_rest = o.name == n.name
+            && o.index == n.index
+            && o.datapath_id == n.datapath_id
+            && o.tables.len() == n.tables.len()
+            && same_arcs(&o.groups, &n.groups)
+            && same_arcs(&o.meters, &n.meters)
+            && o.ports == n.ports
+            && o.of_of_dp == n.of_of_dp
+            && Arc::ptr_eq(&o.gates, &n.gates);
+        if !same_rest {
+            return Scope::All;
+        }
+        for (t, (a, b)) in o.tables.iter().zip(&n.tables).enumerate() {
+            if !Arc::ptr_eq(a, b) && a.version != b.version {
+                let (w, bit) = super::xlate::table_tag(n.index, t as u8);
+                tags[w] |= bit;
+            }
+        }
+    }
+    Scope::Tables(tags)
+}
+
 /// Changes recorded in a pipeline's tables: (bridge, table, changes in order).
 pub type Journal = Vec<(usize, usize, Vec<TableOp>)>;
 
@@ -897,6 +942,41 @@ mod tests {
             &back.bridges[0].tables[0],
             &front2.bridges[0].tables[0]
         ));
+    }
+
+    #[test]
+    fn change_scope_names_the_changed_tables_and_nothing_else() {
+        use crate::pmd::Scope;
+        let mut master = Pipeline::default();
+        master
+            .bridges
+            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
+        let (front0, _) = publish(&mut master);
+        Arc::make_mut(&mut master.bridges[0])
+            .table_mut(3)
+            .insert(Arc::new(Rule::catch_all(3, 1, Vec::new(), 0)), &Z, &Z)
+            .unwrap();
+        let (front1, j1) = publish(&mut master);
+        let (w, bit) = crate::pipeline::xlate::table_tag(0, 3);
+        let mut want = [0u64; 4];
+        want[w] = bit;
+        assert_eq!(change_scope(&front0, &front1), Scope::Tables(want));
+        // the reclaimed copy holds the same rules: nothing changed between it and front1
+        let back = Arc::try_unwrap(front0).ok().unwrap().reclaim(&front1, &j1);
+        assert_eq!(change_scope(&front1, &back), Scope::Tables([0; 4]));
+        // anything but rules: all
+        let mut ported = back;
+        Arc::make_mut(&mut ported.bridges[0]).ports.insert(
+            7,
+            OfPort {
+                ofport: 7,
+                dp: 7,
+                name: "p7".into(),
+                config: 0,
+                up: true,
+            },
+        );
+        assert_eq!(change_scope(&front1, &ported), Scope::All);
     }
 
     #[test]

@@ -118,6 +118,19 @@ pub struct XlateOut {
     pub drop: Option<XlateDrop>,
     pub flooded: bool,
     pub trace: Vec<String>,
+    /// The OpenFlow tables the translation looked up ([`table_tag`] bits): a cached flow
+    /// depends on these and on nothing else in the flow tables, so a flow mod elsewhere
+    /// leaves it cached (see `Shared::invalidate_tables`).
+    pub tables: [u64; 4],
+}
+
+/// The bit of (bridge `bridge`, table `table`) in a 256-bit set of looked-up tables. Tables of
+/// different bridges may share a bit: a change then drops a few more cached flows than it
+/// must, never fewer.
+#[inline]
+pub fn table_tag(bridge: u8, table: u8) -> (usize, u64) {
+    let i = (table as usize + 61 * bridge as usize) & 255;
+    (i / 64, 1u64 << (i % 64))
 }
 
 /// A pausing controller action: its spec, the pipeline fields then, table and cookie.
@@ -229,6 +242,8 @@ impl<'a> Xlate<'a> {
     /// Without a tuple (untracked, or not IP) the resubmit does nothing, as in OVS. IPv6
     /// tuples are not kept by this switch's key, so an IPv6 packet does nothing either.
     fn run_table_as(&mut self, table: u8, ct_orig: bool) {
+        let (w, bit) = table_tag(self.br.index, table);
+        self.out.tables[w] |= bit;
         let Some(t) = self.br.table(table) else {
             return;
         };
@@ -1374,6 +1389,9 @@ impl<'a> Xlate<'a> {
         self.resubmits = sub.resubmits;
         let so = sub.out;
         self.out.rules.extend(so.rules);
+        for (t, u) in self.out.tables.iter_mut().zip(so.tables) {
+            *t |= u;
+        }
         self.out.invalidates |= so.invalidates;
         self.out.flooded |= so.flooded;
         self.out.cacheable &= so.cacheable;

@@ -49,7 +49,36 @@ pub struct Shared {
     /// Whether PMDs put an exact-match cache in front of their megaflow caches (`--emc`,
     /// `dpif-netdev/emc on|off`); applied at the next invalidation.
     pub emc: AtomicBool,
+    /// What the latest generation bumps invalidated, oldest first, so that a PMD drops only
+    /// the cached flows a flow mod can affect. Read by PMDs only when the generation moved
+    /// (a control-path event), never per packet.
+    scopes: std::sync::Mutex<std::collections::VecDeque<(u64, Scope)>>,
 }
+
+/// What one invalidation covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every cached flow (ports, groups, meters, MACs, tunnels, gates... changed).
+    All,
+    /// The cached flows whose translation looked up one of these tables
+    /// (`xlate::table_tag` bits): only flow tables changed.
+    Tables([u64; 4]),
+}
+
+impl Scope {
+    /// Both changes together.
+    pub fn union(self, other: Scope) -> Scope {
+        match (self, other) {
+            (Scope::Tables(a), Scope::Tables(b)) => {
+                Scope::Tables(std::array::from_fn(|i| a[i] | b[i]))
+            }
+            _ => Scope::All,
+        }
+    }
+}
+
+/// Invalidations remembered for PMDs that have not caught up; one further behind flushes all.
+const SCOPE_LOG: usize = 256;
 
 impl Shared {
     pub fn new(config: DpConfig) -> Self {
@@ -63,12 +92,42 @@ impl Shared {
             conntrack: crate::conntrack::Conntrack::new(crate::conntrack::DEFAULT_MAX_CONNS),
             recirc: Default::default(),
             emc: AtomicBool::new(true),
+            scopes: Default::default(),
         }
     }
 
     /// Invalidates every cached flow in every PMD (they clear before their next packet).
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.invalidate_scope(Scope::All);
+    }
+
+    /// Invalidates the cached flows `scope` covers (before each PMD's next packet).
+    pub fn invalidate_scope(&self, scope: Scope) {
+        let mut log = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        // bumped under the lock: the log holds an entry for every generation it covers
+        let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        log.push_back((g, scope));
+        if log.len() > SCOPE_LOG {
+            log.pop_front();
+        }
+    }
+
+    /// Everything invalidated after generation `seen`: (the generation it brings a PMD to,
+    /// the union of the scopes). All when the log no longer reaches back to `seen`.
+    pub fn invalidated_since(&self, seen: u64) -> (u64, Scope) {
+        let log = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.generation.load(Ordering::SeqCst);
+        if now <= seen {
+            return (now, Scope::Tables([0; 4]));
+        }
+        if log.front().is_none_or(|&(g, _)| g > seen + 1) {
+            return (now, Scope::All);
+        }
+        let scope = log
+            .iter()
+            .filter(|&&(g, _)| g > seen)
+            .fold(Scope::Tables([0; 4]), |acc, &(_, s)| acc.union(s));
+        (now, scope)
     }
 }
 
@@ -1175,17 +1234,28 @@ impl Pmd {
             let gen = self.shared.generation.load(Ordering::SeqCst);
             let now = self.shared.now_sec.load(Ordering::Relaxed);
             if gen != self.gen {
-                if !self.cache.is_empty() {
-                    cov(&self.h, Cov::CacheFlush);
-                    self.cache.fold_all(now as u64 * 1000);
+                let (upto, scope) = self.shared.invalidated_since(self.gen);
+                match scope {
+                    Scope::Tables(changed) => {
+                        // a flow mod: only the flows that looked up a changed table go
+                        if self.cache.invalidate_tables(&changed, now as u64 * 1000) > 0 {
+                            cov(&self.h, Cov::CacheFlush);
+                        }
+                    }
+                    Scope::All => {
+                        if !self.cache.is_empty() {
+                            cov(&self.h, Cov::CacheFlush);
+                            self.cache.fold_all(now as u64 * 1000);
+                        }
+                        self.cache.clear();
+                    }
                 }
-                self.cache.clear();
                 let emc = self.shared.emc.load(Ordering::Relaxed);
                 if emc != self.cache.emc_enabled() {
                     self.cache.set_emc(emc);
                 }
-                self.gen = gen;
-                self.h.seen_gen.store(gen, Ordering::Release);
+                self.gen = upto.max(gen);
+                self.h.seen_gen.store(self.gen, Ordering::Release);
             }
             let rreq = self.h.reconf_req.load(Ordering::Acquire);
             if rreq != self.h.reconf_done.load(Ordering::Relaxed) {
@@ -1843,7 +1913,7 @@ impl Pmd {
         let r = if x.cacheable {
             Ok(self
                 .cache
-                .insert(key, &x.mask, x.actions, x.learn, x.rules, now))
+                .insert(key, &x.mask, x.actions, x.learn, x.rules, x.tables, now))
         } else {
             cov(&self.h, Cov::UncacheableFlow);
             Err(Box::new(x))
@@ -1975,5 +2045,36 @@ impl Pmd {
             }) as u32;
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn a_pmd_behind_gets_the_union_of_what_it_missed_or_everything() {
+        let sh = Shared::new(DpConfig::default());
+        let g0 = sh.generation.load(Ordering::SeqCst);
+        sh.invalidate_scope(Scope::Tables([1, 0, 0, 0]));
+        sh.invalidate_scope(Scope::Tables([4, 0, 0, 2]));
+        let (g, s) = sh.invalidated_since(g0);
+        assert_eq!(g, g0 + 2);
+        assert_eq!(s, Scope::Tables([5, 0, 0, 2]));
+        // caught up: nothing
+        assert_eq!(sh.invalidated_since(g).1, Scope::Tables([0; 4]));
+        // an All in between makes it all
+        sh.invalidate_scope(Scope::Tables([8, 0, 0, 0]));
+        sh.invalidate();
+        assert_eq!(sh.invalidated_since(g).1, Scope::All);
+        // further behind than the log remembers: all
+        let g1 = sh.generation.load(Ordering::SeqCst);
+        for _ in 0..SCOPE_LOG + 1 {
+            sh.invalidate_scope(Scope::Tables([1, 0, 0, 0]));
+        }
+        assert_eq!(sh.invalidated_since(g1).1, Scope::All);
+        let g2 = sh.generation.load(Ordering::SeqCst);
+        sh.invalidate_scope(Scope::Tables([1, 0, 0, 0]));
+        assert_eq!(sh.invalidated_since(g2).1, Scope::Tables([1, 0, 0, 0]));
     }
 }

@@ -405,6 +405,97 @@ fn packets_sent_after_the_barrier_reply_see_the_new_flow() {
     }
 }
 
+/// The datapath flow of `dpctl/dump-flows` that enters from `port` (its interface name), and
+/// its packet count.
+fn megaflow_from(dump: &str, port: &str) -> Option<(String, u64)> {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(&format!("in_port({port})")))?;
+    let packets = line
+        .split("packets:")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((line.to_string(), packets))
+}
+
+/// Proves revalidation is selective and still exact: two streams cross different tables
+/// (port 1 → table 1 → port 2, port 3 → table 2 → port 4); a flow mod in table 2 drops the
+/// cached flow of the second stream only — the first one's datapath flow stays, its packet
+/// count goes on from where it was — and a flow mod in table 1 that redirects the first
+/// stream takes effect for the very next packet after the reply.
+#[test]
+fn a_flow_mod_drops_only_the_cached_flows_that_looked_up_its_table() {
+    let l = OfLab::secure(4, &[]);
+    let (a, b, c, d) = (l.host(0), l.host(1), l.host(2), l.host(3));
+    let socks: Vec<RawSock> = (0..4).map(|i| l.sock(i)).collect();
+    for f in [
+        "table=0,priority=10,in_port=1,actions=resubmit(,1)",
+        "table=0,priority=10,in_port=3,actions=resubmit(,2)",
+        "table=1,priority=10,udp,actions=output:2",
+        "table=2,priority=10,udp,actions=output:4",
+    ] {
+        l.ofctl.ok(&["add-flow", "br0", f]);
+    }
+    let stream = |i: u32| {
+        let f1 = udp(a, b, 100, 5000, format!("one {i}").as_bytes());
+        socks[0].send(&f1);
+        expect_frame(&socks[1], "stream one", |x| x == f1.as_slice());
+        let f2 = udp(c, d, 100, 5000, format!("two {i}").as_bytes());
+        socks[2].send(&f2);
+        expect_frame(&socks[3], "stream two", |x| x == f2.as_slice());
+    };
+    for i in 0..3 {
+        stream(i);
+    }
+    let dump = l.d.appctl("dpctl/dump-flows", &[]);
+    let (one, n1) = megaflow_from(&dump, &a.port).unwrap_or_else(|| panic!("{dump}"));
+    assert_eq!(n1, 3, "{one}");
+    assert!(megaflow_from(&dump, &c.port).is_some(), "{dump}");
+
+    // a flow mod in table 2 (it changes nothing for these packets, but it is table 2's)
+    l.ofctl.ok(&[
+        "add-flow",
+        "br0",
+        "table=2,priority=20,udp,tp_dst=9,actions=drop",
+    ]);
+    let dump = l.d.appctl("dpctl/dump-flows", &[]);
+    let (kept, n1) = megaflow_from(&dump, &a.port)
+        .unwrap_or_else(|| panic!("table 1's cached flow was dropped:\n{dump}"));
+    assert_eq!(n1, 3, "kept with its count: {kept}");
+    assert!(
+        megaflow_from(&dump, &c.port).is_none(),
+        "the flow that looked up table 2 must go:\n{dump}"
+    );
+    stream(3);
+    let dump = l.d.appctl("dpctl/dump-flows", &[]);
+    assert_eq!(
+        megaflow_from(&dump, &a.port).map(|x| x.1),
+        Some(4),
+        "{dump}"
+    );
+    assert_eq!(
+        megaflow_from(&dump, &c.port).map(|x| x.1),
+        Some(1),
+        "{dump}"
+    );
+
+    // and a change in table 1 redirects stream one from the next packet on
+    l.ofctl.ok(&[
+        "add-flow",
+        "br0",
+        "table=1,priority=10,udp,actions=output:3",
+    ]);
+    let f = udp(a, b, 100, 5000, b"after the change");
+    socks[0].send(&f);
+    let (at, _) = first_arrival(&[&socks[1], &socks[2]], "redirected", |x| {
+        carries(x, b"after the change")
+    });
+    assert_eq!(at, 1, "left by port {} instead of 3", at + 2);
+}
+
 /// Proves bundles are atomic: `ovs-ofctl --bundle add-flows` of a file that replaces a flow,
 /// adds one, deletes one and then has a flow the switch rejects (a check_overlap flow that
 /// overlaps the replaced one) fails with OFPFMFC_OVERLAP printed, exit status non-zero, and the
