@@ -24,6 +24,7 @@ pub fn registry() -> Registry {
     r.register("fdb/show", "bridge", 1, 1);
     r.register("fdb/flush", "[bridge]", 0, 1);
     r.register("coverage/show", "", 0, 0);
+    r.register("memory/show", "", 0, 0);
     r.register("dpctl/dump-flows", "[-m] [dp]", 0, 2);
     r.register(
         "ofproto/trace",
@@ -94,6 +95,7 @@ pub fn dispatch(st: &mut State, reg: &Registry, req: &Request) -> Result<String,
         "fdb/show" => fdb_show(st, &req.params[0]),
         "fdb/flush" => fdb_flush(st, req.params.first().map(String::as_str)),
         "coverage/show" => Ok(coverage_show(st)),
+        "memory/show" => Ok(memory_show(st)),
         "dpctl/dump-flows" | "dpif/dump-flows" => Ok(dump_flows(st)),
         "ofproto/trace" => trace(st, &req.params),
         "dpif/add-port" => add_port(st, &req.params),
@@ -827,4 +829,41 @@ impl FlowKeyOf<'_> {
         k.w.copy_from_slice(&self.0[crate::pipeline::flow::DP..]);
         k
     }
+}
+
+/// `memory/show`: ovs-vswitchd's line (`ofconns`, `ports`, `rules`, `udpif keys`, the datapath
+/// flows) and then where the memory is: resident size and the classifiers' share.
+fn memory_show(st: &State) -> String {
+    let pipe = st.shared.pipeline.load();
+    let (mut rules, mut cls_bytes) = (0usize, 0usize);
+    for bt in &pipe.bridges {
+        for t in &bt.tables {
+            rules += t.len();
+            cls_bytes += t.cls().memory_usage();
+        }
+    }
+    let megaflows: u64 = st
+        .pmds
+        .iter()
+        .map(|p| p.stats.get(crate::stats::PmdStat::Flows as usize))
+        .sum();
+    let rss_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    format!(
+        "ofconns:{} ports:{} rules:{} udpif keys:{} conntrack:{}\n\
+         resident:{} kB classifiers:{} kB (one copy; the control thread keeps a second)\n",
+        st.ofproto.conns.len(),
+        st.ports.len(),
+        rules,
+        megaflows,
+        st.shared.conntrack.count(),
+        rss_kb,
+        cls_bytes / 1024
+    )
 }

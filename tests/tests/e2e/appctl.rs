@@ -99,6 +99,22 @@ fn ovs_appctl_and_xvs_appctl_run_the_commands() {
             cov.contains("upcall") && cov.contains("total:"),
             "{name} coverage/show: {cov}"
         );
+        // the standalone bridge's one flow (NORMAL), its two ports, the ping's datapath flows
+        let m = ok(c, name, &ctl, &["memory/show"]);
+        let field = |k: &str| -> Option<u64> {
+            m.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+        };
+        assert_eq!(field("rules:"), Some(1), "{name} memory/show: {m}");
+        assert!(
+            field("ports:").is_some_and(|p| p >= 2),
+            "{name} memory/show: {m}"
+        );
+        assert!(
+            field("resident:").is_some_and(|r| r > 0),
+            "{name} memory/show: {m}"
+        );
         let p = ok(c, name, &ctl, &["pmd/stats"]);
         assert!(
             p.contains("packets received") && p.contains("umem frames"),
