@@ -49,6 +49,9 @@ pub struct Shared {
     /// Whether PMDs put an exact-match cache in front of their megaflow caches (`--emc`,
     /// `dpif-netdev/emc on|off`); applied at the next invalidation.
     pub emc: AtomicBool,
+    /// Bumped by the control thread when the set of ports with an armed live-migration gate
+    /// changes: each PMD then re-orders its RX sockets (gated ports first), no cache flush.
+    pub rx_order: AtomicU64,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Shared {
             conntrack: crate::conntrack::Conntrack::new(crate::conntrack::DEFAULT_MAX_CONNS),
             recirc: Default::default(),
             emc: AtomicBool::new(true),
+            rx_order: AtomicU64::new(0),
         }
     }
 
@@ -424,6 +428,7 @@ impl PmdBuilder {
             pools: self.pools,
             socks: self.socks,
             rx_socks: Vec::new(),
+            rx_order_seen: 0,
             routes: vec![TxRoute::None; MAX_PORTS],
             remote,
             out_to,
@@ -453,6 +458,8 @@ pub struct Pmd {
     pools: Vec<Pool>,
     socks: Vec<Sock>,
     rx_socks: Vec<usize>,
+    /// The `Shared::rx_order` this PMD's `rx_socks` order reflects.
+    rx_order_seen: u64,
     routes: Vec<TxRoute>,
     /// Per port, the PMD that transmits on it when this one has no socket on it.
     remote: Vec<Option<usize>>,
@@ -1187,6 +1194,11 @@ impl Pmd {
                 self.gen = gen;
                 self.h.seen_gen.store(gen, Ordering::Release);
             }
+            let ro = self.shared.rx_order.load(Ordering::Acquire);
+            if ro != self.rx_order_seen {
+                self.rx_order_seen = ro;
+                self.order_rx();
+            }
             let rreq = self.h.reconf_req.load(Ordering::Acquire);
             if rreq != self.h.reconf_done.load(Ordering::Relaxed) {
                 self.apply_reconf();
@@ -1311,12 +1323,23 @@ impl Pmd {
             .collect()
     }
 
+    /// Polls the sockets of ports with an armed live-migration gate first in each round (see
+    /// [`crate::migration::rx_order_gated_first`]). After socket and flow-table changes.
+    fn order_rx(&mut self) {
+        let pipe = self.shared.pipeline.load();
+        let socks = &self.socks;
+        crate::migration::rx_order_gated_first(&mut self.rx_socks, |si| {
+            pipe.gate_armed(socks[si].port)
+        });
+    }
+
     /// Recomputes the RX list and the TX route of every port from the sockets and the remote
     /// owners (after start and after each port change).
     fn reindex(&mut self) {
         self.rx_socks = (0..self.socks.len())
             .filter(|&i| self.socks[i].rx)
             .collect();
+        self.order_rx();
         for port in 0..MAX_PORTS {
             let local = self
                 .socks
