@@ -10,10 +10,10 @@
 # requested-chassis=ch2), one `ovn-lab.sh migrate 1` each, alternating between the labs.
 #
 # The stream, the receivers and the RARPs are `xvs-perf labtool` (perf/src/labtool.rs), not the
-# lab's Python labtool.py: a paced sender (absolute deadlines, SCHED_FIFO, default 50 kpps =
-# one datagram every 20 us), receivers logging the kernel's receive timestamp, and an "instant
-# source stop": the announcer downs the source VM's interface and sends the first RARP a few
-# microseconds later. Around each migration:
+# lab's Python labtool.py: a paced sender (absolute deadlines, SCHED_FIFO, default 20 kpps =
+# one datagram every 50 us; 50 kpps saturates this 2-core machine), receivers logging the
+# kernel's receive timestamp, and an "instant source stop": the announcer downs the source VM's
+# interface and sends the first RARP ~20-30 us later. Around each migration:
 #   - a capture on the destination VM's own interface (kernel timestamps): the RARP leaving the
 #     VM and the stream frames reaching it. The same ruler for both switches:
 #       veth_rarp_to_first_us   first RARP -> first stream frame at the destination VIF
@@ -23,21 +23,22 @@
 #     and `migration/timeline PORT --json`, `coverage/show` of both chassis before/after
 #   - the lab's analyzer and perf/migration_report.py on the sender's log and the receivers'
 #     kernel timestamps: lost_sent_after_rarp (datagrams sent after the first RARP and received
-#     nowhere), gap_us (end-to-end gap: the longest interval without a stream datagram at either
-#     VM, from 0.5 s before the source stop to the finalize step), lost_total, ...
-# Both activation figures include the wait for the next stream datagram (one interval, 20 us
-# at 50 kpps; sender_wait_* reports it).
+#     nowhere), switchover_gap_us (end-to-end gap: last datagram at the source VM -> first at
+#     the destination), longest_gap_us (the longest interval without a datagram at either VM
+#     from 0.5 s before the stop to the finalize step), steady_latency_*, lost_total, ...
+# Both activation figures include the wait for the next stream datagram (at most one interval,
+# 50 us at 20 kpps; sender_wait_* reports it).
 # Writes perf/results/migration-*.json and the median/worst table (perf/migration_report.py,
 # re-runnable on a results directory), and one timeline PNG per switch
 # (perf/results/migration-*-SWITCH.png: blue = received at the source, red = at the
 # destination, black ticks = RARPs, x = ms from the first RARP).
 #
-#   sudo perf/migration.sh [RUNS] [INTERVAL_S]      (defaults 10 and 0.00002 = 50 kpps)
+#   sudo perf/migration.sh [RUNS] [INTERVAL_S]      (defaults 10 and 0.00005 = 20 kpps)
 #   SWITCHES="xvs" perf/migration.sh 3              (one switch only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
-IV=${2:-0.00002}
+IV=${2:-0.00005}
 SWITCHES=${SWITCHES:-ovs xvs}
 LABSH=${LABSH:-../shared/lab/ovn-lab.sh}
 XVS=${XVS:-$PWD/target/release/xvswitchd}
