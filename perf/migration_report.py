@@ -62,12 +62,82 @@ def lost_sent_after(sent, got, t, until=None):
     return sum(1 for q, ts in sent.items()
                if ts >= t and (until is None or ts < until) and q not in got)
 
-def t_final(run):
+def event(run, key):
+    """A time from the lab's events.txt (t_stop: the source VM's interface went down;
+    t_final: requested-chassis reduced to the destination)."""
     try:
         for line in open(f"{run}/events.txt"):
             k, v = line.split()
-            if k == "t_final":
+            if k == key:
                 return float(v)
+    except (FileNotFoundError, ValueError):
+        pass
+    return None
+
+def t_final(run):
+    return event(run, "t_final")
+
+def recv_times(run):
+    """Kernel receive timestamps (s) of the stream at the source and at the destination VM."""
+    out = {}
+    for side in ("src", "dst"):
+        v = []
+        try:
+            for line in open(f"{run}/recv-{side}.txt"):
+                p = line.split()
+                if len(p) >= 2:
+                    v.append(float(p[1]))
+        except (FileNotFoundError, ValueError):
+            pass
+        out[side] = sorted(v)
+    return out
+
+def e2e_gaps(run):
+    """The end-to-end gap with an instant source stop (the source VM's interface goes down and
+    the destination sends its first RARP ~20-30 us later), from both receivers' kernel
+    timestamps: (switchover, longest) in us. switchover = the last datagram at the source ->
+    the first at the destination after the stop (the stop, the activation and the wait for the
+    next datagram); longest = the longest interval without a stream datagram at either VM from
+    0.5 s before the stop to the finalize step (the switchover or any hiccup of the path)."""
+    t0, t1 = event(run, "t_stop"), event(run, "t_final")
+    if t0 is None or t1 is None:
+        return None, None
+    r = recv_times(run)
+    last_src = max((t for t in r["src"] if t <= t1), default=None)
+    first_dst = min((t for t in r["dst"] if t >= t0 - 0.5), default=None)
+    sw = us(last_src, first_dst)
+    ts = sorted(t for t in r["src"] + r["dst"] if t0 - 0.5 <= t <= t1)
+    if len(ts) < 2:
+        return sw, None
+    return sw, round(max(b - a for a, b in zip(ts, ts[1:])) * 1e6, 1)
+
+def steady_latency_us(run):
+    """One-way latency of the stream (sender's clock -> the source VM's kernel receive
+    timestamp) over the last second before the source stop: median and 99th percentile. Far
+    above the ~20 us of an idle path, it says the path was queueing (PMDs behind: CPU), so the
+    activation figures carry that queue too."""
+    t_stop = event(run, "t_stop")
+    v = []
+    try:
+        for line in open(f"{run}/recv-src.txt"):
+            p = line.split()
+            if len(p) >= 3 and t_stop is not None and t_stop - 1.0 <= float(p[1]) < t_stop:
+                v.append((float(p[1]) - float(p[2])) * 1e6)
+    except (FileNotFoundError, ValueError):
+        pass
+    if not v:
+        return None, None
+    v.sort()
+    return round(v[len(v) // 2], 1), round(v[min(len(v) - 1, int(len(v) * 0.99))], 1)
+
+def stop_to_rarp_us(run):
+    """Source interface down -> first RARP sent (the announcer's own log)."""
+    t_stop = event(run, "t_stop")
+    try:
+        for line in open(f"{run}/rarp.txt"):
+            p = line.split()
+            if p and p[0] == "0":
+                return us(t_stop, float(p[1]))
     except (FileNotFoundError, ValueError):
         pass
     return None
@@ -93,7 +163,8 @@ def coverage_delta(m, ch):
     a, b = load(f"{m}/coverage-{ch}-before.txt"), load(f"{m}/coverage-{ch}-after.txt")
     return {k: b[k] - a.get(k, 0) for k in b if b[k] != a.get(k, 0) and ("drop" in k or "gate" in k)}
 
-res = {"runs": runs, "interval_s": iv, "switches": {}}
+res = {"runs": runs, "interval_s": iv, "daemons_nice": os.environ.get("NICE"),
+       "order": "interleaved", "switches": {}}
 for sw in ("ovs", "xvs"):
     rows = []
     for m in sorted(glob.glob(f"{out}/{sw}/m*"), key=lambda p: int(p.rsplit("m", 1)[1])):
@@ -108,7 +179,8 @@ for sw in ("ovs", "xvs"):
         r["lost_sent_after_rarp"] = lost_sent_after(sent, got, v_rarp)
         # the activation window alone: from the RARP to the finalize step
         r["lost_rarp_to_final"] = lost_sent_after(sent, got, v_rarp, t_final(f"{m}/run1"))
-        # the sender is Python: how long after the RARP it sent its next datagram
+        # how long after the RARP the sender sent its next datagram (the paced sender: at
+        # most one interval unless it was preempted)
         nxt = min((t for t in sent.values() if v_rarp is not None and t >= v_rarp), default=None)
         r["sender_wait_after_rarp_us"] = us(v_rarp, nxt)
         if sw == "xvs":
@@ -122,6 +194,9 @@ for sw in ("ovs", "xvs"):
             r["lost_sent_after_activation"] = lost_sent_after(sent, got, s_act)
             nxt = min((t for t in sent.values() if s_act is not None and t >= s_act), default=None)
             r["sender_wait_after_activation_us"] = us(s_act, nxt)
+        r["switchover_gap_us"], r["longest_gap_us"] = e2e_gaps(f"{m}/run1")
+        r["stop_to_rarp_us"] = stop_to_rarp_us(f"{m}/run1")
+        r["steady_latency_med_us"], r["steady_latency_p99_us"] = steady_latency_us(f"{m}/run1")
         r["coverage_drops_ch1"] = coverage_delta(m, "ch1")
         r["coverage_drops_ch2"] = coverage_delta(m, "ch2")
         rows.append(r)
@@ -129,11 +204,11 @@ for sw in ("ovs", "xvs"):
 keys = ["switch_first_delivery_us", "sender_wait_after_activation_us",
         "lost_sent_after_activation", "veth_rarp_to_activation_us", "delivery_to_veth_us",
         "veth_rarp_to_first_us", "sender_wait_after_rarp_us", "lost_rarp_to_final",
-        "lost_sent_after_rarp", "rarp0_to_first_dst_ms",
+        "lost_sent_after_rarp", "switchover_gap_us", "longest_gap_us", "stop_to_rarp_us", "steady_latency_med_us", "steady_latency_p99_us", "rarp0_to_first_dst_ms",
         "downtime_ms", "lost_total", "lost_after_final", "dst_before_stop", "final_reblock_ms",
         "rarp0_to_flowdel_ms"]
 summary = {}
-print(f"migrations per switch: {runs}, stream interval {iv*1e3:.2f} ms")
+print(f"migrations per switch: {runs}, stream interval {iv*1e6:.1f} us ({1/iv/1e3:.0f} kpps)")
 print(f"{'metric':<32} {'ovs median':>11} {'ovs worst':>10} {'xvs median':>11} {'xvs worst':>10} {'n ovs/xvs':>10}")
 for k in keys:
     vals = {sw: [r[k] for r in rows if isinstance(r.get(k), (int, float))] for sw, rows in res["switches"].items()}

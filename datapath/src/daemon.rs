@@ -122,6 +122,8 @@ pub struct State {
     /// The snapshot the last publish retired, and the changes made since it was published:
     /// once no PMD reads it, it becomes the next master copy (see `Pipeline::reclaim`).
     pub retired: Option<(Arc<Pipeline>, crate::pipeline::tables::Journal)>,
+    /// Ports with an armed live-migration gate in the published tables (PMDs poll them first).
+    pub armed_gates: Vec<(u8, u32)>,
     /// The OpenFlow server.
     pub ofproto: Ofproto,
     /// Wakes the control thread when PMDs queue packet-ins.
@@ -231,6 +233,12 @@ impl State {
         let journal = self.pipeline.take_journal();
         let front = Arc::new(std::mem::take(&mut self.pipeline));
         let old = self.shared.pipeline.swap(front.clone());
+        let armed = front.armed_gates();
+        if armed != self.armed_gates {
+            // after the swap: a PMD re-ordering its sockets must see the new gates
+            self.armed_gates = armed;
+            self.shared.rx_order.fetch_add(1, Ordering::AcqRel);
+        }
         self.pipeline = (*front).clone();
         self.retired = Some((old, journal));
         for r in replays {
@@ -926,6 +934,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         hz,
         pipeline,
         retired: None,
+        armed_gates: Vec::new(),
         ofproto: ofp,
         control_waker,
         registry: None,

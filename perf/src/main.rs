@@ -7,12 +7,14 @@
 //! xvs-perf ovn [OPTIONS]          OVN-scale pipeline: cache hits with 1 and 1000 flows, misses, RSS
 //! xvs-perf ct [OPTIONS]           64-byte UDP through a stateful ACL, 10k established conns, vs OVS
 //! xvs-perf agent KIND [ARGS]      (internal) helpers the scenarios start in namespaces
+//! xvs-perf labtool send|recv|rarp  (internal) paced UDP stream and RARPs for perf/migration.sh
 //! ```
 
 mod agent;
 mod ct;
 mod flowmod;
 mod flows;
+mod labtool;
 mod minfwd;
 mod miss;
 mod ovn;
@@ -52,6 +54,7 @@ fn main() {
         Some("miss") => std::process::exit(miss::main(&args[1..])),
         Some("ovn") => std::process::exit(ovn::main(&args[1..])),
         Some("ct") => std::process::exit(ct::main(&args[1..])),
+        Some("labtool") => std::process::exit(labtool::main(&args[1..])),
         Some("agent") if args.len() >= 2 => agent::main(&args[1], &args[2..]),
         Some("-h") | Some("--help") | None => print!("{USAGE}"),
         Some("-V") | Some("--version") => println!("xvs-perf {}", env!("CARGO_PKG_VERSION")),

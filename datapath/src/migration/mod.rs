@@ -262,6 +262,21 @@ impl GateMap {
         self.ports.get(&ofport).filter(|g| g.awaiting_first(dir))
     }
 
+    /// Whether `ofport` has a gate that is armed (recognised, not activated yet): its RARP
+    /// must be handled before packets received after it on other ports (see
+    /// [`rx_order_gated_first`]).
+    pub fn armed(&self, ofport: u32) -> bool {
+        self.ports.get(&ofport).is_some_and(|g| !g.is_activated())
+    }
+
+    /// The ports whose gate is armed.
+    pub fn armed_ports(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ports
+            .iter()
+            .filter(|(_, g)| !g.is_activated())
+            .map(|(&p, _)| p)
+    }
+
     /// Gated rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -284,6 +299,18 @@ impl GateMap {
                 .iter()
                 .all(|(k, v)| o.ports.get(k).is_some_and(|x| Arc::ptr_eq(x, v)))
     }
+}
+
+/// Orders a PMD's RX sockets so that those of ports with an armed gate come first, the others
+/// keeping their order. Why: a PMD round polls each socket in turn, up to a batch each. When
+/// the PMD runs late (preempted on a shared core), the tunnel socket can already hold stream
+/// packets sent *after* the RARP that is waiting on the VM's socket; polled first, they would
+/// meet the still-closed gate and be dropped although the VM had announced itself before they
+/// were sent. Polling the gated port first opens the gate before any packet that arrived after
+/// the RARP is looked at. Runs when the sockets or the flow tables change, never per packet.
+pub fn rx_order_gated_first(rx: &mut [usize], armed: impl Fn(usize) -> bool) {
+    // stable: sort_by_key keeps the relative order of equal keys
+    rx.sort_by_key(|&si| !armed(si));
 }
 
 /// One activator flow of a recognised gate.

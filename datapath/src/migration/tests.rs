@@ -389,3 +389,43 @@ fn first_packets_after_the_activation_are_recorded_once() {
     assert_eq!(s.first_out(), None);
     assert!(!s.awaiting_first(GateDir::Egress));
 }
+
+/// The PMD polls the sockets of ports with an armed gate first: a RARP waiting on the VM's
+/// socket is handled before stream packets that reached the tunnel socket after it (polled
+/// first, they would meet the closed gate and be lost although the VM had announced itself).
+#[test]
+fn armed_gate_ports_are_polled_first_until_activation() {
+    use crate::pipeline::tables::Pipeline;
+    let mut bt = bridge();
+    for of in [5u32, 7, 10] {
+        bt.of_of_dp.insert(of as u16, of);
+    }
+    normal(&mut bt, 0, 37, 65);
+    trio(&mut bt, 0, 65, C);
+    let mut bridges = vec![Arc::new(bt)];
+    let mut m = Migration::default();
+    m.refresh_at(&mut bridges, 0);
+    let pipe = Pipeline {
+        bridge_of_dp: [(5u16, 0u8), (7, 0), (10, 0)].into_iter().collect(),
+        bridges,
+    };
+    assert_eq!(pipe.armed_gates(), [(0, 7)]);
+    assert!(pipe.gate_armed(7));
+    assert!(!pipe.gate_armed(10) && !pipe.gate_armed(5) && !pipe.gate_armed(99));
+    // sockets in bring-up order: tunnel, client VIF, VM VIF (the order of the lab's ch2)
+    let ports = [10u16, 5, 7];
+    let mut rx = vec![0usize, 1, 2];
+    rx_order_gated_first(&mut rx, |si| pipe.gate_armed(ports[si]));
+    assert_eq!(
+        rx,
+        [2, 0, 1],
+        "the gated VIF first, the others in their order"
+    );
+    // activated: nothing is armed any more, the control thread's signature changes
+    let state = m.gates.values().next().unwrap().state.clone();
+    assert!(state.activate(7, Trigger::Rarp));
+    assert!(pipe.armed_gates().is_empty());
+    let mut rx = vec![0usize, 1, 2];
+    rx_order_gated_first(&mut rx, |si| pipe.gate_armed(ports[si]));
+    assert_eq!(rx, [0, 1, 2]);
+}

@@ -683,6 +683,26 @@ impl Pipeline {
         self.bridges.get(b as usize).map(|b| &**b)
     }
 
+    /// Whether datapath port `dp` is an OpenFlow port with an armed live-migration gate.
+    pub fn gate_armed(&self, dp: DpPort) -> bool {
+        self.bridge_of(dp).is_some_and(|b| {
+            !b.gates.is_empty() && b.of_of_dp.get(&dp).is_some_and(|&of| b.gates.armed(of))
+        })
+    }
+
+    /// (bridge, OpenFlow port) of every port with an armed live-migration gate, sorted.
+    pub fn armed_gates(&self) -> Vec<(u8, u32)> {
+        let mut v: Vec<(u8, u32)> = self
+            .bridges
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.gates.is_empty())
+            .flat_map(|(bi, b)| b.gates.armed_ports().map(move |of| (bi as u8, of)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Takes the changes recorded since the last call: (bridge, table, changes).
     pub fn take_journal(&mut self) -> Journal {
         let mut out = Vec::new();

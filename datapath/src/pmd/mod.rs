@@ -53,6 +53,9 @@ pub struct Shared {
     /// the cached flows a flow mod can affect. Read by PMDs only when the generation moved
     /// (a control-path event), never per packet.
     scopes: std::sync::Mutex<std::collections::VecDeque<(u64, Scope)>>,
+    /// Bumped by the control thread when the set of ports with an armed live-migration gate
+    /// changes: each PMD then re-orders its RX sockets (gated ports first), no cache flush.
+    pub rx_order: AtomicU64,
 }
 
 /// What one invalidation covers.
@@ -93,6 +96,7 @@ impl Shared {
             recirc: Default::default(),
             emc: AtomicBool::new(true),
             scopes: Default::default(),
+            rx_order: AtomicU64::new(0),
         }
     }
 
@@ -483,6 +487,7 @@ impl PmdBuilder {
             pools: self.pools,
             socks: self.socks,
             rx_socks: Vec::new(),
+            rx_order_seen: 0,
             routes: vec![TxRoute::None; MAX_PORTS],
             remote,
             out_to,
@@ -512,6 +517,8 @@ pub struct Pmd {
     pools: Vec<Pool>,
     socks: Vec<Sock>,
     rx_socks: Vec<usize>,
+    /// The `Shared::rx_order` this PMD's `rx_socks` order reflects.
+    rx_order_seen: u64,
     routes: Vec<TxRoute>,
     /// Per port, the PMD that transmits on it when this one has no socket on it.
     remote: Vec<Option<usize>>,
@@ -1257,6 +1264,11 @@ impl Pmd {
                 self.gen = upto.max(gen);
                 self.h.seen_gen.store(self.gen, Ordering::Release);
             }
+            let ro = self.shared.rx_order.load(Ordering::Acquire);
+            if ro != self.rx_order_seen {
+                self.rx_order_seen = ro;
+                self.order_rx();
+            }
             let rreq = self.h.reconf_req.load(Ordering::Acquire);
             if rreq != self.h.reconf_done.load(Ordering::Relaxed) {
                 self.apply_reconf();
@@ -1381,12 +1393,23 @@ impl Pmd {
             .collect()
     }
 
+    /// Polls the sockets of ports with an armed live-migration gate first in each round (see
+    /// [`crate::migration::rx_order_gated_first`]). After socket and flow-table changes.
+    fn order_rx(&mut self) {
+        let pipe = self.shared.pipeline.load();
+        let socks = &self.socks;
+        crate::migration::rx_order_gated_first(&mut self.rx_socks, |si| {
+            pipe.gate_armed(socks[si].port)
+        });
+    }
+
     /// Recomputes the RX list and the TX route of every port from the sockets and the remote
     /// owners (after start and after each port change).
     fn reindex(&mut self) {
         self.rx_socks = (0..self.socks.len())
             .filter(|&i| self.socks[i].rx)
             .collect();
+        self.order_rx();
         for port in 0..MAX_PORTS {
             let local = self
                 .socks
