@@ -17,10 +17,12 @@ const SHIFT: u32 = 13;
 
 #[derive(Clone, Copy)]
 struct Entry {
-    key: FlowKey,
-    flow: u32,
     /// The megaflow cache's epoch when the entry was filled; 0 = empty.
     epoch: u32,
+    /// The key's hash: most probes that miss are told apart by it without comparing keys.
+    hash: u32,
+    flow: u32,
+    key: FlowKey,
 }
 
 pub struct Emc {
@@ -60,9 +62,10 @@ impl Emc {
         Emc {
             entries: vec![
                 Entry {
-                    key: FlowKey::default(),
-                    flow: 0,
                     epoch: 0,
+                    hash: 0,
+                    flow: 0,
+                    key: FlowKey::default(),
                 };
                 EMC_ENTRIES
             ]
@@ -80,11 +83,20 @@ impl Emc {
     pub fn lookup(&self, key: &FlowKey, h: u32, epoch: u32) -> Option<u32> {
         for i in Self::ways(h) {
             let e = &self.entries[i];
-            if e.epoch == epoch && e.key.w == key.w {
+            if e.epoch == epoch && e.hash == h && e.key.w == key.w {
                 return Some(e.flow);
             }
         }
         None
+    }
+
+    /// Starts loading the two entries `h` may sit in (a batch prefetches its packets' entries
+    /// before looking them up).
+    #[inline]
+    pub fn prefetch(&self, h: u32) {
+        for i in Self::ways(h) {
+            crate::sys::prefetch(&self.entries[i]);
+        }
     }
 
     /// Remembers that `key` belongs to megaflow `flow`: into an empty or stale way if there
@@ -100,9 +112,10 @@ impl Emc {
             a
         };
         self.entries[i] = Entry {
-            key: *key,
-            flow,
             epoch,
+            hash: h,
+            flow,
+            key: *key,
         };
     }
 }

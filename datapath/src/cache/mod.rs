@@ -227,20 +227,36 @@ impl FlowCache {
         self.emc.is_some()
     }
 
+    /// The exact-match hash of `key` with its entries being loaded, for a
+    /// [`lookup_hashed`](Self::lookup_hashed) a little later (None without an EMC).
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) -> Option<u32> {
+        let e = self.emc.as_ref()?;
+        let h = emc::hash(key);
+        e.prefetch(h);
+        Some(h)
+    }
+
     /// Finds the flow `key` belongs to: the exact-match cache first, then the masks, most-hit
     /// first (a megaflow hit fills the exact-match entry).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
-        let h = match &self.emc {
-            Some(e) => {
-                let h = emc::hash(key);
+        let h = self.emc.as_ref().map(|_| emc::hash(key));
+        self.lookup_hashed(key, h)
+    }
+
+    /// [`lookup`](Self::lookup) with the exact-match hash [`prefetch`](Self::prefetch) gave.
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, h: Option<u32>) -> Option<u32> {
+        let h = match (&self.emc, h) {
+            (Some(e), Some(h)) => {
                 if let Some(f) = e.lookup(key, h, self.epoch) {
                     self.stats.emc_hits += 1;
                     return Some(f);
                 }
                 Some(h)
             }
-            None => None,
+            _ => None,
         };
         for st in self.subtables.iter_mut() {
             if let Some(f) = st.find(key, &self.flows) {

@@ -488,6 +488,16 @@ pub struct Pmd {
     ct_batch: Option<crate::conntrack::CtBatch>,
 }
 
+/// How [`Pmd::process_one`] gets the packet's key.
+#[derive(Clone, Copy)]
+enum KeyIn {
+    /// Extracted from the frame.
+    Extract,
+    /// The caller's key is the packet's (metadata words included); with its exact-match hash
+    /// when the cache has an EMC (see [`FlowCache::prefetch`]).
+    Ready(Option<u32>),
+}
+
 /// A `ct(table=N)` left to [`Pmd::flush_ct`] by [`Exec::run`].
 #[derive(Clone, Copy)]
 struct Deferred {
@@ -508,6 +518,8 @@ struct CtPending {
     key: FlowKey,
     /// Nothing changed the packet's bytes since `key` was extracted.
     key_ok: bool,
+    /// The exact-match hash of the next pass's key, its entries prefetched.
+    emc_hash: Option<u32>,
     meta: [u64; key::w::L2_START],
     act: crate::conntrack::CtAction,
     recirc: u32,
@@ -1665,7 +1677,18 @@ impl Pmd {
         lay: &mut Layout,
     ) {
         self.passes = 1;
-        let next = self.process_one(pool, port, csum, addr, len, now, key, lay, None, false);
+        let next = self.process_one(
+            pool,
+            port,
+            csum,
+            addr,
+            len,
+            now,
+            key,
+            lay,
+            None,
+            KeyIn::Extract,
+        );
         self.recirculate(pool, next, now, key, lay);
     }
 
@@ -1698,7 +1721,18 @@ impl Pmd {
                 Recirc::Tunnel(t) => t.dp,
                 Recirc::Ct(m) => m[key::w::META] as u32 as DpPort,
             };
-            next = self.process_one(pool, port, false, a, l, now, key, lay, Some(how), false);
+            next = self.process_one(
+                pool,
+                port,
+                false,
+                a,
+                l,
+                now,
+                key,
+                lay,
+                Some(how),
+                KeyIn::Extract,
+            );
         }
     }
 
@@ -1729,11 +1763,14 @@ impl Pmd {
                 let _ = ct.batch_add(&mut batch, frame, &p.lay, &p.act, prev.as_ref());
             }
             ct.batch_lookup(&mut batch, now_ms);
-            for (i, p) in work.iter().enumerate() {
+            // every verdict first (as OVS: the batch goes through the tracker, then
+            // recirculates), the next pass's key and exact-match entries loading meanwhile
+            for (i, p) in work.iter_mut().enumerate() {
                 let ct = &self.shared.conntrack;
                 let Some(frame) = self.pools[p.pool].umem.data_mut(p.addr, p.len) else {
                     cov(&self.h, Cov::DropInvalidDesc);
                     self.pools[p.pool].put(p.addr);
+                    p.len = 0;
                     continue;
                 };
                 let r = if i < batch.len() {
@@ -1746,17 +1783,28 @@ impl Pmd {
                     cov(&self.h, Cov::CtInvalid);
                 }
                 cov(&self.h, Cov::CtRecirc);
-                let m = ct_meta(&p.meta, p.recirc, &r);
-                self.passes = p.passes + 1;
-                if self.passes > MAX_PASSES {
+                p.meta = ct_meta(&p.meta, p.recirc, &r);
+                p.passes += 1;
+                if p.passes > MAX_PASSES {
                     cov(&self.h, Cov::DropRecircDepth);
                     self.pools[p.pool].put(p.addr);
+                    p.len = 0;
                     continue;
                 }
+                p.key_ok &= r.state & NAT_BITS == 0;
+                if p.key_ok {
+                    p.key.w[..key::w::L2_START].copy_from_slice(&p.meta);
+                    p.emc_hash = self.cache.prefetch(&p.key);
+                }
+            }
+            for p in work.iter() {
+                if p.len == 0 {
+                    continue;
+                }
+                self.passes = p.passes;
                 let mut key = p.key;
                 let mut lay = p.lay;
-                let reuse = p.key_ok && r.state & NAT_BITS == 0;
-                let port = m[key::w::META] as u32 as DpPort;
+                let port = p.meta[key::w::META] as u32 as DpPort;
                 let next = self.process_one(
                     p.pool,
                     port,
@@ -1766,8 +1814,12 @@ impl Pmd {
                     now,
                     &mut key,
                     &mut lay,
-                    Some(Recirc::Ct(m)),
-                    reuse,
+                    Some(Recirc::Ct(p.meta)),
+                    if p.key_ok {
+                        KeyIn::Ready(p.emc_hash)
+                    } else {
+                        KeyIn::Extract
+                    },
                 );
                 self.recirculate(p.pool, next, now, &mut key, &mut lay);
             }
@@ -1797,6 +1849,7 @@ impl Pmd {
             lay: *lay,
             key: *key,
             key_ok,
+            emc_hash: None,
             meta,
             act: d.act,
             recirc: d.recirc,
@@ -1817,8 +1870,12 @@ impl Pmd {
         key: &mut FlowKey,
         lay: &mut Layout,
         from: Option<Recirc>,
-        key_ok: bool,
+        key_in: KeyIn,
     ) -> Option<(u64, usize, Recirc)> {
+        let (key_ok, emc_hash) = match key_in {
+            KeyIn::Extract => (false, None),
+            KeyIn::Ready(h) => (true, h),
+        };
         let h = &*self.h;
         let Some(frame) = self.pools[pool].umem.data_mut(addr, len) else {
             cov(h, Cov::DropInvalidDesc);
@@ -1865,7 +1922,11 @@ impl Pmd {
         if csum && key::complete_partial_checksum(frame, key, lay) {
             cov(h, Cov::CsumCompleted);
         }
-        let fi = match self.cache.lookup(key) {
+        let fi = match if key_ok {
+            self.cache.lookup_hashed(key, emc_hash)
+        } else {
+            self.cache.lookup(key)
+        } {
             Some(f) => f,
             None => match self.upcall(key, now, len as u32) {
                 Ok(f) => f,
