@@ -191,6 +191,8 @@ pub struct FlowCache {
     flows: Vec<Megaflow>,
     capacity: usize,
     lookups_since_sort: u32,
+    /// State of the pseudo-random choice of EMC insertions that may evict.
+    evict_rng: u32,
     pub stats: CacheStats,
 }
 
@@ -203,6 +205,7 @@ impl FlowCache {
             flows: Vec::with_capacity(capacity.min(4096)),
             capacity: capacity.max(16),
             lookups_since_sort: 0,
+            evict_rng: 0x9e37_79b9,
             stats: CacheStats::default(),
         }
     }
@@ -263,7 +266,13 @@ impl FlowCache {
                 st.hits += 1;
                 self.stats.hits += 1;
                 if let (Some(e), Some(h)) = (self.emc.as_mut(), h) {
-                    e.insert(key, h, f, self.epoch);
+                    // xorshift32: which insertions may evict (see emc::Emc::insert)
+                    let mut x = self.evict_rng;
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    self.evict_rng = x;
+                    e.insert(key, h, f, self.epoch, x.is_multiple_of(emc::EVICT_INV_PROB));
                 }
                 return Some(f);
             }

@@ -439,6 +439,14 @@ impl PmdBuilder {
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
             rx_descs: Box::new([XdpDesc::default(); MAX_BATCH]),
+            rx_keys: Box::new(
+                [RxKey {
+                    key: FlowKey::default(),
+                    lay: Layout::default(),
+                    emc_hash: None,
+                    ok: false,
+                }; MAX_BATCH],
+            ),
             ip_id: 0,
             passes: 0,
             ct_pend: Vec::with_capacity(crate::conntrack::BATCH_MAX),
@@ -477,6 +485,8 @@ pub struct Pmd {
     gen: u64,
     batch: u32,
     rx_descs: Box<[XdpDesc; MAX_BATCH]>,
+    /// The keys of the burst being processed (extracted before any is looked up).
+    rx_keys: Box<[RxKey; MAX_BATCH]>,
     /// IPv4 ID of the next packet this PMD encapsulates.
     ip_id: u16,
     /// Passes through the datapath of the packet being processed (see [`MAX_PASSES`]).
@@ -486,6 +496,16 @@ pub struct Pmd {
     ct_pend: Vec<CtPending>,
     ct_spare: Vec<CtPending>,
     ct_batch: Option<crate::conntrack::CtBatch>,
+}
+
+/// A received packet's key, extracted ahead of its lookup ([`Pmd::rx_burst`]).
+#[derive(Clone, Copy)]
+struct RxKey {
+    key: FlowKey,
+    lay: Layout,
+    emc_hash: Option<u32>,
+    /// Extracted (else the frame was dropped and released).
+    ok: bool,
 }
 
 /// How [`Pmd::process_one`] gets the packet's key.
@@ -1638,58 +1658,68 @@ impl Pmd {
             let s = &self.socks[si];
             (s.pool, s.port, s.csum)
         };
-        let mut key = FlowKey::default();
-        let mut lay = Layout::default();
+        // every key first, their exact-match entries loading while the next are extracted
         let mut bytes = 0u64;
         for i in 0..n as usize {
             let d = self.rx_descs[i];
             bytes += d.len as u64;
-            self.process(
+            let rx = &mut self.rx_keys[i];
+            rx.ok = false;
+            let h = &*self.h;
+            let Some(frame) = self.pools[pool].umem.data_mut(d.addr, d.len as usize) else {
+                cov(h, Cov::DropInvalidDesc);
+                self.pools[pool].put(d.addr);
+                continue;
+            };
+            if let Err(m) = key::extract(frame, port as u32, &mut rx.key, &mut rx.lay) {
+                cov(
+                    h,
+                    match m {
+                        Malformed::Truncated => Cov::DropMalformedTruncated,
+                        Malformed::BadLength => Cov::DropMalformedLength,
+                        Malformed::BadHeader => Cov::DropMalformedHeader,
+                    },
+                );
+                port_stat(h, port, PortStat::RxDropped, 1);
+                self.pools[pool].put(d.addr);
+                continue;
+            }
+            if csum && key::complete_partial_checksum(frame, &rx.key, &rx.lay) {
+                cov(h, Cov::CsumCompleted);
+            }
+            rx.emc_hash = self.cache.prefetch(&rx.key);
+            rx.ok = true;
+        }
+        for i in 0..n as usize {
+            if !self.rx_keys[i].ok {
+                continue;
+            }
+            let d = self.rx_descs[i];
+            let RxKey {
+                mut key,
+                mut lay,
+                emc_hash,
+                ..
+            } = self.rx_keys[i];
+            self.passes = 1;
+            let next = self.process_one(
                 pool,
                 port,
-                csum,
+                false,
                 d.addr,
                 d.len as usize,
                 now,
                 &mut key,
                 &mut lay,
+                None,
+                KeyIn::Ready(emc_hash),
             );
+            self.recirculate(pool, next, now, &mut key, &mut lay);
         }
         self.flush_ct(now);
         port_stat(&self.h, port, PortStat::RxPackets, n as u64);
         port_stat(&self.h, port, PortStat::RxBytes, bytes);
         n
-    }
-
-    /// Processes one received packet, and the packets its tunnel decapsulation yields (each
-    /// runs through the cache again from its tunnel port, at most a few levels deep).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn process(
-        &mut self,
-        pool: usize,
-        port: DpPort,
-        csum: bool,
-        addr: u64,
-        len: usize,
-        now: u32,
-        key: &mut FlowKey,
-        lay: &mut Layout,
-    ) {
-        self.passes = 1;
-        let next = self.process_one(
-            pool,
-            port,
-            csum,
-            addr,
-            len,
-            now,
-            key,
-            lay,
-            None,
-            KeyIn::Extract,
-        );
-        self.recirculate(pool, next, now, key, lay);
     }
 
     /// Runs a packet through the datapath again for as long as its actions recirculate it
