@@ -10,7 +10,10 @@
 //! Concurrency: PMD threads call [`Conntrack::execute`] for every packet with a `ct()` action.
 //! The table is split into [`SHARDS`] mutex-protected hash maps selected by the key's hash, one
 //! entry per direction, both pointing at the same `Arc<Conn>`; a packet of an existing
-//! connection takes one shard lock and the connection's own lock and allocates nothing.
+//! connection takes one shard lock and the connection's own lock and allocates nothing. PMDs
+//! run a batch's recirculating `ct()`s together (`batch.rs`, [`CtBatch`]): one lock per shard per batch, and
+//! packets of steady connections (UDP both ways, ICMP answered) answered without the
+//! connection's lock.
 //! Creating and deleting connections (commit, expiry, flush) additionally serialise on one
 //! `slow` lock so the two entries, the counters and the zone counts stay consistent.
 //!

@@ -3,9 +3,12 @@
 //! Each PMD owns a set of AF_XDP sockets (one per (port, queue) it serves) and the UMEM pools they
 //! share. Sockets in one pool exchange frames without copying: a frame received on one port is
 //! put straight on another port's TX ring. A round is: RX bursts from every owned queue → flow-key
-//! extraction → megaflow cache lookup (translation only on a miss) → actions, with TX staged per
-//! output socket → one flush (and one wake-up syscall) per socket → completions back to the free
-//! list → fill rings topped up. Nothing on that path allocates, locks or logs.
+//! extraction of the whole burst (exact-match entries prefetched) → cache lookup (translation
+//! only on a miss) → actions, with TX staged per output socket; a `ct(table=N)` ending a pass is
+//! deferred and run for the burst at once ([`Pmd::flush_ct`]), then the burst recirculates →
+//! one flush (and one wake-up syscall) per socket → completions back to the free list → fill
+//! rings topped up. Nothing on that path allocates or logs; the tracker takes one lock per shard
+//! per batch.
 //!
 //! When a PMD must transmit on a port whose socket another PMD owns (fewer queues than PMDs), the
 //! packet crosses over a bounded handoff ring ([`handoff`]) and the owner transmits it.
