@@ -5,7 +5,7 @@
 //! put straight on another port's TX ring. A round is: RX bursts from every owned queue → flow-key
 //! extraction of the whole burst (exact-match entries prefetched) → cache lookup (translation
 //! only on a miss) → actions, with TX staged per output socket; a `ct(table=N)` ending a pass is
-//! deferred and run for the burst at once ([`Pmd::flush_ct`]), then the burst recirculates →
+//! deferred and run for the burst at once (`Pmd::flush_ct`), then the burst recirculates →
 //! one flush (and one wake-up syscall) per socket → completions back to the free list → fill
 //! rings topped up. Nothing on that path allocates or logs; the tracker takes one lock per shard
 //! per batch.
