@@ -12,15 +12,19 @@ use crate::packet::key::{FlowKey, KEY_WORDS};
 /// Entries (as OVS's EM_FLOW_HASH_ENTRIES, 8192); 200 bytes each.
 pub const EMC_ENTRIES: usize = 8192;
 const MASK: usize = EMC_ENTRIES - 1;
+/// One in this many insertions may replace a live entry (see [`Emc::insert`]).
+pub const EVICT_INV_PROB: u32 = 100;
 /// Bits of the hash selecting the second way.
 const SHIFT: u32 = 13;
 
 #[derive(Clone, Copy)]
 struct Entry {
-    key: FlowKey,
-    flow: u32,
     /// The megaflow cache's epoch when the entry was filled; 0 = empty.
     epoch: u32,
+    /// The key's hash: most probes that miss are told apart by it without comparing keys.
+    hash: u32,
+    flow: u32,
+    key: FlowKey,
 }
 
 pub struct Emc {
@@ -60,9 +64,10 @@ impl Emc {
         Emc {
             entries: vec![
                 Entry {
-                    key: FlowKey::default(),
-                    flow: 0,
                     epoch: 0,
+                    hash: 0,
+                    flow: 0,
+                    key: FlowKey::default(),
                 };
                 EMC_ENTRIES
             ]
@@ -80,29 +85,48 @@ impl Emc {
     pub fn lookup(&self, key: &FlowKey, h: u32, epoch: u32) -> Option<u32> {
         for i in Self::ways(h) {
             let e = &self.entries[i];
-            if e.epoch == epoch && e.key.w == key.w {
+            if e.epoch == epoch && e.hash == h && e.key.w == key.w {
                 return Some(e.flow);
             }
         }
         None
     }
 
-    /// Remembers that `key` belongs to megaflow `flow`: into an empty or stale way if there
-    /// is one, else over the first way.
+    /// Starts loading the two entries `h` may sit in (a batch prefetches its packets' entries
+    /// before looking them up).
     #[inline]
-    pub fn insert(&mut self, key: &FlowKey, h: u32, flow: u32, epoch: u32) {
+    pub fn prefetch(&self, h: u32) {
+        for i in Self::ways(h) {
+            crate::sys::prefetch(&self.entries[i]);
+        }
+    }
+
+    /// Remembers that `key` belongs to megaflow `flow`: into an empty or stale way if there
+    /// is one, else over the first way, but only when `evict` says so. The caller passes
+    /// `evict` about once per [`EVICT_INV_PROB`] insertions: when more keys are active than
+    /// the cache holds (10,000 connections, both passes: 20,000 keys cycling through 8,192
+    /// entries) replacing on every miss evicts each entry before its key comes back, so every
+    /// lookup misses and every miss writes a 200-byte entry; rare replacement keeps a stable
+    /// part of the keys resident instead (OVS's emc-insert-inv-prob, default 100, applies to
+    /// every insertion; here free entries are always filled, so a few flows are cached at
+    /// once).
+    #[inline]
+    pub fn insert(&mut self, key: &FlowKey, h: u32, flow: u32, epoch: u32, evict: bool) {
         let [a, b] = Self::ways(h);
         let i = if self.entries[a].epoch != epoch {
             a
         } else if self.entries[b].epoch != epoch {
             b
-        } else {
+        } else if evict {
             a
+        } else {
+            return;
         };
         self.entries[i] = Entry {
-            key: *key,
-            flow,
             epoch,
+            hash: h,
+            flow,
+            key: *key,
         };
     }
 }
@@ -124,7 +148,7 @@ mod tests {
         let k = key(1);
         let h = hash(&k);
         assert_eq!(e.lookup(&k, h, 1), None);
-        e.insert(&k, h, 42, 1);
+        e.insert(&k, h, 42, 1, true);
         assert_eq!(e.lookup(&k, h, 1), Some(42));
         assert_eq!(
             e.lookup(&k, h, 2),
@@ -142,7 +166,7 @@ mod tests {
         let n = 4000u64;
         for i in 0..n {
             let k = key(i);
-            e.insert(&k, hash(&k), i as u32, 1);
+            e.insert(&k, hash(&k), i as u32, 1, true);
         }
         let found = (0..n)
             .filter(|&i| {

@@ -19,6 +19,15 @@ use crate::pipeline::{DpAction, LearnRef};
 
 const EMPTY: u32 = u32::MAX;
 
+/// EMC lookups between two decisions whether to bypass it.
+const EMC_WINDOW: u32 = 1024;
+/// Below this hit rate (%) the EMC is bypassed when the megaflow lookup is cheap.
+const EMC_MIN_HIT_PCT: u32 = 50;
+/// At most this many masks make a megaflow lookup cheap enough to bypass the EMC for.
+const EMC_BYPASS_MASKS: usize = 8;
+/// While bypassed, one lookup in this many still goes through the EMC.
+const EMC_BYPASS_SAMPLE: u32 = 32;
+
 /// One cached datapath flow.
 #[derive(Clone, Debug)]
 pub struct Megaflow {
@@ -198,6 +207,16 @@ pub struct FlowCache {
     flows: Vec<Megaflow>,
     capacity: usize,
     lookups_since_sort: u32,
+    /// State of the pseudo-random choice of EMC insertions that may evict.
+    evict_rng: u32,
+    /// The EMC is skipped (but for a sample of lookups): over the last [`EMC_WINDOW`] EMC
+    /// lookups fewer than [`EMC_MIN_HIT_PCT`] % hit while the megaflow cache has at most
+    /// [`EMC_BYPASS_MASKS`] masks (10,000 connections through a stateful ACL: 20,000 keys for
+    /// 8,192 entries).
+    emc_bypass: bool,
+    /// (EMC lookups, hits) since the last decision.
+    emc_window: (u32, u32),
+    emc_sample: u32,
     pub stats: CacheStats,
 }
 
@@ -210,6 +229,10 @@ impl FlowCache {
             flows: Vec::with_capacity(capacity.min(4096)),
             capacity: capacity.max(16),
             lookups_since_sort: 0,
+            evict_rng: 0x9e37_79b9,
+            emc_bypass: false,
+            emc_window: (0, 0),
+            emc_sample: 0,
             stats: CacheStats::default(),
         }
     }
@@ -228,33 +251,79 @@ impl FlowCache {
     pub fn set_emc(&mut self, on: bool) {
         self.emc = on.then(emc::Emc::new);
         self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.emc_bypass = false;
+        self.emc_window = (0, 0);
     }
 
     pub fn emc_enabled(&self) -> bool {
         self.emc.is_some()
     }
 
+    /// The exact-match hash of `key` with its entries being loaded, for a
+    /// [`lookup_hashed`](Self::lookup_hashed) a little later (None without an EMC).
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) -> Option<u32> {
+        let e = self.emc.as_ref()?;
+        if self.emc_bypass {
+            return None;
+        }
+        let h = emc::hash(key);
+        e.prefetch(h);
+        Some(h)
+    }
+
     /// Finds the flow `key` belongs to: the exact-match cache first, then the masks, most-hit
     /// first (a megaflow hit fills the exact-match entry).
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
-        let h = match &self.emc {
-            Some(e) => {
-                let h = emc::hash(key);
-                if let Some(f) = e.lookup(key, h, self.epoch) {
-                    self.stats.emc_hits += 1;
-                    return Some(f);
-                }
-                Some(h)
+        self.lookup_hashed(key, None)
+    }
+
+    /// [`lookup`](Self::lookup) with the exact-match hash [`prefetch`](Self::prefetch) gave.
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, h: Option<u32>) -> Option<u32> {
+        let h = match (&self.emc, h) {
+            (None, _) => None,
+            (Some(_), Some(h)) => Some(h),
+            (Some(_), None) if self.emc_bypass => {
+                // bypassed: a sample still goes through it, to notice when it would pay again
+                self.emc_sample = self.emc_sample.wrapping_add(1);
+                self.emc_sample
+                    .is_multiple_of(EMC_BYPASS_SAMPLE)
+                    .then(|| emc::hash(key))
             }
-            None => None,
+            (Some(_), None) => Some(emc::hash(key)),
         };
+        if let (Some(e), Some(h)) = (&self.emc, h) {
+            let hit = e.lookup(key, h, self.epoch);
+            self.emc_window.0 += 1;
+            self.emc_window.1 += hit.is_some() as u32;
+            if self.emc_window.0 >= EMC_WINDOW {
+                // most lookups miss and a megaflow lookup is a few probes of hot memory:
+                // the EMC's probe (two entries of a 1.7 MB table, cache misses) costs more
+                // than it saves
+                let (n, hits) = self.emc_window;
+                self.emc_bypass =
+                    hits * 100 < n * EMC_MIN_HIT_PCT && self.subtables.len() <= EMC_BYPASS_MASKS;
+                self.emc_window = (0, 0);
+            }
+            if let Some(f) = hit {
+                self.stats.emc_hits += 1;
+                return Some(f);
+            }
+        }
         for st in self.subtables.iter_mut() {
             if let Some(f) = st.find(key, &self.flows) {
                 st.hits += 1;
                 self.stats.hits += 1;
                 if let (Some(e), Some(h)) = (self.emc.as_mut(), h) {
-                    e.insert(key, h, f, self.epoch);
+                    // xorshift32: which insertions may evict (see emc::Emc::insert)
+                    let mut x = self.evict_rng;
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    self.evict_rng = x;
+                    e.insert(key, h, f, self.epoch, x.is_multiple_of(emc::EVICT_INV_PROB));
                 }
                 return Some(f);
             }
@@ -794,5 +863,40 @@ mod tests {
         }
         // the EMC entry of an expired flow does not point at a reused slot
         assert_eq!(c.lookup(&key(1, 77, 78, 77)), None);
+    }
+
+    /// With more active keys than the EMC holds, all under one mask, the EMC is bypassed
+    /// (its hit rate stays low) and every lookup still finds the right flow; when the keys
+    /// become few again, the sampled lookups bring it back.
+    #[test]
+    fn emc_is_bypassed_while_it_thrashes_and_comes_back() {
+        let mut c = FlowCache::new(1000);
+        c.set_emc(true);
+        // one megaflow matching on L2 only; 20,000 keys differing in L4
+        let f = c.insert(
+            &key(1, 0xa, 0xb, 0),
+            &l2mask(),
+            vec![DpAction::Output(2)],
+            None,
+            vec![],
+            [0; 4],
+            0,
+        );
+        for round in 0..4 {
+            for i in 0..20_000u64 {
+                let k = key(1, 0xa, 0xb, i);
+                let h = c.prefetch(&k);
+                assert_eq!(c.lookup_hashed(&k, h), Some(f), "round {round} key {i}");
+            }
+        }
+        assert!(c.emc_bypass, "20,000 keys cycling through 8,192 entries");
+        let hits = c.stats.emc_hits;
+        for _ in 0..200_000 {
+            let k = key(1, 0xa, 0xb, 7);
+            let h = c.prefetch(&k);
+            assert_eq!(c.lookup_hashed(&k, h), Some(f));
+        }
+        assert!(!c.emc_bypass, "one repeated key: the EMC pays again");
+        assert!(c.stats.emc_hits > hits + 100_000);
     }
 }

@@ -10,7 +10,10 @@
 //! Concurrency: PMD threads call [`Conntrack::execute`] for every packet with a `ct()` action.
 //! The table is split into [`SHARDS`] mutex-protected hash maps selected by the key's hash, one
 //! entry per direction, both pointing at the same `Arc<Conn>`; a packet of an existing
-//! connection takes one shard lock and the connection's own lock and allocates nothing.
+//! connection takes one shard lock and the connection's own lock and allocates nothing. PMDs
+//! run a batch's recirculating `ct()`s together (`batch.rs`, [`CtBatch`]): one lock per shard per batch, and
+//! packets of steady connections (UDP both ways, ICMP answered) answered without the
+//! connection's lock.
 //! Creating and deleting connections (commit, expiry, flush) additionally serialise on one
 //! `slow` lock so the two entries, the counters and the zone counts stay consistent.
 //!
@@ -19,6 +22,7 @@
 //! the IPv4 header checksum is verified); TCP sequence windows are not checked (see [`tcp`]);
 //! no ALG helpers (FTP/TFTP), no timeout policies beyond OVS's defaults, no default zone limit.
 
+mod batch;
 pub mod fmt;
 pub mod nat;
 pub mod parse;
@@ -33,6 +37,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::packet::ipproto;
+
+pub use batch::{CtBatch, BATCH_MAX};
 
 /// ct_state bits (OVS CS_*).
 pub mod cs {
@@ -166,7 +172,7 @@ pub struct CtStats {
 }
 
 /// A connection key (one direction). IPv4 addresses use the first 4 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
     pub src: [u8; 16],
     pub dst: [u8; 16],
@@ -180,6 +186,24 @@ pub(crate) struct Key {
     pub icmp_type: u8,
     pub icmp_rtype: u8,
     pub icmp_code: u8,
+}
+
+impl PartialEq for Key {
+    /// Whole words instead of the derive's `bcmp` calls on the address arrays: every table
+    /// probe compares keys.
+    #[inline]
+    fn eq(&self, o: &Key) -> bool {
+        u128::from_ne_bytes(self.src) == u128::from_ne_bytes(o.src)
+            && u128::from_ne_bytes(self.dst) == u128::from_ne_bytes(o.dst)
+            && self.sport == o.sport
+            && self.dport == o.dport
+            && self.zone == o.zone
+            && self.proto == o.proto
+            && self.v6 == o.v6
+            && self.icmp_type == o.icmp_type
+            && self.icmp_rtype == o.icmp_rtype
+            && self.icmp_code == o.icmp_code
+    }
 }
 
 impl Hash for Key {
@@ -352,6 +376,17 @@ pub(crate) struct Conn {
     pub expires: AtomicU64,
     /// Removed from the table (a packet that still holds the Arc must not revive it).
     pub dead: AtomicBool,
+    /// Non-zero once the protocol state can no longer change (UDP and other pseudo-connections
+    /// that saw both directions, ICMP that saw a reply): every further packet is established
+    /// and only pushes the expiry this many ms out, so the batched path answers it without
+    /// the connection's lock (see [`Conntrack::batch_lookup`]).
+    pub steady_ms: AtomicU32,
+    /// Mark and label as last published under the lock, for lock-free readers; `ml_seq` is a
+    /// sequence lock (odd while a writer changes them) so a reader never sees half a label.
+    pub ml_seq: AtomicU32,
+    pub mark_pub: AtomicU32,
+    pub label_hi: AtomicU64,
+    pub label_lo: AtomicU64,
     pub st: Mutex<ConnState>,
 }
 
@@ -364,9 +399,72 @@ impl Conn {
     fn live(&self, now: u64) -> bool {
         !self.dead.load(Ordering::Acquire) && now < self.expires.load(Ordering::Relaxed)
     }
+
+    fn new(fwd: Key, rev: Key, nat: u8, zone_counted: bool, expires: u64, l4: L4State) -> Self {
+        Conn {
+            fwd,
+            rev,
+            nat,
+            zone_counted,
+            expires: AtomicU64::new(expires),
+            dead: AtomicBool::new(false),
+            steady_ms: AtomicU32::new(0),
+            ml_seq: AtomicU32::new(0),
+            mark_pub: AtomicU32::new(0),
+            label_hi: AtomicU64::new(0),
+            label_lo: AtomicU64::new(0),
+            st: Mutex::new(ConnState {
+                mark: 0,
+                label: 0,
+                l4,
+            }),
+        }
+    }
+
+    /// Publishes mark and label for [`read_ml`](Self::read_ml); called with the lock held
+    /// (writers are serialised by it), after they changed.
+    fn publish_ml(&self, st: &ConnState) {
+        let s = self.ml_seq.load(Ordering::Relaxed);
+        self.ml_seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        self.mark_pub.store(st.mark, Ordering::Relaxed);
+        self.label_hi
+            .store((st.label >> 64) as u64, Ordering::Relaxed);
+        self.label_lo.store(st.label as u64, Ordering::Relaxed);
+        self.ml_seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Mark and label without the lock (a consistent pair: retried while a writer is busy).
+    #[inline]
+    fn read_ml(&self) -> (u32, u128) {
+        loop {
+            let s1 = self.ml_seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let m = self.mark_pub.load(Ordering::Relaxed);
+            let hi = self.label_hi.load(Ordering::Relaxed);
+            let lo = self.label_lo.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if self.ml_seq.load(Ordering::Relaxed) == s1 {
+                return (m, (hi as u128) << 64 | lo as u128);
+            }
+        }
+    }
 }
 
 type Map = HashMap<Key, (Arc<Conn>, bool), BuildHasherDefault<KeyHasher>>;
+
+/// What [`Conntrack::execute_parsed`] knows of the packet's connection before it starts.
+pub(crate) enum Pre {
+    /// Nothing: look the key up.
+    Lookup,
+    /// A batch lookup found this live connection (and whether the key is its reply tuple).
+    Found(Arc<Conn>, bool),
+    /// A batch lookup found nothing and nothing in the batch could have created it since.
+    Missed,
+}
 
 /// Creation-side state, under the `slow` lock.
 #[derive(Default)]
@@ -429,7 +527,12 @@ impl Conntrack {
 
     #[inline]
     fn shard(&self, k: &Key) -> &Mutex<Map> {
-        &self.shards[(k.hash64(self.seed) as usize) & (SHARDS - 1)]
+        &self.shards[self.shard_index(k)]
+    }
+
+    #[inline]
+    fn shard_index(&self, k: &Key) -> usize {
+        (k.hash64(self.seed) as usize) & (SHARDS - 1)
     }
 
     /// Finds the live connection `k` belongs to, and whether `k` is its reply tuple.
@@ -469,25 +572,44 @@ impl Conntrack {
         now_ms: u64,
         prev: Option<&CtResult>,
     ) -> CtResult {
+        let p = match parse::parse(frame, lay.l3 as usize, lay.ip_version, act.zone) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                return CtResult::invalid(act.zone);
+            }
+        };
+        self.execute_parsed(frame, &p, act, now_ms, prev, Pre::Lookup)
+    }
+
+    /// The part of [`execute_md`](Self::execute_md) after parsing. `pre` is what a lookup of
+    /// `p.key` earlier in the same batch found ([`batch_lookup`](Self::batch_lookup)); a hit
+    /// whose connection died since is looked up again.
+    fn execute_parsed(
+        &self,
+        frame: &mut [u8],
+        p: &parse::Parsed,
+        act: &CtAction,
+        now_ms: u64,
+        prev: Option<&CtResult>,
+        pre: Pre,
+    ) -> CtResult {
         let zone = act.zone;
         let nat_bits = cs::SRC_NAT | cs::DST_NAT;
         let prev_nat = prev
             .filter(|r| r.zone == zone && r.state & cs::TRACKED != 0 && r.state & nat_bits != 0);
-        let p = match parse::parse(frame, lay.l3 as usize, lay.ip_version, zone) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.invalid.fetch_add(1, Ordering::Relaxed);
-                return CtResult::invalid(zone);
-            }
-        };
         let mut state: u32 = prev_nat.map_or(0, |r| r.state & nat_bits);
-        let mut conn = self.lookup(&p.key, now_ms);
+        let mut conn = match pre {
+            Pre::Found(c, r) if !c.dead.load(Ordering::Acquire) => Some((c, r)),
+            Pre::Missed => None,
+            _ => self.lookup(&p.key, now_ms),
+        };
         // also when this ct() carries a nat(): OVN commits with `nat(src)` (zero SNAT) after
         // `ct_lb`'s DNAT in the same zone, and OVS then reuses the packet's cached connection
         // (conntrack_execute's md.conn) rather than creating one for the translated tuple
         if conn.is_none() && !p.related {
             if let Some(o) = prev_nat.and_then(|r| r.orig) {
-                conn = self.lookup_orig(&p, &o, now_ms);
+                conn = self.lookup_orig(p, &o, now_ms);
             }
         }
         if act.force {
@@ -507,7 +629,7 @@ impl Conntrack {
                     state |= cs::REPLY_DIR;
                 }
             } else {
-                let (res, mark, label) = self.update(c, &p, *reply, now_ms, act);
+                let (res, mark, label) = self.update(c, p, *reply, now_ms, act);
                 seen = Some((mark, label));
                 match res {
                     Update::Valid => {
@@ -530,7 +652,7 @@ impl Conntrack {
                 && c.nat != 0
                 && prev_nat.is_none()
             {
-                state |= self.apply_nat(frame, &p, c, *reply);
+                state |= self.apply_nat(frame, p, c, *reply);
             }
         } else if p.related {
             state = cs::INVALID; // an error about nothing we track
@@ -539,12 +661,12 @@ impl Conntrack {
         }
         if create {
             conn = None;
-            if !self.valid_new(&p) {
+            if !self.valid_new(p) {
                 state = cs::INVALID;
             } else {
                 state = cs::NEW;
                 if act.commit {
-                    if let Some((c, s)) = self.create(frame, &p, act, now_ms) {
+                    if let Some((c, s)) = self.create(frame, p, act, now_ms) {
                         state |= s;
                         conn = Some((c, false));
                         created = true;
@@ -574,6 +696,9 @@ impl Conntrack {
                     }
                     if let Some((v, m)) = act.set_label {
                         st.label = v | (st.label & !m);
+                    }
+                    if act.set_mark.is_some() || act.set_label.is_some() {
+                        c.publish_ml(&st);
                     }
                     (st.mark, st.label)
                 }
@@ -638,6 +763,9 @@ impl Conntrack {
         if let Some((v, m)) = act.set_label {
             st.label = v | (st.label & !m);
         }
+        if act.set_mark.is_some() || act.set_label.is_some() {
+            c.publish_ml(&st);
+        }
         let (res, t) = match &mut st.l4 {
             L4State::Tcp(peers) => tcp::update(peers, reply, p.tcp_flags),
             L4State::Other(s) => {
@@ -673,6 +801,10 @@ impl Conntrack {
         };
         if res == Update::Valid || res == Update::ValidNew {
             c.expires.store(now.saturating_add(t), Ordering::Relaxed);
+        }
+        if res == Update::Valid && matches!(st.l4, L4State::Other(2) | L4State::Icmp(true)) {
+            // from here on every packet is established with this timeout
+            c.steady_ms.store(t as u32, Ordering::Relaxed);
         }
         (res, st.mark, st.label)
     }
@@ -759,19 +891,14 @@ impl Conntrack {
         } else {
             (L4State::Other(0), timeouts::OTHER_FIRST)
         };
-        let c = Arc::new(Conn {
+        let c = Arc::new(Conn::new(
             fwd,
             rev,
-            nat: nat_bits,
-            zone_counted: limit.is_some(),
-            expires: AtomicU64::new(now.saturating_add(t)),
-            dead: AtomicBool::new(false),
-            st: Mutex::new(ConnState {
-                mark: 0,
-                label: 0,
-                l4,
-            }),
-        });
+            nat_bits,
+            limit.is_some(),
+            now.saturating_add(t),
+            l4,
+        ));
         lock(self.shard(&fwd)).insert(fwd, (Arc::clone(&c), false));
         lock(self.shard(&rev)).insert(rev, (Arc::clone(&c), true));
         self.n_conns.fetch_add(1, Ordering::Relaxed);

@@ -3,9 +3,12 @@
 //! Each PMD owns a set of AF_XDP sockets (one per (port, queue) it serves) and the UMEM pools they
 //! share. Sockets in one pool exchange frames without copying: a frame received on one port is
 //! put straight on another port's TX ring. A round is: RX bursts from every owned queue → flow-key
-//! extraction → megaflow cache lookup (translation only on a miss) → actions, with TX staged per
-//! output socket → one flush (and one wake-up syscall) per socket → completions back to the free
-//! list → fill rings topped up. Nothing on that path allocates, locks or logs.
+//! extraction of the whole burst (exact-match entries prefetched) → cache lookup (translation
+//! only on a miss) → actions, with TX staged per output socket; a `ct(table=N)` ending a pass is
+//! deferred and run for the burst at once (`Pmd::flush_ct`), then the burst recirculates →
+//! one flush (and one wake-up syscall) per socket → completions back to the free list → fill
+//! rings topped up. Nothing on that path allocates or logs; the tracker takes one lock per shard
+//! per batch.
 //!
 //! When a PMD must transmit on a port whose socket another PMD owns (fewer queues than PMDs), the
 //! packet crosses over a bounded handoff ring ([`handoff`]) and the owner transmits it.
@@ -503,7 +506,19 @@ impl PmdBuilder {
             gen: 0,
             batch: self.batch.min(MAX_BATCH as u32),
             rx_descs: Box::new([XdpDesc::default(); MAX_BATCH]),
+            rx_keys: Box::new(
+                [RxKey {
+                    key: FlowKey::default(),
+                    lay: Layout::default(),
+                    emc_hash: None,
+                    ok: false,
+                }; MAX_BATCH],
+            ),
             ip_id: 0,
+            passes: 0,
+            ct_pend: Vec::with_capacity(crate::conntrack::BATCH_MAX),
+            ct_spare: Vec::with_capacity(crate::conntrack::BATCH_MAX),
+            ct_batch: Some(Default::default()),
         };
         pmd.reindex();
         pmd
@@ -539,8 +554,65 @@ pub struct Pmd {
     gen: u64,
     batch: u32,
     rx_descs: Box<[XdpDesc; MAX_BATCH]>,
+    /// The keys of the burst being processed (extracted before any is looked up).
+    rx_keys: Box<[RxKey; MAX_BATCH]>,
     /// IPv4 ID of the next packet this PMD encapsulates.
     ip_id: u16,
+    /// Passes through the datapath of the packet being processed (see [`MAX_PASSES`]).
+    passes: u32,
+    /// Packets waiting for their deferred `ct(table=)` ([`Pmd::flush_ct`]), the emptied vector
+    /// of the previous round (kept for its capacity) and the tracker's batch.
+    ct_pend: Vec<CtPending>,
+    ct_spare: Vec<CtPending>,
+    ct_batch: Option<crate::conntrack::CtBatch>,
+}
+
+/// A received packet's key, extracted ahead of its lookup ([`Pmd::rx_burst`]).
+#[derive(Clone, Copy)]
+struct RxKey {
+    key: FlowKey,
+    lay: Layout,
+    emc_hash: Option<u32>,
+    /// Extracted (else the frame was dropped and released).
+    ok: bool,
+}
+
+/// How [`Pmd::process_one`] gets the packet's key.
+#[derive(Clone, Copy)]
+enum KeyIn {
+    /// Extracted from the frame.
+    Extract,
+    /// The caller's key is the packet's (metadata words included); with its exact-match hash
+    /// when the cache has an EMC (see [`FlowCache::prefetch`]).
+    Ready(Option<u32>),
+}
+
+/// A `ct(table=N)` left to [`Pmd::flush_ct`] by [`Exec::run`].
+#[derive(Clone, Copy)]
+struct Deferred {
+    act: crate::conntrack::CtAction,
+    recirc: u32,
+    addr: u64,
+    len: usize,
+}
+
+/// A packet whose pass ended in a deferred `ct(table=N)`: its frame, the key and layout of
+/// that pass, its metadata words and the `ct()` to run.
+#[derive(Clone, Copy)]
+struct CtPending {
+    pool: usize,
+    addr: u64,
+    len: usize,
+    lay: Layout,
+    key: FlowKey,
+    /// Nothing changed the packet's bytes since `key` was extracted.
+    key_ok: bool,
+    /// The exact-match hash of the next pass's key, its entries prefetched.
+    emc_hash: Option<u32>,
+    meta: [u64; key::w::L2_START],
+    act: crate::conntrack::CtAction,
+    recirc: u32,
+    passes: u32,
 }
 
 #[inline(always)]
@@ -734,6 +806,15 @@ struct Exec<'a> {
     now_ms: u64,
     /// This packet opened a live-migration gate: the caller drops the cached flows.
     activated: bool,
+    /// A final `ct(table=N)` may be left to the caller, which runs the tracker for the whole
+    /// batch at once (see [`Pmd::flush_ct`]); set when the caller has room for it.
+    defer_ct: bool,
+    /// The deferred `ct()`, its recirculation id and the frame (address and length after
+    /// the actions before it), which the caller now owns.
+    deferred: Option<Deferred>,
+    /// The actions changed the packet's bytes (set_field, VLAN, tunnel, NAT): a pass after
+    /// this one must extract its key again.
+    modified: bool,
 }
 
 #[inline]
@@ -752,6 +833,9 @@ pub enum Recirc {
     /// re-extracted key's.
     Ct([u64; key::w::L2_START]),
 }
+
+/// ct_state bits saying the tracker translated the packet (its bytes changed).
+const NAT_BITS: u32 = crate::conntrack::cs::SRC_NAT | crate::conntrack::cs::DST_NAT;
 
 /// Seconds a megaflow may go unused before it expires (OVS's default max-idle, 10 s).
 const MEGAFLOW_MAX_IDLE: u32 = 10;
@@ -966,6 +1050,7 @@ impl Exec<'_> {
                         continue;
                     };
                     hdr.push(f, *self.ip_id, sport);
+                    self.modified = true;
                     *self.ip_id = self.ip_id.wrapping_add(1);
                     addr -= n as u64;
                     len += n;
@@ -1041,6 +1126,7 @@ impl Exec<'_> {
                     }
                 }
                 DpAction::Set { field, value, mask } => {
+                    self.modified = true;
                     if let Some(frame) = self.pools[pool].umem.data_mut(addr, len) {
                         edit::set_field(frame, lay, *field, *value, *mask);
                     }
@@ -1052,6 +1138,7 @@ impl Exec<'_> {
                         continue;
                     }
                     if let Some(f) = umem.data_mut(addr - 4, len + 4) {
+                        self.modified = true;
                         f.copy_within(4..16, 0);
                         f[12..14].copy_from_slice(&tpid.to_be_bytes());
                         f[14..16].copy_from_slice(&tci.to_be_bytes());
@@ -1069,6 +1156,7 @@ impl Exec<'_> {
                         if len >= 18
                             && matches!(u16::from_be_bytes([f[12], f[13]]), 0x8100 | 0x88a8)
                         {
+                            self.modified = true;
                             f.copy_within(0..12, 4);
                             addr += 4;
                             len -= 4;
@@ -1106,6 +1194,18 @@ impl Exec<'_> {
                     self.meta = ct_meta(&self.meta, rid, &crate::conntrack::CtResult::default());
                 }
                 DpAction::Ct(c) => {
+                    if self.defer_ct && c.recirc != 0 && at == last_output && self.recirc.is_none()
+                    {
+                        // the caller runs it with the rest of the batch, then recirculates
+                        self.deferred = Some(Deferred {
+                            act: c.act,
+                            recirc: c.recirc,
+                            addr,
+                            len,
+                        });
+                        consumed = true;
+                        break;
+                    }
                     let Some(f) = self.pools[pool].umem.data_mut(addr, len) else {
                         continue;
                     };
@@ -1120,6 +1220,9 @@ impl Exec<'_> {
                     // looks up afresh, one in this zone finds this connection
                     let rid = (self.meta[key::w::META] >> 32) as u32;
                     self.meta = ct_meta(&self.meta, rid, &r);
+                    if r.state & NAT_BITS != 0 {
+                        self.modified = true;
+                    }
                     cov(h, Cov::CtExecuted);
                     if r.state & crate::conntrack::cs::INVALID != 0 {
                         cov(h, Cov::CtInvalid);
@@ -1651,49 +1754,73 @@ impl Pmd {
             let s = &self.socks[si];
             (s.pool, s.port, s.csum)
         };
-        let mut key = FlowKey::default();
-        let mut lay = Layout::default();
+        // every key first, their exact-match entries loading while the next are extracted
         let mut bytes = 0u64;
         for i in 0..n as usize {
             let d = self.rx_descs[i];
             bytes += d.len as u64;
-            self.process(
+            let rx = &mut self.rx_keys[i];
+            rx.ok = false;
+            let h = &*self.h;
+            let Some(frame) = self.pools[pool].umem.data_mut(d.addr, d.len as usize) else {
+                cov(h, Cov::DropInvalidDesc);
+                self.pools[pool].put(d.addr);
+                continue;
+            };
+            if let Err(m) = key::extract(frame, port as u32, &mut rx.key, &mut rx.lay) {
+                cov(
+                    h,
+                    match m {
+                        Malformed::Truncated => Cov::DropMalformedTruncated,
+                        Malformed::BadLength => Cov::DropMalformedLength,
+                        Malformed::BadHeader => Cov::DropMalformedHeader,
+                    },
+                );
+                port_stat(h, port, PortStat::RxDropped, 1);
+                self.pools[pool].put(d.addr);
+                continue;
+            }
+            if csum && key::complete_partial_checksum(frame, &rx.key, &rx.lay) {
+                cov(h, Cov::CsumCompleted);
+            }
+            rx.emc_hash = self.cache.prefetch(&rx.key);
+            rx.ok = true;
+        }
+        for i in 0..n as usize {
+            if !self.rx_keys[i].ok {
+                continue;
+            }
+            let d = self.rx_descs[i];
+            let RxKey {
+                mut key,
+                mut lay,
+                emc_hash,
+                ..
+            } = self.rx_keys[i];
+            self.passes = 1;
+            let next = self.process_one(
                 pool,
                 port,
-                csum,
+                false,
                 d.addr,
                 d.len as usize,
                 now,
                 &mut key,
                 &mut lay,
+                None,
+                KeyIn::Ready(emc_hash),
             );
+            self.recirculate(pool, next, now, &mut key, &mut lay);
         }
+        self.flush_ct(now);
         port_stat(&self.h, port, PortStat::RxPackets, n as u64);
         port_stat(&self.h, port, PortStat::RxBytes, bytes);
         n
     }
 
-    /// Processes one received packet, and the packets its tunnel decapsulation yields (each
-    /// runs through the cache again from its tunnel port, at most a few levels deep).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn process(
-        &mut self,
-        pool: usize,
-        port: DpPort,
-        csum: bool,
-        addr: u64,
-        len: usize,
-        now: u32,
-        key: &mut FlowKey,
-        lay: &mut Layout,
-    ) {
-        let next = self.process_one(pool, port, csum, addr, len, now, key, lay, None);
-        self.recirculate(pool, next, now, key, lay);
-    }
-
     /// Runs a packet through the datapath again for as long as its actions recirculate it
-    /// (decapsulation, `ct(table=)`), at most [`MAX_PASSES`] times in all.
+    /// (decapsulation, a `ct(table=)` that was not deferred), at most [`MAX_PASSES`] times in
+    /// all; `self.passes` counts the passes so far.
     #[inline]
     fn recirculate(
         &mut self,
@@ -1703,10 +1830,9 @@ impl Pmd {
         key: &mut FlowKey,
         lay: &mut Layout,
     ) {
-        let mut passes = 1;
         while let Some((a, l, how)) = next {
-            passes += 1;
-            if passes > MAX_PASSES {
+            self.passes += 1;
+            if self.passes > MAX_PASSES {
                 cov(
                     &self.h,
                     match how {
@@ -1721,8 +1847,140 @@ impl Pmd {
                 Recirc::Tunnel(t) => t.dp,
                 Recirc::Ct(m) => m[key::w::META] as u32 as DpPort,
             };
-            next = self.process_one(pool, port, false, a, l, now, key, lay, Some(how));
+            next = self.process_one(
+                pool,
+                port,
+                false,
+                a,
+                l,
+                now,
+                key,
+                lay,
+                Some(how),
+                KeyIn::Extract,
+            );
         }
+    }
+
+    /// Runs the `ct(table=N)`s that ended the passes of this batch's packets (see
+    /// [`Exec::deferred`]): the tracker for all of them at once ([`CtBatch`]: one lock per
+    /// shard, steady connections answered without their locks), then each packet's next pass
+    /// in batch order, its key reused when only the ct fields changed. Those passes may end
+    /// in `ct(table=)` again: repeated until none is left (at most [`MAX_PASSES`] per packet).
+    ///
+    /// [`CtBatch`]: crate::conntrack::CtBatch
+    fn flush_ct(&mut self, now: u32) {
+        if self.ct_pend.is_empty() {
+            return;
+        }
+        let Some(mut batch) = self.ct_batch.take() else {
+            return;
+        };
+        let now_ms = now as u64 * 1000;
+        while !self.ct_pend.is_empty() {
+            // the packets of this round; their passes fill `ct_pend` for the next one
+            let mut work = std::mem::replace(&mut self.ct_pend, std::mem::take(&mut self.ct_spare));
+            let ct = &self.shared.conntrack;
+            batch.clear();
+            for p in work.iter() {
+                let frame = self.pools[p.pool].umem.data(p.addr, p.len).unwrap_or(&[]);
+                let prev = prev_ct(&p.meta);
+                // never full: `ct_pend` holds at most BATCH_MAX packets
+                let _ = ct.batch_add(&mut batch, frame, &p.lay, &p.act, prev.as_ref());
+            }
+            ct.batch_lookup(&mut batch, now_ms);
+            // every verdict first (as OVS: the batch goes through the tracker, then
+            // recirculates), the next pass's key and exact-match entries loading meanwhile
+            for (i, p) in work.iter_mut().enumerate() {
+                let ct = &self.shared.conntrack;
+                let Some(frame) = self.pools[p.pool].umem.data_mut(p.addr, p.len) else {
+                    cov(&self.h, Cov::DropInvalidDesc);
+                    self.pools[p.pool].put(p.addr);
+                    p.len = 0;
+                    continue;
+                };
+                let r = if i < batch.len() {
+                    ct.batch_finish(&mut batch, i, frame, now_ms)
+                } else {
+                    ct.execute_md(frame, &p.lay, &p.act, now_ms, prev_ct(&p.meta).as_ref())
+                };
+                cov(&self.h, Cov::CtExecuted);
+                if r.state & crate::conntrack::cs::INVALID != 0 {
+                    cov(&self.h, Cov::CtInvalid);
+                }
+                cov(&self.h, Cov::CtRecirc);
+                p.meta = ct_meta(&p.meta, p.recirc, &r);
+                p.passes += 1;
+                if p.passes > MAX_PASSES {
+                    cov(&self.h, Cov::DropRecircDepth);
+                    self.pools[p.pool].put(p.addr);
+                    p.len = 0;
+                    continue;
+                }
+                p.key_ok &= r.state & NAT_BITS == 0;
+                if p.key_ok {
+                    p.key.w[..key::w::L2_START].copy_from_slice(&p.meta);
+                    p.emc_hash = self.cache.prefetch(&p.key);
+                }
+            }
+            for p in work.iter() {
+                if p.len == 0 {
+                    continue;
+                }
+                self.passes = p.passes;
+                let mut key = p.key;
+                let mut lay = p.lay;
+                let port = p.meta[key::w::META] as u32 as DpPort;
+                let next = self.process_one(
+                    p.pool,
+                    port,
+                    false,
+                    p.addr,
+                    p.len,
+                    now,
+                    &mut key,
+                    &mut lay,
+                    Some(Recirc::Ct(p.meta)),
+                    if p.key_ok {
+                        KeyIn::Ready(p.emc_hash)
+                    } else {
+                        KeyIn::Extract
+                    },
+                );
+                self.recirculate(p.pool, next, now, &mut key, &mut lay);
+            }
+            work.clear();
+            self.ct_spare = work;
+        }
+        batch.clear();
+        self.ct_batch = Some(batch);
+    }
+
+    /// Keeps a packet whose pass ended in a deferred `ct(table=)` for [`flush_ct`](Self::flush_ct).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn defer_ct(
+        &mut self,
+        pool: usize,
+        key: &FlowKey,
+        lay: &Layout,
+        meta: [u64; key::w::L2_START],
+        d: Deferred,
+        key_ok: bool,
+    ) {
+        self.ct_pend.push(CtPending {
+            pool,
+            addr: d.addr,
+            len: d.len,
+            lay: *lay,
+            key: *key,
+            key_ok,
+            emc_hash: None,
+            meta,
+            act: d.act,
+            recirc: d.recirc,
+            passes: self.passes,
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1738,14 +1996,31 @@ impl Pmd {
         key: &mut FlowKey,
         lay: &mut Layout,
         from: Option<Recirc>,
+        key_in: KeyIn,
     ) -> Option<(u64, usize, Recirc)> {
+        let (key_ok, emc_hash) = match key_in {
+            KeyIn::Extract => (false, None),
+            KeyIn::Ready(h) => (true, h),
+        };
         let h = &*self.h;
         let Some(frame) = self.pools[pool].umem.data_mut(addr, len) else {
             cov(h, Cov::DropInvalidDesc);
             self.pools[pool].put(addr);
             return None;
         };
-        if let Err(m) = key::extract(frame, port as u32, key, lay) {
+        // a packet back from the tracker unchanged keeps the key of its previous pass (the
+        // metadata words are replaced below): extraction is the same work again
+        #[cfg(debug_assertions)]
+        if key_ok {
+            let (mut k2, mut l2) = (FlowKey::default(), Layout::default());
+            let _ = key::extract(frame, port as u32, &mut k2, &mut l2);
+            debug_assert!(
+                k2.w[key::w::L2_START..] == key.w[key::w::L2_START..] && l2 == *lay,
+                "reused key differs from the packet's"
+            );
+        }
+        if key_ok {
+        } else if let Err(m) = key::extract(frame, port as u32, key, lay) {
             cov(
                 h,
                 match m {
@@ -1773,7 +2048,11 @@ impl Pmd {
         if csum && key::complete_partial_checksum(frame, key, lay) {
             cov(h, Cov::CsumCompleted);
         }
-        let fi = match self.cache.lookup(key) {
+        let fi = match if key_ok {
+            self.cache.lookup_hashed(key, emc_hash)
+        } else {
+            self.cache.lookup(key)
+        } {
             Some(f) => f,
             None => match self.upcall(key, now, len as u32) {
                 Ok(f) => f,
@@ -1793,6 +2072,10 @@ impl Pmd {
                         r.add(1, len as u64, now as u64 * 1000);
                     }
                     let (recirc, opened) = (ex.recirc, ex.activated);
+                    let (deferred, modified, meta) = (ex.deferred, ex.modified, ex.meta);
+                    if let Some(d) = deferred {
+                        self.defer_ct(pool, key, lay, meta, d, !modified);
+                    }
                     if opened {
                         self.gate_opened(now);
                     }
@@ -1812,6 +2095,7 @@ impl Pmd {
             h,
             shared,
             ip_id,
+            ct_pend,
             ..
         } = self;
         let meta = key_meta(key);
@@ -1841,9 +2125,16 @@ impl Pmd {
             meta,
             ct: &shared.conntrack,
             now_ms: now as u64 * 1000,
+            defer_ct: ct_pend.len() < crate::conntrack::BATCH_MAX,
+            deferred: None,
+            modified: false,
         };
         ex.run(pool, addr, len, lay, &flow.actions, flow.last_output);
         let (recirc, opened) = (ex.recirc, ex.activated);
+        let (deferred, modified, meta) = (ex.deferred, ex.modified, ex.meta);
+        if let Some(d) = deferred {
+            self.defer_ct(pool, key, lay, meta, d, !modified);
+        }
         if opened {
             self.gate_opened(now);
         }
@@ -1880,6 +2171,9 @@ impl Pmd {
             meta,
             ct: &self.shared.conntrack,
             now_ms,
+            defer_ct: self.ct_pend.len() < crate::conntrack::BATCH_MAX,
+            deferred: None,
+            modified: false,
         }
     }
 
@@ -2008,6 +2302,7 @@ impl Pmd {
             );
             let opened = ex.activated;
             let next = ex.recirc.take();
+            let (deferred, meta) = (ex.deferred, ex.meta);
             let now = self.shared.now_sec.load(Ordering::Relaxed);
             if opened {
                 self.gate_opened(now);
@@ -2015,8 +2310,15 @@ impl Pmd {
             // a packet-out that reached ct(table=) (or a LOCAL port's decap) continues
             // through the datapath like a received packet
             let mut key = FlowKey::default();
+            self.passes = 1;
+            if let Some(d) = deferred {
+                // no key was extracted for it: the next pass extracts one
+                self.defer_ct(pool, &key, &lay, meta, d, false);
+            }
             self.recirculate(pool, next, now, &mut key, &mut lay);
         }
+        let now = self.shared.now_sec.load(Ordering::Relaxed);
+        self.flush_ct(now);
         n
     }
 
