@@ -83,6 +83,15 @@ impl Scope {
     }
 }
 
+/// The coverage counter of a frame dropped as malformed.
+fn malformed_cov(m: Malformed) -> Cov {
+    match m {
+        Malformed::Truncated => Cov::DropMalformedTruncated,
+        Malformed::BadLength => Cov::DropMalformedLength,
+        Malformed::BadHeader => Cov::DropMalformedHeader,
+    }
+}
+
 /// Invalidations remembered for PMDs that have not caught up; one further behind flushes all.
 const SCOPE_LOG: usize = 256;
 
@@ -1768,14 +1777,7 @@ impl Pmd {
                 continue;
             };
             if let Err(m) = key::extract(frame, port as u32, &mut rx.key, &mut rx.lay) {
-                cov(
-                    h,
-                    match m {
-                        Malformed::Truncated => Cov::DropMalformedTruncated,
-                        Malformed::BadLength => Cov::DropMalformedLength,
-                        Malformed::BadHeader => Cov::DropMalformedHeader,
-                    },
-                );
+                cov(h, malformed_cov(m));
                 port_stat(h, port, PortStat::RxDropped, 1);
                 self.pools[pool].put(d.addr);
                 continue;
@@ -2021,14 +2023,7 @@ impl Pmd {
         }
         if key_ok {
         } else if let Err(m) = key::extract(frame, port as u32, key, lay) {
-            cov(
-                h,
-                match m {
-                    Malformed::Truncated => Cov::DropMalformedTruncated,
-                    Malformed::BadLength => Cov::DropMalformedLength,
-                    Malformed::BadHeader => Cov::DropMalformedHeader,
-                },
-            );
+            cov(h, malformed_cov(m));
             port_stat(h, port, PortStat::RxDropped, 1);
             self.pools[pool].put(addr);
             return None;
