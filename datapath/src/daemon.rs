@@ -270,6 +270,14 @@ impl State {
         &mut self.pipeline
     }
 
+    /// Whether a retired snapshot waits to be reclaimed and no PMD holds it any more (so
+    /// that [`State::pipeline_mut`] replays its journal instead of copying on write).
+    pub(crate) fn retired_is_free(&self) -> bool {
+        self.retired
+            .as_ref()
+            .is_some_and(|(old, _)| Arc::strong_count(old) == 1)
+    }
+
     /// Brings the pipeline's port maps in line with the ports.
     fn sync_pipeline_ports(&mut self) {
         let mut bridge_of_dp = HashMap::new();
@@ -664,6 +672,12 @@ fn control_loop(
                 let _ = reg.deregister(c.stream.source());
                 tracing::debug!(peer = %c.peer, "OpenFlow connection closed");
             }
+        }
+        // The replies are out: bring the retired snapshot up to date now, while the
+        // controller prepares its next message, rather than on the next flow mod's path
+        // (ovs-ofctl add-flows waits for a barrier reply per flow).
+        if st.retired_is_free() {
+            st.pipeline_mut();
         }
         let now = st.started.elapsed().as_secs() as u32;
         st.shared.now_sec.store(now, Ordering::Relaxed);

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::ovs::{Ovs, OvsOpts};
 use crate::util::{self, env_or, fmt3, tri, Error, Result};
 use crate::xvs::{Xvs, XvsOpts};
-use crate::{bail, flows, ovs, p2p, say, xvs};
+use crate::{bail, flows, ofnull, ovs, p2p, say, xvs};
 
 pub const USAGE: &str = "\
 usage: xvs-perf flowmod [OPTIONS]
@@ -46,7 +46,9 @@ perf/results/flowmod-<UTC time>.json. Needs root.
   --exclude KINDS     leave these kinds of flow out of the generated file (their share goes to
                       the others): in_port, port_sec_l2, port_sec_ip, nd, arp_responder,
                       l2_lookup, acl, acl_conjunction, route, lb_dnat, output, ipv6_src, default
-  --cases LIST        xvs,ovs (default both; env CASES)
+  --cases LIST        xvs,ovs,null (default xvs,ovs; env CASES). null: a server that answers
+                      barriers and keeps nothing (perf/src/ofnull.rs), the floor of add-flows
+                      with this client; its dump and del steps are skipped
   --runs N            rounds (default 3; env RUNS)
   --no-bundle         skip the --bundle install (and its dump and delete)
   --protocols P       ovs-ofctl -O (default OpenFlow15, what ovn-controller speaks;
@@ -66,6 +68,8 @@ perf/results/flowmod-<UTC time>.json. Needs root.
 enum Case {
     Xvs,
     Ovs,
+    /// `ofnull::NullServer`: answers barriers, keeps nothing (the client's floor).
+    Null,
 }
 
 impl Case {
@@ -73,6 +77,7 @@ impl Case {
         match self {
             Case::Xvs => "xvs",
             Case::Ovs => "ovs",
+            Case::Null => "null",
         }
     }
 }
@@ -197,6 +202,7 @@ impl Opts {
             let c = match c {
                 "xvs" => Case::Xvs,
                 "ovs" => Case::Ovs,
+                "null" => Case::Null,
                 _ => return Err(format!("unknown case {c:?} (xvs, ovs)")),
             };
             if !o.cases.contains(&c) {
@@ -225,6 +231,7 @@ impl Opts {
 struct Daemon {
     xvs: Option<Xvs>,
     ovs: Option<Ovs>,
+    null: Option<ofnull::NullServer>,
     pid: i32,
     target: String,
 }
@@ -237,6 +244,7 @@ impl Daemon {
         if let Some(mut o) = self.ovs.take() {
             o.stop();
         }
+        self.null = None;
     }
 }
 
@@ -314,6 +322,7 @@ impl Session {
                     target: format!("unix:{}", x.mgmt.display()),
                     xvs: Some(x),
                     ovs: None,
+                    null: None,
                     pid,
                 })
             }
@@ -337,7 +346,22 @@ impl Session {
                     target: ovs.mgmt(),
                     xvs: None,
                     ovs: Some(ovs),
+                    null: None,
                     pid,
+                })
+            }
+            Case::Null => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+                let n = ofnull::NullServer::start(&dir.join("null.mgmt"))
+                    .map_err(|e| format!("null server: {e}"))?;
+                Ok(Daemon {
+                    target: format!("unix:{}", n.path.display()),
+                    xvs: None,
+                    ovs: None,
+                    null: Some(n),
+                    // its CPU is this process's (the scenario's main thread waits meanwhile)
+                    pid: std::process::id() as i32,
                 })
             }
         }
@@ -424,6 +448,10 @@ impl Session {
             if key.ends_with("_bundle") && !self.o.bundle {
                 continue;
             }
+            if case == Case::Null && (count || key.starts_with("del")) {
+                // it keeps no flows: nothing to list or delete
+                continue;
+            }
             let tag = format!("{}.{round}.{key}", case.name());
             let mut s = self.step(&d, &tag, cmd, bundle, count)?;
             if count && s.error.is_none() && s.lines != self.n_flows as u64 {
@@ -449,7 +477,7 @@ impl Session {
                 }
             }
             run.steps.insert(key, s);
-            if cmd == "add-flows" {
+            if cmd == "add-flows" && case != Case::Null {
                 if let Some(r) = util::rss_kib(d.pid) {
                     run.rss_kib.insert(key, r);
                 }
@@ -673,15 +701,22 @@ fn run(o: Opts) -> Result<i32> {
                 Some(x) => format!("FAILED({:.2})", x.wall_s),
                 None => "-".into(),
             };
+            let rss = if *c == Case::Null {
+                String::new()
+            } else {
+                format!(
+                    "  RSS {:.0} MiB -> {:.0} MiB",
+                    kib_mib(r.rss_start_kib),
+                    kib_mib(r.rss_kib.get("add").map(|x| x.0).unwrap_or(0))
+                )
+            };
             say!(
-                "  round {round} {:<4} add {} s  bundle {} s  dump {} s  del {} s  RSS {:.0} MiB -> {:.0} MiB  other load {:.0}%",
+                "  round {round} {:<4} add {} s  bundle {} s  dump {} s  del {} s{rss}  other load {:.0}%",
                 c.name(),
                 g("add"),
                 g("add_bundle"),
                 g("dump"),
                 g("del"),
-                kib_mib(r.rss_start_kib),
-                kib_mib(r.rss_kib.get("add").map(|x| x.0).unwrap_or(0)),
                 r.steps.values().map(|x| x.others_pct).fold(0.0, f64::max)
             );
         },
@@ -694,11 +729,25 @@ fn run(o: Opts) -> Result<i32> {
 
     // ---- table
     say!();
+    let with_null = o.cases.contains(&Case::Null);
+    // the null server's column, when it ran
+    let null_col = |f: &dyn Fn(&Run) -> Option<f64>, digits: usize| {
+        if with_null {
+            format!(" {:>24}", fmt3(summ(&runs, Case::Null, f), digits))
+        } else {
+            String::new()
+        }
+    };
     say!(
-        "{:<28} {:>24} {:>24}   xvs/ovs (<1: xvswitchd faster)",
+        "{:<28} {:>24} {:>24}{}   xvs/ovs (<1: xvswitchd faster)",
         "wall seconds",
         "xvs",
-        "ovs"
+        "ovs",
+        if with_null {
+            format!(" {:>24}", "null (floor)")
+        } else {
+            String::new()
+        }
     );
     let mut steps_json = serde_json::Map::new();
     let mut ratios = serde_json::Map::new();
@@ -709,7 +758,7 @@ fn run(o: Opts) -> Result<i32> {
         }
         let rs = ratio(&runs, wall);
         say!(
-            "{:<28} {:>24} {:>24}   {}",
+            "{:<28} {:>24} {:>24}{}   {}",
             step_label(key),
             format!(
                 "{}{}",
@@ -721,13 +770,17 @@ fn run(o: Opts) -> Result<i32> {
                 failures(&runs, Case::Ovs, key),
                 fmt3(summ(&runs, Case::Ovs, wall), 3)
             ),
+            null_col(&wall, 3),
             ratio_str(&rs)
         );
         if let Some(v) = rs.clone() {
             ratios.insert(key.into(), v);
         }
         let mut per_case = serde_json::Map::new();
-        for c in [Case::Xvs, Case::Ovs] {
+        for c in [Case::Xvs, Case::Ovs, Case::Null] {
+            if !o.cases.contains(&c) {
+                continue;
+            }
             let f = |g: fn(&Step) -> f64| tri(summ(&runs, c, |r| ok(r, key).map(g)));
             per_case.insert(
                 c.name().into(),
@@ -839,6 +892,24 @@ fn run(o: Opts) -> Result<i32> {
                 step_label(key),
                 sp,
                 if sp >= 2.0 { "met" } else { "NOT MET" }
+            );
+        }
+    }
+    if o.cases.contains(&Case::Null) {
+        // the same client against a server that does nothing: no switch can be faster
+        for key in ["add", "add_bundle"] {
+            let wall = |r: &Run| ok(r, key).map(|s| s.wall_s);
+            let (Some(n), Some(v)) = (summ(&runs, Case::Null, wall), summ(&runs, Case::Ovs, wall))
+            else {
+                continue;
+            };
+            let client = summ(&runs, Case::Null, |r| ok(r, key).map(|s| s.client_cpu_s));
+            say!(
+                "floor at {:<22} null server {:.3} s (ovs-ofctl CPU {} s): the most any switch can be faster than OVS here is {:.2}x",
+                step_label(key),
+                n.0,
+                client.map(|c| format!("{:.2}", c.0)).unwrap_or_else(|| "?".into()),
+                v.0 / n.0
             );
         }
     }

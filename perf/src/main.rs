@@ -17,6 +17,7 @@ mod flows;
 mod labtool;
 mod minfwd;
 mod miss;
+mod ofnull;
 mod ovn;
 mod ovs;
 mod p2p;
