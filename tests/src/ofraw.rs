@@ -33,6 +33,9 @@ pub mod t {
     pub const FLOW_MOD: u8 = 14;
     pub const BARRIER_REQUEST: u8 = 20;
     pub const BARRIER_REPLY: u8 = 21;
+    /// OpenFlow 1.4+.
+    pub const BUNDLE_CONTROL: u8 = 33;
+    pub const BUNDLE_ADD_MESSAGE: u8 = 34;
 }
 
 /// One received message.
@@ -314,6 +317,24 @@ pub fn flow_mod_add(table: u8, priority: u16, oxms: &[Vec<u8>], instructions: &[
     b.extend_from_slice(&fields);
     b.resize(b.len() + (8 - mlen % 8) % 8, 0);
     b.extend_from_slice(instructions);
+    b
+}
+
+/// An OFPT_BUNDLE_CONTROL body (OpenFlow 1.4+): bundle `id`, `ctrl_type` (0 open, 2 close,
+/// 4 commit, 6 discard), flags atomic + ordered.
+pub fn bundle_control(id: u32, ctrl_type: u16) -> Vec<u8> {
+    let mut b = id.to_be_bytes().to_vec();
+    b.extend_from_slice(&ctrl_type.to_be_bytes());
+    b.extend_from_slice(&3u16.to_be_bytes());
+    b
+}
+
+/// An OFPT_BUNDLE_ADD_MESSAGE body carrying `inner` (a whole message, header included).
+pub fn bundle_add(id: u32, inner: &[u8]) -> Vec<u8> {
+    let mut b = id.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0, 0]);
+    b.extend_from_slice(&3u16.to_be_bytes());
+    b.extend_from_slice(inner);
     b
 }
 

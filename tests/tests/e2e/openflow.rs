@@ -561,6 +561,89 @@ fn bundle_with_one_rejected_flow_applies_nothing_and_a_good_one_applies_all() {
     expect_frame(&ra, "c->a after the good bundle", |x| x == f.as_slice());
 }
 
+/// Sends a bundle control message on `conn` and returns the reply's control type (an error
+/// fails the test).
+fn bundle_control(conn: &mut OfConn, id: u32, ctrl_type: u16) -> u16 {
+    let xid = conn.send(
+        ofraw::t::BUNDLE_CONTROL,
+        &ofraw::bundle_control(id, ctrl_type),
+    );
+    let m = conn
+        .recv_matching(WAIT, |m| m.xid == xid)
+        .unwrap_or_else(|| panic!("no reply to bundle control {ctrl_type}"));
+    assert_eq!(m.error(), None, "bundle control {ctrl_type}: {m:?}");
+    assert_eq!(m.msg_type, ofraw::t::BUNDLE_CONTROL, "{m:?}");
+    u16::from_be_bytes([m.body[4], m.body[5]])
+}
+
+/// Proves: a bundle's flow mods take effect only at the commit, and a commit keeps what
+/// another connection changed between the bundle's messages and its commit.
+#[test]
+fn a_bundle_takes_effect_at_commit_and_keeps_changes_made_meanwhile() {
+    let l = OfLab::secure(3, &[]);
+    let (a, b, c) = (l.host(0), l.host(1), l.host(2));
+    let (ra, rb, rc) = (l.sock(0), l.sock(1), l.sock(2));
+    let o = l.ofctl.v(Of::V15);
+    let mut conn = OfConn::unix(&l.d.mgmt("br0"), 6);
+    let fm = |in_port: u32, out: u32| {
+        let m = oxm(oxm_field::IN_PORT, &in_port.to_be_bytes());
+        ofraw::message(
+            6,
+            ofraw::t::FLOW_MOD,
+            100 + in_port,
+            &ofraw::flow_mod_add(0, 10, &[m], &ofraw::apply_output(out)),
+        )
+    };
+    let add = |conn: &mut OfConn, id: u32, inner: &[u8]| {
+        conn.send(ofraw::t::BUNDLE_ADD_MESSAGE, &ofraw::bundle_add(id, inner));
+    };
+
+    // bundle 1: listed and forwarding only after the commit
+    assert_eq!(bundle_control(&mut conn, 1, 0), 1, "open reply");
+    add(&mut conn, 1, &fm(1, 2));
+    add(&mut conn, 1, &fm(2, 1));
+    let errors = conn.barrier();
+    assert!(errors.iter().all(|m| m.error().is_none()), "{errors:?}");
+    assert_eq!(
+        o.flows("br0", ""),
+        vec![],
+        "a bundle's flows before its commit"
+    );
+    assert_eq!(bundle_control(&mut conn, 1, 4), 5, "commit reply");
+    assert_eq!(
+        table_content(&o.flows("br0", "")),
+        vec![
+            (0, 10, "in_port=1".to_string(), "output:2".to_string()),
+            (0, 10, "in_port=2".to_string(), "output:1".to_string()),
+        ]
+    );
+    let f = udp(a, b, 100, 5000, b"after bundle 1");
+    ra.send(&f);
+    expect_frame(&rb, "a->b after bundle 1", |x| x == f.as_slice());
+
+    // bundle 2 replaces in_port=1's flow; meanwhile ovs-ofctl adds in_port=3's
+    assert_eq!(bundle_control(&mut conn, 2, 0), 1, "open reply");
+    add(&mut conn, 2, &fm(1, 3));
+    conn.barrier();
+    o.ok(&["add-flow", "br0", "priority=10,in_port=3,actions=output:1"]);
+    assert_eq!(bundle_control(&mut conn, 2, 4), 5, "commit reply");
+    assert_eq!(
+        table_content(&o.flows("br0", "")),
+        vec![
+            (0, 10, "in_port=1".to_string(), "output:3".to_string()),
+            (0, 10, "in_port=2".to_string(), "output:1".to_string()),
+            (0, 10, "in_port=3".to_string(), "output:1".to_string()),
+        ],
+        "both the bundle's and the other connection's flow"
+    );
+    let f = udp(a, c, 100, 5000, b"after bundle 2");
+    ra.send(&f);
+    expect_frame(&rc, "a->c after bundle 2", |x| x == f.as_slice());
+    let f = udp(c, a, 100, 5000, b"c->a");
+    rc.send(&f);
+    expect_frame(&ra, "c->a", |x| x == f.as_slice());
+}
+
 /// Runs a raw OpenFlow 1.3 flow mod and returns the error it produced (None: accepted).
 fn raw_flow_mod_error(conn: &mut OfConn, body: &[u8]) -> Option<(u16, u16)> {
     conn.send(ofraw::t::FLOW_MOD, body);
