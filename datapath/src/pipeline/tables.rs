@@ -876,17 +876,23 @@ mod tests {
         (front, j)
     }
 
+    /// A master with one empty bridge, br0, just published: (master, its snapshot).
+    fn published_br0() -> (Pipeline, Arc<Pipeline>) {
+        let mut master = Pipeline::default();
+        master
+            .bridges
+            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
+        let (front0, _) = publish(&mut master);
+        (master, front0)
+    }
+
     fn table0(p: &mut Pipeline) -> &mut Table {
         Arc::make_mut(&mut p.bridges[0]).table_mut(0)
     }
 
     #[test]
     fn a_retired_snapshot_is_brought_up_to_date_by_replay_not_copy() {
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         // first change after a publish copies the shared table (no retired copy yet)
         let ids: Vec<RuleId> = (1..=4u16)
             .map(|p| {
@@ -919,11 +925,7 @@ mod tests {
 
     #[test]
     fn a_journal_as_long_as_its_table_is_brought_over_by_a_private_copy() {
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         // a bundle's worth: every rule of the table arrived since the last publish
         let n = COPY_OVER_REPLAY_MIN as u16 + 10;
         for p in 1..=n {
@@ -954,11 +956,7 @@ mod tests {
 
     #[test]
     fn only_the_tables_marked_changed_are_journaled_and_replayed() {
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         let bt = Arc::make_mut(&mut master.bridges[0]);
         for t in [3usize, 137, 254] {
             bt.table_mut(t)
@@ -985,11 +983,7 @@ mod tests {
 
     #[test]
     fn a_cleared_table_replays_as_one_step_and_later_changes_follow() {
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         for p in 1..=5u16 {
             table0(&mut master)
                 .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)), &Z, &Z)
@@ -1031,11 +1025,7 @@ mod tests {
     #[test]
     fn change_scope_names_the_changed_tables_and_nothing_else() {
         use crate::pmd::Scope;
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         Arc::make_mut(&mut master.bridges[0])
             .table_mut(3)
             .insert(Arc::new(Rule::catch_all(3, 1, Vec::new(), 0)), &Z, &Z)
@@ -1065,11 +1055,7 @@ mod tests {
 
     #[test]
     fn a_replay_that_misses_a_change_falls_back_to_sharing() {
-        let mut master = Pipeline::default();
-        master
-            .bridges
-            .push(Arc::new(BridgeTables::new("br0", 0, 1)));
-        let (front0, _) = publish(&mut master);
+        let (mut master, front0) = published_br0();
         for p in 1..=3u16 {
             table0(&mut master)
                 .insert(Arc::new(Rule::catch_all(0, p, Vec::new(), 0)), &Z, &Z)

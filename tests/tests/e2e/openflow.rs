@@ -84,6 +84,14 @@ pub(crate) fn carries(f: &[u8], payload: &[u8]) -> bool {
     matches!(pkt::udp_of(f), Some((_, _, p)) if p == payload)
 }
 
+/// Sends a UDP frame from host `from.0` on `from.1` to host `to.0` and expects it, unchanged,
+/// on `to.1` (`what` is its payload and names it in a failure).
+pub(crate) fn crosses(from: (&Host, &RawSock), to: (&Host, &RawSock), what: &str) {
+    let f = udp(from.0, to.0, 100, 5000, what.as_bytes());
+    from.1.send(&f);
+    expect_frame(to.1, what, |x| x == f.as_slice());
+}
+
 /// Waits for a received frame satisfying `pred` on `r`; panics naming `what` otherwise.
 pub(crate) fn expect_frame(r: &RawSock, what: &str, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let (frames, seen) = r.collect_until(WAIT, &pred);
@@ -538,9 +546,7 @@ fn bundle_with_one_rejected_flow_applies_nothing_and_a_good_one_applies_all() {
         before,
         "a failed bundle changed the table"
     );
-    let f = udp(a, b, 100, 5000, b"after the failed bundle");
-    ra.send(&f);
-    expect_frame(&rb, "a->b after the failed bundle", |x| x == f.as_slice());
+    crosses((a, &ra), (b, &rb), "a->b after the failed bundle");
 
     let good_file = write_lines(&l.dir, "good.txt", &good);
     o.with(&["--bundle"]).ok(&["add-flows", "br0", &good_file]);
@@ -553,12 +559,8 @@ fn bundle_with_one_rejected_flow_applies_nothing_and_a_good_one_applies_all() {
         ],
         "the good bundle"
     );
-    let f = udp(a, c, 100, 5000, b"after the good bundle");
-    ra.send(&f);
-    expect_frame(&rc, "a->c after the good bundle", |x| x == f.as_slice());
-    let f = udp(c, a, 100, 5000, b"c->a after the good bundle");
-    rc.send(&f);
-    expect_frame(&ra, "c->a after the good bundle", |x| x == f.as_slice());
+    crosses((a, &ra), (c, &rc), "a->c after the good bundle");
+    crosses((c, &rc), (a, &ra), "c->a after the good bundle");
 }
 
 /// Sends a bundle control message on `conn` and returns the reply's control type (an error
@@ -617,9 +619,7 @@ fn a_bundle_takes_effect_at_commit_and_keeps_changes_made_meanwhile() {
             (0, 10, "in_port=2".to_string(), "output:1".to_string()),
         ]
     );
-    let f = udp(a, b, 100, 5000, b"after bundle 1");
-    ra.send(&f);
-    expect_frame(&rb, "a->b after bundle 1", |x| x == f.as_slice());
+    crosses((a, &ra), (b, &rb), "a->b after bundle 1");
 
     // bundle 2 replaces in_port=1's flow; meanwhile ovs-ofctl adds in_port=3's
     assert_eq!(bundle_control(&mut conn, 2, 0), 1, "open reply");
@@ -636,12 +636,8 @@ fn a_bundle_takes_effect_at_commit_and_keeps_changes_made_meanwhile() {
         ],
         "both the bundle's and the other connection's flow"
     );
-    let f = udp(a, c, 100, 5000, b"after bundle 2");
-    ra.send(&f);
-    expect_frame(&rc, "a->c after bundle 2", |x| x == f.as_slice());
-    let f = udp(c, a, 100, 5000, b"c->a");
-    rc.send(&f);
-    expect_frame(&ra, "c->a", |x| x == f.as_slice());
+    crosses((a, &ra), (c, &rc), "a->c after bundle 2");
+    crosses((c, &rc), (a, &ra), "c->a");
 }
 
 /// Runs a raw OpenFlow 1.3 flow mod and returns the error it produced (None: accepted).
