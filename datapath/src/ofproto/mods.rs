@@ -348,6 +348,7 @@ fn add(
         why: r.why,
     })?;
     check_conjunction(&ofpacts)?;
+    check_refs(bt, &ofpacts)?;
     let tab = bt.table_mut(table as usize);
     if fm.flags & flags::CHECK_OVERLAP != 0
         && tab.cls().has_overlap(&value, &mask, fm.priority as u32)
@@ -527,11 +528,12 @@ pub fn group_mod(
 }
 
 /// Refuses a flow whose actions name a group or a meter that does not exist, as OVS does
-/// (ofproto.c ofproto_check_ofpacts): OFPBAC_BAD_OUT_GROUP, OFPMMFC_INVALID_METER. Only adds
-/// and modifies are checked; actions that fail to normalize are left for `flow_mod` to refuse
-/// with its own error.
+/// (ofproto.c ofproto_check_ofpacts): OFPBAC_BAD_OUT_GROUP, OFPMMFC_INVALID_METER. Checks
+/// modifies; an add checks the actions it compiles ([`add`], so they are compiled once) and
+/// deletes have none. Actions that fail to normalize are left for `flow_mod` to refuse with
+/// its own error.
 pub fn check_references(bt: &BridgeTables, fm: &FlowMod) -> Result<(), ModError> {
-    if fm.command > cmd::MODIFY_STRICT {
+    if fm.command == cmd::ADD || fm.command > cmd::MODIFY_STRICT {
         return Ok(());
     }
     let Ok(acts) = ofpact::from_instructions(&fm.instructions, fm.table_id) else {
