@@ -250,7 +250,12 @@ impl Conn {
                 Ok(None) => {}
                 Err(e) => return Err(format!("{}: {e}", self.name)),
             }
-            let n = self.stream.read(&mut buf).map_err(|e| {
+            let n = match self.stream.read(&mut buf) {
+                // EINTR (e.g. after a stop/continue with a read timeout set): read again
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r,
+            }
+            .map_err(|e| {
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut

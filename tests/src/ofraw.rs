@@ -200,11 +200,13 @@ impl OfConn {
                 return None;
             }
             let mut b = [0u8; 65536];
-            let n = match &mut self.s {
+            let n = match match &mut self.s {
                 Stream::Unix(s) => s.read(&mut b),
                 Stream::Tcp(s) => s.read(&mut b),
-            }
-            .unwrap_or_else(|e| panic!("read from the switch: {e}"));
+            } {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r.unwrap_or_else(|e| panic!("read from the switch: {e}")),
+            };
             assert!(n > 0, "the switch closed the connection");
             self.buf.extend_from_slice(&b[..n]);
         }
