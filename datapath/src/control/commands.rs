@@ -564,6 +564,10 @@ fn coverage_show(st: &State) -> String {
             st.ofproto.stats.learned_flows_deleted,
         ),
         ("learn_errors", st.ofproto.stats.learn_errors),
+        (
+            "ofproto_oversize_dropped",
+            crate::ofproto::conn::OVERSIZE_DROPPED.load(Ordering::Relaxed),
+        ),
     ] {
         if v > 0 {
             let _ = writeln!(s, "{name:<32} total: {v}");

@@ -4,10 +4,31 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mio::net::{TcpStream, UnixStream};
 use openflow::message::{HelloElement, Message};
 use openflow::{Framer, Header};
+
+/// Messages (or multipart items) left unsent because they do not fit in one OpenFlow message
+/// (its length field is 16 bits): a flow added with a near-64 KiB flow mod grows past the limit
+/// in a flow-stats entry. Sending it would desynchronize the peer's framing (the encoder can only
+/// clamp the length), so it is counted (`ofproto_oversize_dropped` in coverage/show) and logged.
+pub static OVERSIZE_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one oversize drop; warns for the first and then at each power of two, so a peer
+/// that provokes many cannot flood the log.
+pub fn oversize_dropped(what: &str, len: usize) {
+    let n = OVERSIZE_DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            what,
+            len,
+            total = n,
+            "left out: longer than one OpenFlow message (65535 bytes)"
+        );
+    }
+}
 
 /// Versions we speak: OpenFlow 1.0, 1.3, 1.4, 1.5 (wire numbers 1, 4, 5, 6).
 pub const VERSIONS: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6);
@@ -181,6 +202,10 @@ impl Conn {
     }
 
     pub fn send_raw(&mut self, bytes: Vec<u8>) {
+        if bytes.len() > 0xffff {
+            oversize_dropped(&format!("message type {}", bytes[1]), bytes.len());
+            return;
+        }
         self.tx_msgs += 1;
         self.out.extend_from_slice(&bytes);
     }

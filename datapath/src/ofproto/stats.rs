@@ -318,7 +318,7 @@ pub fn flow_removed(c: &Conn, r: &Rule, reason: u8, now_ms: u64) -> Message {
 /// 100k-flow dump is never materialized whole) and moved, not copied. The part size starts
 /// from the `per_item` guess and then follows the measured bytes per item; a part that still
 /// encodes too long is split in two (`unmk` gives its items back), so large entries never
-/// produce a truncated message.
+/// produce a truncated message; an item too long on its own is left out and counted.
 fn send_parts<T>(
     c: &mut Conn,
     xid: u32,
@@ -361,6 +361,12 @@ fn send_parts<T>(
                 split.push(first);
             }
             est = est.saturating_mul(2);
+            continue;
+        }
+        if b.len() > 0xffff {
+            // one item alone is too long for any message: leave it out rather than send a
+            // length the peer would misframe (or drop the part that ends the reply)
+            super::conn::oversize_dropped("multipart reply item", b.len());
             continue;
         }
         est = (b.len() * 11 / 10 / n).max(1);

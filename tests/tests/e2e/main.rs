@@ -14,6 +14,7 @@ mod lifecycle;
 mod local_port;
 mod migration;
 mod openflow;
+mod openflow_hostile;
 mod ovn;
 mod ovn_ct;
 mod ovn_migration;
