@@ -1,11 +1,13 @@
-//! Hostile OpenFlow input against a running xvswitchd: every message the real ovs-ofctl sent
-//! to a real ovs-vswitchd in the captured vectors (`openflow/tests/vectors`, OpenFlow 1.0, 1.3,
-//! 1.4, 1.5) is replayed, and mutated (bit flips, overwritten bytes, truncation, random tails,
-//! splices of two messages, another message type), over the bridge's management socket. The
-//! codec's own robustness test covers decoding; this one covers what comes after it in the
+//! Hostile OpenFlow input against a running xvswitchd: messages the real ovs-ofctl sent to a
+//! real ovs-vswitchd (the captured vectors in `openflow/tests/vectors`, OpenFlow 1.0, 1.3, 1.4,
+//! 1.5), picked at random, replayed and mutated (bit flips, overwritten bytes, truncation,
+//! random tails, splices of two messages, another message type) over the bridge's management
+//! socket; a third of the flow mods widened first to match every packet in table 0, and frames
+//! sent through the switch between batches so that the mutated actions run in the fast path.
+//! The codec's own robustness test covers decoding; this one covers what comes after it in the
 //! daemon (match and action checks, flow/group/meter tables, bundles, multipart replies,
-//! packet-outs through the pipeline, TLV maps, monitors), where a panic would take the switch
-//! down.
+//! packet-outs, translation and execution, TLV maps, monitors), where a panic would take the
+//! switch down.
 //!
 //! `XVS_OF_FUZZ_N` (messages per OpenFlow version, default 2500) and `XVS_OF_FUZZ_SEED` run it
 //! longer or differently by hand.
@@ -18,7 +20,10 @@ use std::time::{Duration, Instant};
 use xvs_tests::ofctl::{write_lines, Of};
 use xvs_tests::WAIT;
 
-use crate::openflow::{crosses, OfLab};
+use xvs_tests::pkt::{self, UdpCsum, BROADCAST};
+use xvs_tests::{Host, RawSock};
+
+use crate::openflow::{crosses, frame_ip, OfLab};
 
 /// The client-to-switch messages of the captured vectors, by OpenFlow wire version.
 fn client_messages() -> Vec<(u8, Vec<u8>)> {
@@ -66,6 +71,9 @@ impl Rng {
 /// up (a wrong length is a framing error, which closes the connection, as in OVS).
 fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
     let mut m = base.to_vec();
+    if rng.below(3) == 0 {
+        widen(&mut m);
+    }
     // one to three mutations on top of each other
     for _ in 0..1 + rng.below(3) {
         mutate_once(rng, &mut m, other);
@@ -127,6 +135,33 @@ fn mutate_once(rng: &mut Rng, m: &mut Vec<u8>, other: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Turns a flow mod into one that matches every packet in table 0, at a high priority, so the
+/// test's frames run its (then mutated) actions. OpenFlow 1.0: all wildcards; NXT_FLOW_MOD: an
+/// empty nx_match; 1.3+: an empty OXM match (layouts: openflow.h, nicira-ext.h).
+fn widen(m: &mut Vec<u8>) {
+    match (m[0], m[1]) {
+        (1, 14) if m.len() >= 72 => {
+            m[8..12].copy_from_slice(&0x003f_ffffu32.to_be_bytes());
+            m[62..64].copy_from_slice(&60000u16.to_be_bytes());
+        }
+        (1, 4) if m.len() >= 48 && m[8..16] == [0, 0, 0x23, 0x20, 0, 0, 0, 13] => {
+            let len = u16::from_be_bytes([m[40], m[41]]) as usize;
+            let end = (48 + len.div_ceil(8) * 8).min(m.len());
+            m.drain(48..end);
+            m[40..42].copy_from_slice(&[0, 0]);
+            m[30..32].copy_from_slice(&60000u16.to_be_bytes());
+        }
+        (4..=6, 14) if m.len() >= 52 => {
+            let len = u16::from_be_bytes([m[50], m[51]]) as usize;
+            let end = (48 + len.div_ceil(8) * 8).min(m.len());
+            m.splice(48..end, [0, 1, 0, 4, 0, 0, 0, 0]);
+            m[24] = 0;
+            m[30..32].copy_from_slice(&60000u16.to_be_bytes());
+        }
+        _ => {}
     }
 }
 
@@ -217,6 +252,46 @@ impl Conn {
     }
 }
 
+/// A frame of one of several kinds (UDP, broadcast, ICMP, ARP, TCP SYN, IPv6/UDP, VLAN-tagged)
+/// from `a` to `b`, sometimes with a byte past the Ethernet header overwritten: traffic that
+/// meets whatever flows the messages installed.
+fn traffic(rng: &mut Rng, a: &Host, b: &Host) -> Vec<u8> {
+    let (sip, dip) = (frame_ip(a), frame_ip(b));
+    let payload = [0x5au8; 18];
+    let mut f = match rng.below(7) {
+        0 => pkt::udp_frame(b.mac, a.mac, sip, dip, 7, 53, &payload, UdpCsum::Full),
+        1 => pkt::udp_frame(BROADCAST, a.mac, sip, dip, 68, 67, &payload, UdpCsum::Full),
+        2 => pkt::icmp_echo_frame(b.mac, a.mac, sip, dip, 1, 1, &payload, false),
+        3 => pkt::arp_frame(BROADCAST, 1, a.mac, sip, [0; 6], dip),
+        4 => {
+            let mut tcp = vec![0u8; 20];
+            tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+            tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x02; // SYN
+            pkt::eth(b.mac, a.mac, 0x0800, &pkt::ipv4(sip, dip, 6, 9, &tcp))
+        }
+        5 => {
+            let mut ip6 = vec![0x60, 0, 0, 0, 0, 8 + 18, 17, 64];
+            ip6.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            ip6.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            ip6.extend_from_slice(&[0, 7, 0, 53, 0, 8 + 18, 0, 0]);
+            ip6.extend_from_slice(&payload);
+            pkt::eth([0x33, 0x33, 0, 0, 0, 1], a.mac, 0x86dd, &ip6)
+        }
+        _ => {
+            let mut f = pkt::udp_frame(b.mac, a.mac, sip, dip, 7, 53, &payload, UdpCsum::Full);
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+            f
+        }
+    };
+    if rng.below(3) == 0 {
+        let at = 14 + rng.below(f.len() - 14);
+        f[at] = rng.next() as u8;
+    }
+    f
+}
+
 fn hex(m: &[u8]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -224,9 +299,10 @@ fn hex(m: &[u8]) -> String {
 /// Proves: thousands of captured and mutated OpenFlow messages in each version (flow, group,
 /// meter, bundle, port and TLV mods, packet-outs, multipart requests, Nicira extensions) sent
 /// to a running xvswitchd never take it down: after every batch of 25 the switch still answers
-/// an echo on the same connection (none of these inputs closes it), at the end its log holds no
-/// panic, and once its tables are reset with ovs-ofctl it forwards a frame from one namespace
-/// to another again.
+/// an echo on the same connection (none of these inputs closes it) while frames of several
+/// kinds, some damaged, cross the flows they installed; at the end its log holds no panic, and
+/// once its tables are reset with ovs-ofctl it forwards a frame from one namespace to another
+/// again.
 #[test]
 fn hostile_openflow_messages_never_take_the_switch_down() {
     let mut l = OfLab::secure(2, &[]);
@@ -242,6 +318,7 @@ fn hostile_openflow_messages_never_take_the_switch_down() {
     assert!(all.len() > 1000, "only {} captured messages", all.len());
     let mut rng = Rng(seed | 1);
     let mut sent = 0usize;
+    let socks: Vec<RawSock> = (0..2).map(|i| l.sock(i)).collect();
     for version in [1u8, 4, 5, 6] {
         let msgs: Vec<&Vec<u8>> = all
             .iter()
@@ -263,6 +340,10 @@ fn hostile_openflow_messages_never_take_the_switch_down() {
             batch.push(m);
             sent += 1;
             if !ok || batch.len() == 25 || i + 1 == per_version {
+                for k in 0..4 {
+                    let (x, y) = (k % 2, 1 - k % 2);
+                    socks[x].send(&traffic(&mut rng, l.host(x), l.host(y)));
+                }
                 if let Err(e) = c.sync(0xfeed_0000 + i as u32) {
                     let alive = l.d.alive();
                     panic!(
