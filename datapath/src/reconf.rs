@@ -339,8 +339,18 @@ impl State {
         Ok(())
     }
 
-    /// The OpenFlow port number for a new port `name` of bridge `bi`: the one requested if it
-    /// is free and in range, else the lowest free one.
+    /// Whether a port of bridge `bridge` holds OpenFlow port number `ofport`.
+    pub(crate) fn ofport_taken(&self, bridge: &str, ofport: u32) -> bool {
+        let Ok(bi) = self.bridge_index(bridge) else {
+            return false;
+        };
+        self.ports
+            .iter()
+            .any(|p| p.bridge as usize == bi && p.ofport == ofport)
+    }
+
+    /// The OpenFlow port number for a new port `name` of bridge `bi`: the one requested (an
+    /// error if it is out of range or taken), else the lowest free one.
     pub(crate) fn pick_ofport(
         &self,
         bi: usize,

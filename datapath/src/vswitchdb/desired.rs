@@ -276,6 +276,17 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
             if errors.contains_key(iname) {
                 continue;
             }
+            // as ovs-vswitchd: a requested number another port holds is not an error that
+            // leaves this port out; it gets a free number (OVS's alloc_ofp_port falls back the
+            // same way). OVS also moves a holder whose number was not requested; we leave it.
+            let req = match i.ofport_request {
+                Some(of) if st.ofport_taken(bname, of) => {
+                    warn!(port = %iname, bridge = %bname, ofport = of,
+                        "ofport_request is taken by another port; using a free number");
+                    None
+                }
+                r => r,
+            };
             let r = match i.itype.as_str() {
                 "" | "system" | "afxdp" => {
                     let xdp_mode = match i.options.get("xdp-mode") {
@@ -298,20 +309,16 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                                 tunnel: None,
                                 patch: None,
                             },
-                            ofport_request: i.ofport_request,
+                            ofport_request: req,
                         },
                     )
                 }
-                "internal" => st.add_internal_port(bname, iname, i.ofport_request),
-                "tap" => st.add_tap_port(bname, iname, i.ofport_request),
+                "internal" => st.add_internal_port(bname, iname, req),
+                "tap" => st.add_tap_port(bname, iname, req),
                 "geneve" => match crate::port::TunnelConfig::from_options(&i.options) {
-                    Ok(cfg) => st.add_tunnel_port(
-                        bname,
-                        iname,
-                        crate::port::TunnelKind::Geneve,
-                        cfg,
-                        i.ofport_request,
-                    ),
+                    Ok(cfg) => {
+                        st.add_tunnel_port(bname, iname, crate::port::TunnelKind::Geneve, cfg, req)
+                    }
                     Err(e) => {
                         errors.insert(iname.clone(), format!("{iname}: bad tunnel options: {e}"));
                         continue;
@@ -329,7 +336,7 @@ pub fn reconcile(st: &mut State, db: &mut DbSession, want: &Desired) {
                         ),
                     };
                     match peer {
-                        Ok(peer) => st.add_patch_port(bname, iname, &peer, i.ofport_request),
+                        Ok(peer) => st.add_patch_port(bname, iname, &peer, req),
                         Err(e) => {
                             errors.insert(iname.clone(), e);
                             continue;

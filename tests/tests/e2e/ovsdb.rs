@@ -258,3 +258,89 @@ fn the_database_lock_keeps_a_second_daemon_out() {
     });
     a.ns.assert_ping(b.ip, 3);
 }
+
+/// Proves: configuration the switch cannot apply, written with the real ovs-vsctl (which
+/// waits for the switch each time), is reported and does not stop the rest: every ovs-vsctl
+/// call returns (the switch catches `cur_cfg` up with `next_cfg` each time), interfaces it cannot
+/// create get ofport -1 and an `error` text (an unknown type, a Geneve port with a bad
+/// remote_ip or key, a patch port without a peer, an AF_XDP port with an unknown xdp-mode);
+/// bad controller targets and other_config values change nothing else; an ofport_request
+/// another port holds leaves the port working under a free number, as in OVS (logged); the log
+/// holds no panic, and the two good ports keep forwarding.
+#[test]
+fn bad_database_values_are_reported_and_the_rest_keeps_working() {
+    let lab = Lab::new(2);
+    let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
+    let db = VsDb::start();
+    let mut d = start(&lab, &db);
+    add_br(&db, "br0");
+    db.vsctl_ok(&["add-port", "br0", &a.port]);
+    db.vsctl_ok(&["add-port", "br0", &b.port]);
+    a.ns.assert_ping(b.ip, 1);
+    // (interface, its settings, what its error names)
+    let bad_ifaces: [(&str, &[&str], &str); 5] = [
+        (
+            "xtbadvx",
+            &["type=vxlan", "options:remote_ip=10.0.0.1"],
+            "Unsupported interface type",
+        ),
+        (
+            "xtbadgnv",
+            &["type=geneve", "options:remote_ip=not-an-ip"],
+            "bad tunnel options: remote_ip",
+        ),
+        (
+            "xtbadgnk",
+            &[
+                "type=geneve",
+                "options:remote_ip=10.9.9.9",
+                "options:key=xyz",
+            ],
+            "bad tunnel options: key",
+        ),
+        ("xtbadpatch", &["type=patch"], "requires valid 'peer'"),
+        ("xtbadmode", &["options:xdp-mode=warp"], "xdp-mode must be"),
+    ];
+    for (name, sets, why) in bad_ifaces {
+        let mut args = vec!["add-port", "br0", name, "--", "set", "interface", name];
+        args.extend_from_slice(sets);
+        let o = db.vsctl(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("Error detected while setting up '{name}'")),
+            "{name}: ovs-vsctl {:?}: {err}",
+            o.status
+        );
+        assert_eq!(db.get("interface", name, "ofport"), "-1", "{name}");
+        let error = db.get("interface", name, "error");
+        assert!(error.contains(why), "{name}: error {error}, want {why:?}");
+    }
+    // accepted by the database, applied as far as they go, reported in the log
+    for set in [
+        vec!["set-controller", "br0", "tcp:garbage:xx"],
+        vec!["set-controller", "br0", "ptcp:99999"],
+        vec!["set-controller", "br0", "unix:/nonexistent/x.sock", "tcp:"],
+        vec!["set", "bridge", "br0", "other_config:datapath-id=nothex"],
+        vec!["set", "bridge", "br0", "other_config:hwaddr=zz"],
+        vec!["set", "open_vswitch", ".", "other_config:pmd-cpu-mask=qq"],
+        vec!["set", "interface", &a.port, "mtu_request=100000"],
+    ] {
+        db.vsctl_ok(&set);
+    }
+    db.vsctl_ok(&["clear", "bridge", "br0", "controller"]);
+    // a number another port holds: this port keeps working under a free one (as in OVS)
+    db.vsctl_ok(&["set", "interface", &b.port, "ofport_request=1"]);
+    assert_eq!(db.get("interface", &a.port, "ofport"), "1");
+    let ofb = db.get("interface", &b.port, "ofport");
+    assert!(ofb != "1" && ofb != "-1", "b's ofport {ofb}");
+    assert_eq!(db.get("interface", &b.port, "error"), "[]");
+    assert!(d.alive(), "the daemon exited; log:\n{}", d.log());
+    let log = d.log();
+    assert!(!log.contains("panicked"), "a thread panicked:\n{log}");
+    assert!(
+        log.contains("ofport_request is taken by another port"),
+        "{log}"
+    );
+    a.ns.assert_ping(b.ip, 1);
+    b.ns.assert_ping(a.ip, 1);
+}
