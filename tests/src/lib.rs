@@ -153,6 +153,24 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(v).expect("ascii")
 }
 
+/// xorshift64*: a deterministic pseudo-random sequence for the hostile-input tests (a failing
+/// seed replays exactly), no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
 /// A name unique to this process and call: `xt<pid><counter><tag>`, at most 15 bytes when `tag`
 /// has at most 4 (interface names are limited to 15).
 pub fn unique(tag: &str) -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 use xvs_tests::daemon::{ovs_appctl, xvs_appctl};
-use xvs_tests::{pkt, Daemon, Lab};
+use xvs_tests::{pkt, Daemon, Lab, Rng};
 
 /// A control client: runs it with `-t SOCKET ARGS...`.
 type Client = fn(&Path, &[&str]) -> Output;
@@ -210,18 +210,12 @@ fn hostile_control_requests_get_answers_not_crashes() {
         "{}",
         &long,
     ];
-    let mut rng = 0x1234_5678_9abc_def1u64;
-    let mut next = |n: usize| {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        (rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    };
+    let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut answered = (0usize, 0usize);
     for round in 0..6 {
         for c in &commands {
-            let n = if round == 0 { 0 } else { next(5) };
-            let args: Vec<&str> = (0..n).map(|_| pool[next(pool.len())]).collect();
+            let n = if round == 0 { 0 } else { rng.below(5) };
+            let args: Vec<&str> = (0..n).map(|_| pool[rng.below(pool.len())]).collect();
             match d.call(c, &args) {
                 Ok(_) => answered.0 += 1,
                 Err(control::client::ClientError::Remote(_)) => answered.1 += 1,

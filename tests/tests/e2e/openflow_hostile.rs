@@ -21,7 +21,7 @@ use xvs_tests::ofctl::{write_lines, Of};
 use xvs_tests::WAIT;
 
 use xvs_tests::pkt::{self, UdpCsum, BROADCAST};
-use xvs_tests::{Host, RawSock};
+use xvs_tests::{Host, RawSock, Rng};
 
 use crate::openflow::{crosses, frame_ip, OfLab};
 
@@ -50,20 +50,6 @@ fn client_messages() -> Vec<(u8, Vec<u8>)> {
         }
     }
     out
-}
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// One to three mutations of `base` (a whole message); `other` is a second message to splice
@@ -102,7 +88,7 @@ fn mutate_once(rng: &mut Rng, m: &mut Vec<u8>, other: &[u8]) {
                     m[at] = match rng.below(4) {
                         0 => 0,
                         1 => 0xff,
-                        _ => rng.next() as u8,
+                        _ => rng.next_u64() as u8,
                     };
                 }
             }
@@ -113,7 +99,7 @@ fn mutate_once(rng: &mut Rng, m: &mut Vec<u8>, other: &[u8]) {
         }
         4 => {
             for _ in 0..rng.below(64) {
-                m.push(rng.next() as u8);
+                m.push(rng.next_u64() as u8);
             }
         }
         5 => {
@@ -287,7 +273,7 @@ fn traffic(rng: &mut Rng, a: &Host, b: &Host) -> Vec<u8> {
     };
     if rng.below(3) == 0 {
         let at = 14 + rng.below(f.len() - 14);
-        f[at] = rng.next() as u8;
+        f[at] = rng.next_u64() as u8;
     }
     f
 }
