@@ -356,21 +356,19 @@ fn add(
         return fail(OfpErr::OFPFMFC_OVERLAP, "overlapping flow");
     }
     let mut stats = Arc::new(RuleStats::default());
-    let mut created = now_ms;
     if let Some(id) = tab.cls().find_exact(&value, &mask, fm.priority as u32) {
-        // an identical flow is replaced; OVS keeps its counters unless reset_counts
+        // an identical flow is replaced; OVS keeps its counters unless reset_counts, and its
+        // duration restarts (OVS keeps the creation time only for a modify)
         if let Some(old) = tab.remove(id) {
             if openflow::compat::flow_flags_kept(fm.flags, version, fm.command)
                 & flags::RESET_COUNTS
                 == 0
             {
                 stats = old.stats.clone();
-                created = old.created_ms;
             }
             changes.replaced.push(old);
         }
     }
-    let _ = created;
     let rule = Rule {
         table,
         priority: fm.priority,
