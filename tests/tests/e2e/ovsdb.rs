@@ -25,6 +25,15 @@ fn add_br(db: &VsDb, br: &str) {
     ]);
 }
 
+/// xvswitchd on `db` with bridge `br0` holding the first two hosts' ports (made with ovs-vsctl).
+fn bridge_of_two(lab: &Lab, db: &VsDb) -> Daemon {
+    let d = start(lab, db);
+    add_br(db, "br0");
+    db.vsctl_ok(&["add-port", "br0", &lab.hosts[0].port]);
+    db.vsctl_ok(&["add-port", "br0", &lab.hosts[1].port]);
+    d
+}
+
 /// Proves: with nothing but ovs-vsctl (no --no-wait: each call returns only after the switch
 /// applied it), a bridge with two ports forwards between two hosts; OpenFlow numbers honour
 /// ofport_request and are written back, with link state, MAC and status; `cur_cfg` catches
@@ -116,10 +125,7 @@ fn database_changes_do_not_disturb_other_ports() {
     let lab = Lab::new(3);
     let (a, b, c) = (&lab.hosts[0], &lab.hosts[1], &lab.hosts[2]);
     let db = VsDb::start();
-    let d = start(&lab, &db);
-    add_br(&db, "br0");
-    db.vsctl_ok(&["add-port", "br0", &a.port]);
-    db.vsctl_ok(&["add-port", "br0", &b.port]);
+    let d = bridge_of_two(&lab, &db);
     a.ns.assert_ping(b.ip, 1);
     let report = std::thread::scope(|s| {
         let stream = s.spawn(|| udp_stream(a, b, 9000, 40_000, 64));
@@ -146,10 +152,7 @@ fn ovsdb_server_restart_under_traffic() {
     let lab = Lab::new(3);
     let (a, b, c) = (&lab.hosts[0], &lab.hosts[1], &lab.hosts[2]);
     let mut db = VsDb::start();
-    let d = start(&lab, &db);
-    add_br(&db, "br0");
-    db.vsctl_ok(&["add-port", "br0", &a.port]);
-    db.vsctl_ok(&["add-port", "br0", &b.port]);
+    let d = bridge_of_two(&lab, &db);
     a.ns.assert_ping(b.ip, 1);
     let report = std::thread::scope(|s| {
         let stream = s.spawn(|| udp_stream(a, b, 9001, 40_000, 64));
@@ -234,10 +237,7 @@ fn the_database_lock_keeps_a_second_daemon_out() {
     let lab = Lab::new(2);
     let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
     let db = VsDb::start();
-    let mut first = start(&lab, &db);
-    add_br(&db, "br0");
-    db.vsctl_ok(&["add-port", "br0", &a.port]);
-    db.vsctl_ok(&["add-port", "br0", &b.port]);
+    let mut first = bridge_of_two(&lab, &db);
     a.ns.assert_ping(b.ip, 1);
     let second = start(&lab, &db);
     wait_until("the second daemon to wait for the lock", WAIT, || {
@@ -272,10 +272,7 @@ fn bad_database_values_are_reported_and_the_rest_keeps_working() {
     let lab = Lab::new(2);
     let (a, b) = (&lab.hosts[0], &lab.hosts[1]);
     let db = VsDb::start();
-    let mut d = start(&lab, &db);
-    add_br(&db, "br0");
-    db.vsctl_ok(&["add-port", "br0", &a.port]);
-    db.vsctl_ok(&["add-port", "br0", &b.port]);
+    let mut d = bridge_of_two(&lab, &db);
     a.ns.assert_ping(b.ip, 1);
     // (interface, its settings, what its error names)
     let bad_ifaces: [(&str, &[&str], &str); 5] = [
